@@ -1,1 +1,127 @@
-fn main() {}
+//! The `checkpointd` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use checkpoint_daemon::qr::QrConfig;
+use checkpoint_daemon::scan::{self, ScanOptions};
+use clap::{Parser, Subcommand};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Parser, Debug)]
+#[command(name = "checkpointd", version, about = "Checkpoint kiosk daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode the QR codes in image files (PNG, JPEG) and verify them as pass codes.
+    ///
+    /// Prints one JSON line per code: the image, the payload and the verdict. Exits 1 when any
+    /// file could not be read or held no readable code.
+    Scan {
+        /// A trusted public key (PEM file, or a key directory holding passcode.pub) or a trust
+        /// configuration record (JSON). Repeatable.
+        #[arg(long, value_name = "PUBKEY")]
+        trust: Vec<PathBuf>,
+        /// Verify as of this instant (RFC 3339) instead of now.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        at: Option<OffsetDateTime>,
+        /// Clock-skew tolerance in seconds for the validity window.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        skew: u32,
+        /// Print only the decoded text, one line per code, without verifying.
+        #[arg(long)]
+        raw: bool,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not RFC 3339: {e}"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Scan {
+            trust,
+            at,
+            skew,
+            raw,
+            images,
+        } => {
+            let opts = ScanOptions {
+                trust: scan::load_trust(&trust).context("loading trusted keys")?,
+                at: at.unwrap_or_else(OffsetDateTime::now_utc).unix_timestamp(),
+                skew_secs: skew,
+                qr: QrConfig::default(),
+            };
+            scan_files(&images, raw, &opts)
+        }
+    }
+}
+
+fn scan_files(images: &[PathBuf], raw: bool, opts: &ScanOptions) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for path in images {
+        let error = match scan::decode_file(path, &opts.qr) {
+            Ok(decoded) if decoded.texts.is_empty() => {
+                let mut msg = format!("no QR code found ({} attempts", decoded.attempts);
+                if decoded.panics > 0 {
+                    msg.push_str(&format!(", {} decoder panics contained", decoded.panics));
+                }
+                if decoded.out_of_budget {
+                    msg.push_str(", time budget spent");
+                }
+                msg.push(')');
+                Some(msg)
+            }
+            Ok(decoded) => {
+                for text in decoded.texts {
+                    if raw {
+                        writeln!(out, "{text}")?;
+                    } else {
+                        let report = scan::report(path, text, opts);
+                        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                    }
+                }
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(error) = error {
+            failed = true;
+            if raw {
+                eprintln!("{}: {error}", path.display());
+            } else {
+                let line = serde_json::json!({ "image": path.display().to_string(), "error": error });
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

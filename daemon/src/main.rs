@@ -38,6 +38,9 @@ enum Command {
         /// Print only the decoded text, one line per code, without verifying.
         #[arg(long)]
         raw: bool,
+        /// Time budget per image in milliseconds: no new decode attempt starts after it.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        budget_ms: u64,
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
     },
@@ -71,13 +74,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             at,
             skew,
             raw,
+            budget_ms,
             images,
         } => {
             let opts = ScanOptions {
                 trust: scan::load_trust(&trust).context("loading trusted keys")?,
                 at: at.unwrap_or_else(OffsetDateTime::now_utc).unix_timestamp(),
                 skew_secs: skew,
-                qr: QrConfig::default(),
+                qr: QrConfig {
+                    budget: std::time::Duration::from_millis(budget_ms),
+                    ..QrConfig::default()
+                },
             };
             scan_files(&images, raw, &opts)
         }

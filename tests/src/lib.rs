@@ -1,1 +1,87 @@
-//! End-to-end tests live in `tests/`; this library is empty on purpose.
+//! Helpers for the end-to-end tests in `tests/`: locating (and building) the real binaries and
+//! running them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+static BUILD: Once = Once::new();
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Path of a workspace binary in the same profile as the running test, built on first use.
+///
+/// # Panics
+/// When `cargo build` fails: the test cannot run without the binaries.
+pub fn binary(name: &str) -> PathBuf {
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args(["build", "--bins", "--quiet"])
+            .current_dir(workspace())
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "cargo build failed: {status:?}"
+        );
+    });
+    // The test executable lives in target/<profile>/deps/.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace().join("target/debug"));
+    profile_dir.join(name)
+}
+
+/// Runs a binary with arguments and returns its output.
+///
+/// # Panics
+/// When the binary cannot be started at all.
+pub fn run(name: &str, args: &[&str]) -> Output {
+    let bin = binary(name);
+    Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
+}
+
+/// A fresh, empty directory under the system temp dir, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cp-e2e-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `self/name` as a string argument.
+    pub fn arg(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

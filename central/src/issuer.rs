@@ -138,7 +138,10 @@ mod tests {
     fn keygen_writes_private_key_0600_and_refuses_overwrite() {
         let dir = tempdir("keygen");
         let key = keygen(&dir).unwrap();
-        let mode = fs::metadata(dir.join(PRIVATE_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.join(PRIVATE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_key(&dir).unwrap().kid(), key.kid());
         assert!(matches!(keygen(&dir), Err(IssuerError::Exists { .. })));

@@ -12,7 +12,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 #[derive(Parser, Debug)]
-#[command(name = "checkpoint-central", version, about = "Checkpoint aggregator and pass-code issuer")]
+#[command(
+    name = "checkpoint-central",
+    version,
+    about = "Checkpoint aggregator and pass-code issuer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

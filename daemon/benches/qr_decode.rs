@@ -31,7 +31,11 @@ fn load() -> Vec<Sample> {
             let mut f = l.split('\t');
             let (name, expected) = (f.next()?, f.next()?);
             let img = load_luma(&dir.join(name)).ok()?;
-            Some(Sample { name: name.to_string(), expected: expected.to_string(), img })
+            Some(Sample {
+                name: name.to_string(),
+                expected: expected.to_string(),
+                img,
+            })
         })
         .collect()
 }
@@ -54,14 +58,28 @@ fn main() {
     for s in Strategy::CHAIN {
         let ok = samples
             .iter()
-            .filter(|x| qr::decode_with(&x.img, &cfg, &[s]).texts.contains(&x.expected))
+            .filter(|x| {
+                qr::decode_with(&x.img, &cfg, &[s])
+                    .texts
+                    .contains(&x.expected)
+            })
             .count();
-        let label = if s == Strategy::Plain { "plain (rqrr alone, baseline)" } else { s.name() };
-        println!("| {label} | {ok}/{} | {:.1} % |", samples.len(), 100.0 * ok as f64 / samples.len() as f64);
+        let label = if s == Strategy::Plain {
+            "plain (rqrr alone, baseline)"
+        } else {
+            s.name()
+        };
+        println!(
+            "| {label} | {ok}/{} | {:.1} % |",
+            samples.len(),
+            100.0 * ok as f64 / samples.len() as f64
+        );
     }
 
     println!();
-    println!("| frames | images | decoded | rate | p50 ms | p90 ms | p99 ms | max ms | mean attempts |");
+    println!(
+        "| frames | images | decoded | rate | p50 ms | p90 ms | p99 ms | max ms | mean attempts |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut missed = vec![];
     for (label, w) in [("640x480", 640), ("1280x720", 1280)] {
@@ -93,5 +111,12 @@ fn main() {
         );
     }
     println!();
-    println!("not decoded: {}", if missed.is_empty() { "none".to_string() } else { missed.join(" ") });
+    println!(
+        "not decoded: {}",
+        if missed.is_empty() {
+            "none".to_string()
+        } else {
+            missed.join(" ")
+        }
+    );
 }

@@ -55,11 +55,15 @@ fn homography(src: [(f32, f32); 4], dst: [(f32, f32); 4]) -> [f64; 9] {
             .max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))
             .unwrap_or(col);
         a.swap(col, pivot);
-        for row in 0..8 {
-            if row != col && a[col][col] != 0.0 {
-                let f = a[row][col] / a[col][col];
-                for k in col..9 {
-                    a[row][k] -= f * a[col][k];
+        let pivot_row = a[col];
+        if pivot_row[col] == 0.0 {
+            continue;
+        }
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(pivot_row.iter()).skip(col) {
+                    *x -= f * p;
                 }
             }
         }
@@ -126,12 +130,28 @@ fn random_scene(rng: &mut Rng, hard: f32) -> Scene {
         tilt: rng.range(0.0, 0.14 * hard),
         dark: rng.range(0.03, 0.2 + 0.25 * hard),
         light: rng.range(0.75 - 0.2 * hard, 1.0),
-        shade: if rng.chance(0.4 * hard) { rng.range(0.25, 0.7) } else { 1.0 },
-        glare: if rng.chance(0.3 * hard) { rng.range(0.3, 0.8) } else { 0.0 },
+        shade: if rng.chance(0.4 * hard) {
+            rng.range(0.25, 0.7)
+        } else {
+            1.0
+        },
+        glare: if rng.chance(0.3 * hard) {
+            rng.range(0.3, 0.8)
+        } else {
+            0.0
+        },
         noise: rng.range(0.0, 0.08 * hard),
-        blur: if rng.chance(0.5) { rng.range(0.3, 1.0 + 1.0 * hard) } else { 0.0 },
+        blur: if rng.chance(0.5) {
+            rng.range(0.3, 1.0 + 1.0 * hard)
+        } else {
+            0.0
+        },
         inverted: rng.chance(0.1),
-        moire: if rng.chance(0.2 * hard) { rng.range(0.03, 0.1) } else { 0.0 },
+        moire: if rng.chance(0.2 * hard) {
+            rng.range(0.03, 0.1)
+        } else {
+            0.0
+        },
         jpeg: Some(rng.range(55.0, 92.0) as u8),
     }
 }
@@ -149,18 +169,31 @@ fn render(text: &str, scene: &Scene, rng: &mut Rng) -> Result<GrayImage, String>
     );
     let (s, c) = scene.rotation.sin_cos();
     let mut quad = [(0f32, 0f32); 4];
-    for (i, (dx, dy)) in [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)].iter().enumerate() {
-        let (jx, jy) = (rng.range(-1.0, 1.0) * scene.tilt, rng.range(-1.0, 1.0) * scene.tilt);
+    for (i, (dx, dy)) in [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)]
+        .iter()
+        .enumerate()
+    {
+        let (jx, jy) = (
+            rng.range(-1.0, 1.0) * scene.tilt,
+            rng.range(-1.0, 1.0) * scene.tilt,
+        );
         let (x, y) = ((dx + jx) * side, (dy + jy) * side);
         quad[i] = (cx + x * c - y * s, cy + x * s + y * c);
     }
     let to_code = homography(quad, [(0.0, 0.0), (cw, 0.0), (cw, ch), (0.0, ch)]);
 
     // Background: a phone bezel / desk of low-frequency texture.
-    let (f1, f2, ph) = (rng.range(0.005, 0.03), rng.range(0.005, 0.03), rng.range(0.0, 6.0));
+    let (f1, f2, ph) = (
+        rng.range(0.005, 0.03),
+        rng.range(0.005, 0.03),
+        rng.range(0.0, 6.0),
+    );
     let base = rng.range(0.15, 0.6);
     let (gx, gy) = (rng.range(-1.0, 1.0), rng.range(-1.0, 1.0));
-    let (glx, gly) = (rng.range(0.2, 0.8) * scene.width as f32, rng.range(0.2, 0.8) * scene.height as f32);
+    let (glx, gly) = (
+        rng.range(0.2, 0.8) * scene.width as f32,
+        rng.range(0.2, 0.8) * scene.height as f32,
+    );
     let glr = rng.range(0.08, 0.25) * scene.width as f32;
     let mut out = GrayImage::new(scene.width, scene.height);
     let diag = ((scene.width * scene.width + scene.height * scene.height) as f32).sqrt();
@@ -173,7 +206,9 @@ fn render(text: &str, scene: &Scene, rng: &mut Rng) -> Result<GrayImage, String>
             }
             None => base + 0.15 * ((fx * f1 + ph).sin() * (fy * f2).cos()),
         };
-        let along = ((fx - scene.width as f32 / 2.0) * gx + (fy - scene.height as f32 / 2.0) * gy) / diag + 0.5;
+        let along = ((fx - scene.width as f32 / 2.0) * gx + (fy - scene.height as f32 / 2.0) * gy)
+            / diag
+            + 0.5;
         let light = 1.0 - (1.0 - scene.shade) * along.clamp(0.0, 1.0);
         let d2 = (fx - glx).powi(2) + (fy - gly).powi(2);
         let glare = scene.glare * (-d2 / (2.0 * glr * glr)).exp();
@@ -187,22 +222,32 @@ fn render(text: &str, scene: &Scene, rng: &mut Rng) -> Result<GrayImage, String>
     Ok(out)
 }
 
+/// The issuer of the pass codes in the set; its public key is written beside the images.
+fn issuer() -> IssuerKey {
+    IssuerKey::from_seed([0x42; 32])
+}
+
 fn payloads() -> Vec<String> {
-    let key = IssuerKey::from_seed([0x42; 32]);
+    let key = issuer();
     let mut texts = vec![];
     for i in 0..100u32 {
         let dependants = (0..(i % 5 / 4 * 2)).map(|d| SubjectId::new(format!("p-{i}-d{d}")));
         let req = PassRequest {
             status: [PassStatus::Green, PassStatus::Yellow, PassStatus::Red][i as usize % 3],
-            subject: SubjectId::new(format!("p-{:05}", 10_000 + i * 37)).unwrap_or_else(|e| panic!("{e}")),
-            dependants: dependants.collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{e}")),
+            subject: SubjectId::new(format!("p-{:05}", 10_000 + i * 37))
+                .unwrap_or_else(|e| panic!("{e}")),
+            dependants: dependants
+                .collect::<Result<_, _>>()
+                .unwrap_or_else(|e| panic!("{e}")),
             issued_at: 1_795_420_800 + i * 60,
             expires_at: 1_795_420_800 + i * 60 + 300,
         };
         texts.push(passcode::issue(&key, &req).unwrap_or_else(|e| panic!("{e}")));
     }
     for i in 0..20 {
-        texts.push(format!("https://campus.example.org/checkin?site=north&point={i:04}"));
+        texts.push(format!(
+            "https://campus.example.org/checkin?site=north&point={i:04}"
+        ));
     }
     texts
 }
@@ -237,6 +282,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     std::fs::write(dir.join("expected.tsv"), manifest)?;
+    std::fs::write(dir.join("issuer.pub"), issuer().public().to_pem()?)?;
     println!("wrote {} images to {}", payloads().len(), dir.display());
     Ok(())
 }

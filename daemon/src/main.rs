@@ -125,10 +125,15 @@ fn scan_files(images: &[PathBuf], raw: bool, opts: &ScanOptions) -> anyhow::Resu
             if raw {
                 eprintln!("{}: {error}", path.display());
             } else {
-                let line = serde_json::json!({ "image": path.display().to_string(), "error": error });
+                let line =
+                    serde_json::json!({ "image": path.display().to_string(), "error": error });
                 writeln!(out, "{line}")?;
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

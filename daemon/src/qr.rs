@@ -214,7 +214,11 @@ mod tests {
 
     #[test]
     fn clean_code_decodes_plainly() {
-        check(&rendered("CP1:HELLO", 6), &["CP1:HELLO"], Some(Strategy::Plain));
+        check(
+            &rendered("CP1:HELLO", 6),
+            &["CP1:HELLO"],
+            Some(Strategy::Plain),
+        );
     }
 
     #[test]
@@ -229,7 +233,11 @@ mod tests {
     #[test]
     fn two_codes_in_one_frame() {
         let (a, b) = (rendered("first", 5), rendered("second", 5));
-        let mut frame = GrayImage::from_pixel(a.width() + b.width(), a.height().max(b.height()), Luma([255]));
+        let mut frame = GrayImage::from_pixel(
+            a.width() + b.width(),
+            a.height().max(b.height()),
+            Luma([255]),
+        );
         image::imageops::replace(&mut frame, &a, 0, 0);
         image::imageops::replace(&mut frame, &b, i64::from(a.width()), 0);
         let d = decode(&frame, &QrConfig::default());
@@ -241,7 +249,9 @@ mod tests {
     #[test]
     fn empty_and_codeless_frames() {
         check(&GrayImage::new(0, 0), &[], None);
-        let noise = GrayImage::from_fn(320, 240, |x, y| Luma([((x * 7919 + y * 104_729) % 251) as u8]));
+        let noise = GrayImage::from_fn(320, 240, |x, y| {
+            Luma([((x * 7919 + y * 104_729) % 251) as u8])
+        });
         let d = decode(&noise, &QrConfig::default());
         assert!(d.texts.is_empty());
         assert!(d.attempts >= 1);

@@ -164,9 +164,15 @@ mod tests {
 
     #[test]
     fn topics() {
-        check("checkpoint/v1/box/gate-1/event", Ok(Topic::Event(b("gate-1"))));
+        check(
+            "checkpoint/v1/box/gate-1/event",
+            Ok(Topic::Event(b("gate-1"))),
+        );
         check("checkpoint/v1/box/g/status", Ok(Topic::Status(b("g"))));
-        check("checkpoint/v1/box/g/telemetry", Ok(Topic::Telemetry(b("g"))));
+        check(
+            "checkpoint/v1/box/g/telemetry",
+            Ok(Topic::Telemetry(b("g"))),
+        );
         check("checkpoint/v1/box/g/ack", Ok(Topic::Ack(b("g"))));
         check("checkpoint/v1/box/g/command", Ok(Topic::Command(b("g"))));
         check(

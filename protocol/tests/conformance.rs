@@ -1,6 +1,8 @@
 //! Runs the pass-code conformance suite in `tests/vectors/` and checks that the checked-in files
 //! are exactly what the generator program produces.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on broken fixtures.
+
 mod vectors_gen;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,8 @@
 //! artefacts; regenerate with `cargo run -p checkpoint-daemon --example make_qr_photos`).
 //! Prints the decode rate and fails below the floor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on broken fixtures.
+
 use std::collections::HashSet;
 
 use checkpoint_e2e::{run, workspace};
@@ -23,7 +25,10 @@ fn decode_rate_on_photo_set() {
         })
         .collect();
     assert_eq!(cases.len(), 120);
-    let paths: Vec<String> = cases.iter().map(|(f, _)| dir.join(f).display().to_string()).collect();
+    let paths: Vec<String> = cases
+        .iter()
+        .map(|(f, _)| dir.join(f).display().to_string())
+        .collect();
     let mut args = vec!["scan", "--raw"];
     args.extend(paths.iter().map(String::as_str));
     let out = run("checkpointd", &args);
@@ -31,11 +36,25 @@ fn decode_rate_on_photo_set() {
 
     let expected: HashSet<&str> = cases.iter().map(|(_, t)| t.as_str()).collect();
     let wrong: Vec<&&str> = decoded.difference(&expected).collect();
-    assert!(wrong.is_empty(), "decoded texts that are in no image: {wrong:?}");
-    let hits = cases.iter().filter(|(_, t)| decoded.contains(t.as_str())).count();
+    assert!(
+        wrong.is_empty(),
+        "decoded texts that are in no image: {wrong:?}"
+    );
+    let hits = cases
+        .iter()
+        .filter(|(_, t)| decoded.contains(t.as_str()))
+        .count();
     let rate = hits as f64 / cases.len() as f64;
-    println!("decode rate: {hits}/{} = {:.1} %", cases.len(), rate * 100.0);
+    println!(
+        "decode rate: {hits}/{} = {:.1} %",
+        cases.len(),
+        rate * 100.0
+    );
     let all_ok = hits == cases.len();
-    assert_eq!(out.status.success(), all_ok, "exit status reflects images without a code");
+    assert_eq!(
+        out.status.success(),
+        all_ok,
+        "exit status reflects images without a code"
+    );
     assert!(rate >= FLOOR, "decode rate {rate:.3} below {FLOOR}");
 }

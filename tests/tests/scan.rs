@@ -1,6 +1,8 @@
 //! `checkpoint-central passcode` issues codes as QR images and `checkpointd scan` reads them back:
 //! the real binaries, real PNG files, every verdict the door will see.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on broken fixtures.
+
 use checkpoint_e2e::{run, TempDir};
 use checkpoint_protocol::passcode;
 use image::Luma;
@@ -47,13 +49,30 @@ struct Issued {
 
 fn issue() -> Issued {
     let dir = TempDir::new("scan");
-    ok("checkpoint-central", &["passcode", "keygen", "--out", &dir.arg("keys")]);
+    ok(
+        "checkpoint-central",
+        &["passcode", "keygen", "--out", &dir.arg("keys")],
+    );
     let png = dir.arg("code.png");
     let token = ok(
         "checkpoint-central",
         &[
-            "passcode", "issue", "--key", &dir.arg("keys"), "--person", "p-42", "--status",
-            "green", "--valid", "5m", "--dependant", "p-43", "--at", T0, "--png", &png,
+            "passcode",
+            "issue",
+            "--key",
+            &dir.arg("keys"),
+            "--person",
+            "p-42",
+            "--status",
+            "green",
+            "--valid",
+            "5m",
+            "--dependant",
+            "p-43",
+            "--at",
+            T0,
+            "--png",
+            &png,
         ],
     )
     .trim()
@@ -90,11 +109,18 @@ fn issued_code_scans_as_valid_green() {
 fn every_failure_has_its_own_reason() {
     let i = issue();
     let trust = i.dir.arg("keys/passcode.pub");
-    ok("checkpoint-central", &["passcode", "keygen", "--out", &i.dir.arg("other")]);
+    ok(
+        "checkpoint-central",
+        &["passcode", "keygen", "--out", &i.dir.arg("other")],
+    );
 
     let (lines, code) = scan(&["--trust", &i.dir.arg("other"), "--at", T0, &i.png]);
     check_verdict(&lines, "unknown_key");
-    assert_eq!(code, Some(0), "a rejected code is a verdict, not a failed file");
+    assert_eq!(
+        code,
+        Some(0),
+        "a rejected code is a verdict, not a failed file"
+    );
     let (lines, _) = scan(&["--trust", &trust, "--at", "2026-11-23T08:06:00Z", &i.png]);
     check_verdict(&lines, "expired");
     let (lines, _) = scan(&["--trust", &trust, "--at", "2026-11-23T07:58:00Z", &i.png]);
@@ -106,7 +132,10 @@ fn every_failure_has_its_own_reason() {
     let altered = png(&i.dir, "altered.png", &passcode::encode_text(&body));
     let (lines, _) = scan(&["--trust", &trust, "--at", T0, &altered]);
     check_verdict(&lines, "bad_signature");
-    assert_eq!(lines[0]["pass"]["status"], "red", "untrusted claims are still shown");
+    assert_eq!(
+        lines[0]["pass"]["status"], "red",
+        "untrusted claims are still shown"
+    );
 
     let url = png(&i.dir, "url.png", "https://example.org/");
     let (lines, _) = scan(&["--trust", &trust, &url]);
@@ -122,22 +151,49 @@ fn unreadable_files_are_error_lines_and_exit_1() {
     let not_image = i.dir.arg("notes.png");
     std::fs::write(&not_image, b"this is not a PNG").unwrap();
     let blank = i.dir.arg("blank.png");
-    image::GrayImage::from_pixel(64, 64, Luma([255])).save(&blank).unwrap();
+    image::GrayImage::from_pixel(64, 64, Luma([255]))
+        .save(&blank)
+        .unwrap();
     let missing = i.dir.arg("missing.jpg");
     let (lines, code) = scan(&["--at", T0, &not_image, &i.png, &missing, &blank]);
     assert_eq!(code, Some(1));
     assert_eq!(lines.len(), 4, "{lines:?}");
-    assert!(lines[0]["error"].as_str().unwrap().contains("not a readable image"), "{}", lines[0]);
-    assert_eq!(lines[1]["verdict"], "unknown_key", "no --trust: nothing is trusted");
-    assert!(lines[2]["error"].as_str().unwrap().contains("No such file"), "{}", lines[2]);
-    assert!(lines[3]["error"].as_str().unwrap().contains("no QR code found"), "{}", lines[3]);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable image"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1]["verdict"], "unknown_key",
+        "no --trust: nothing is trusted"
+    );
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("No such file"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no QR code found"),
+        "{}",
+        lines[3]
+    );
 
     let out = run("checkpointd", &["scan", "--raw", &i.png]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), i.token);
 
     let out = run("checkpointd", &["scan", "--trust", &not_image, &i.png]);
-    assert_eq!(out.status.code(), Some(2), "a bad trust file stops the command");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad trust file stops the command"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an Ed25519 public key"));
 }
 
@@ -145,7 +201,10 @@ fn unreadable_files_are_error_lines_and_exit_1() {
 fn issuer_refuses_bad_requests() {
     let i = issue();
     let keys = i.dir.arg("keys");
-    let out = run("checkpoint-central", &["passcode", "keygen", "--out", &keys]);
+    let out = run(
+        "checkpoint-central",
+        &["passcode", "keygen", "--out", &keys],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
     for (flag, value, message) in [
@@ -153,7 +212,10 @@ fn issuer_refuses_bad_requests() {
         ("--status", "blue", "unknown pass status"),
         ("--valid", "90d", "outside 1s..31d"),
     ] {
-        let mut args = vec!["passcode", "issue", "--key", &keys, "--person", "p-1", "--status", "green", "--valid", "5m"];
+        let mut args = vec![
+            "passcode", "issue", "--key", &keys, "--person", "p-1", "--status", "green", "--valid",
+            "5m",
+        ];
         let pos = args.iter().position(|a| *a == flag).unwrap();
         args[pos + 1] = value;
         let out = run("checkpoint-central", &args);

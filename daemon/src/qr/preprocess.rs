@@ -38,7 +38,11 @@ pub fn otsu(img: &GrayImage) -> GrayImage {
         hist[usize::from(p[0])] += 1;
     }
     let total: u64 = hist.iter().sum();
-    let sum_all: f64 = hist.iter().enumerate().map(|(i, &n)| i as f64 * n as f64).sum();
+    let sum_all: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| i as f64 * n as f64)
+        .sum();
     let (mut weight_bg, mut sum_bg) = (0u64, 0f64);
     let (mut best, mut threshold) = (0f64, 128u8);
     for (t, &n) in hist.iter().enumerate() {

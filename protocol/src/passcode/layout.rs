@@ -75,7 +75,10 @@ impl PassClaims {
             )));
         }
         let (signed, sig) = body.split_at(body.len() - SIGNATURE_LEN);
-        let mut r = Reader { buf: signed, pos: 0 };
+        let mut r = Reader {
+            buf: signed,
+            pos: 0,
+        };
         let kid = KeyId(r.array::<4>()?);
         let status = PassStatus::from_byte(r.byte()?)
             .ok_or_else(|| LayoutError::Field(format!("status byte {}", signed[4])))?;

@@ -91,7 +91,12 @@ fn prefixes_and_sizes() {
     let t = trust(&[&key(1)]);
     let now = i64::from(T0);
     check("", &t, now, Err(RejectReason::NotAPassCode));
-    check("https://example.org", &t, now, Err(RejectReason::NotAPassCode));
+    check(
+        "https://example.org",
+        &t,
+        now,
+        Err(RejectReason::NotAPassCode),
+    );
     check("CP2:ABC", &t, now, Err(RejectReason::UnsupportedVersion));
     check("CPX:ABC", &t, now, Err(RejectReason::NotAPassCode));
     check("CP1:abc", &t, now, Err(RejectReason::BadEncoding));
@@ -109,7 +114,11 @@ fn largest_code_fits_limits() {
         .map(|i| SubjectId::new(format!("{i}").repeat(32)).unwrap())
         .collect();
     let code = issue(&k, &req).unwrap();
-    assert_eq!(code.len(), MAX_TEXT_LEN - 1, "odd body length: one char short");
+    assert_eq!(
+        code.len(),
+        MAX_TEXT_LEN - 1,
+        "odd body length: one char short"
+    );
     let claims = verify(&code, &trust(&[&k]), i64::from(T0), 0).unwrap();
     assert_eq!(claims.dependants, req.dependants);
     req.dependants.push(SubjectId::new("x").unwrap());
@@ -124,7 +133,9 @@ fn typical_code_is_small() {
     let code = issue(&key(1), &request()).unwrap();
     // 4 + 1 + 4 + 4 + 1 + 6 + 1 + 64 = 85 bytes -> 128 base45 characters + prefix.
     assert_eq!(code.len(), 4 + 128);
-    assert!(code.bytes().all(|b| b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:".contains(&b)));
+    assert!(code
+        .bytes()
+        .all(|b| b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:".contains(&b)));
 }
 
 #[test]

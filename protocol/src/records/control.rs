@@ -42,7 +42,11 @@ impl Record for Ack {
                 self.ranges.len()
             ));
         }
-        match self.ranges.iter().find(|r| r.first == 0 || r.first > r.last) {
+        match self
+            .ranges
+            .iter()
+            .find(|r| r.first == 0 || r.first > r.last)
+        {
             Some(r) => Err(format!("bad range {}..={}", r.first, r.last)),
             None => Ok(()),
         }
@@ -135,7 +139,8 @@ impl TrustConfig {
         for entry in &self.keys {
             let bytes = hex_key(&entry.public_key)
                 .ok_or_else(|| format!("key {}: public_key is not 64 hex digits", entry.kid))?;
-            let key = TrustedKey::from_bytes(&bytes).map_err(|e| format!("key {}: {e}", entry.kid))?;
+            let key =
+                TrustedKey::from_bytes(&bytes).map_err(|e| format!("key {}: {e}", entry.kid))?;
             if KeyId::from_hex(&entry.kid) != Some(key.kid()) {
                 return Err(format!(
                     "key id {} does not match its key (expected {})",

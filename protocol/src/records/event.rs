@@ -141,7 +141,9 @@ impl Record for Event {
         }
         if let Some(t) = self.temperature_c {
             if !TEMPERATURE_RANGE.contains(&t) {
-                return Err(format!("temperature {t} °C is outside {TEMPERATURE_RANGE:?}"));
+                return Err(format!(
+                    "temperature {t} °C is outside {TEMPERATURE_RANGE:?}"
+                ));
             }
         }
         if self.dependants.len() > crate::passcode::MAX_DEPENDANTS {

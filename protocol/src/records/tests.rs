@@ -62,7 +62,10 @@ fn event_decoding() {
     check::<Event>(&with(e.clone(), "extra", json!(1)), Err("schema"));
     check::<Event>(&without(e.clone(), "clock_synced"), Err("schema"));
     check::<Event>(&with(e.clone(), "box", json!("Gate 1")), Err("schema"));
-    check::<Event>(&with(e.clone(), "subject", json!("Jane Doe")), Err("schema"));
+    check::<Event>(
+        &with(e.clone(), "subject", json!("Jane Doe")),
+        Err("schema"),
+    );
     check::<Event>(&with(e.clone(), "direction", json!("up")), Err("schema"));
     check::<Event>(&with(e.clone(), "seq", json!(-1)), Err("schema"));
     check::<Event>(&with(e.clone(), "seq", json!(0)), Err("invalid"));
@@ -70,13 +73,19 @@ fn event_decoding() {
     let denied = with(e.clone(), "decision", json!("deny"));
     check::<Event>(&denied, Err("invalid"));
     check::<Event>(&with(denied, "reason", json!("fever")), Ok(()));
-    check::<Event>(&with(e.clone(), "temperature_c", json!(80.0)), Err("invalid"));
+    check::<Event>(
+        &with(e.clone(), "temperature_c", json!(80.0)),
+        Err("invalid"),
+    );
     check::<Event>(
         &with(e.clone(), "ts", json!("2026-11-23T09:00:00+01:00")),
         Err("schema"),
     );
     check::<Event>(&with(e.clone(), "ts", json!("yesterday")), Err("schema"));
-    check::<Event>(&with(e, "flags", json!(["fever", "no_temperature"])), Ok(()));
+    check::<Event>(
+        &with(e, "flags", json!(["fever", "no_temperature"])),
+        Ok(()),
+    );
     check::<Event>(&json!([1, 2]), Err("schema"));
 }
 
@@ -84,19 +93,28 @@ fn event_decoding() {
 fn size_and_syntax() {
     let huge = vec![b' '; Event::MAX_BYTES + 1];
     assert_eq!(decode::<Event>(&huge).unwrap_err().kind(), "too_large");
-    assert_eq!(decode::<Event>(b"{\"schema\":").unwrap_err().kind(), "syntax");
+    assert_eq!(
+        decode::<Event>(b"{\"schema\":").unwrap_err().kind(),
+        "syntax"
+    );
     assert_eq!(decode::<Event>(b"\xff\xfe").unwrap_err().kind(), "syntax");
     assert_eq!(decode::<Event>(b"").unwrap_err().kind(), "syntax");
 }
 
 #[test]
 fn status_telemetry_ack() {
-    check::<Status>(&json!({"schema": 1, "box": "gate-1", "state": "offline"}), Ok(()));
+    check::<Status>(
+        &json!({"schema": 1, "box": "gate-1", "state": "offline"}),
+        Ok(()),
+    );
     check::<Status>(
         &json!({"schema": 1, "box": "gate-1", "state": "online", "version": "0.1.0"}),
         Ok(()),
     );
-    check::<Status>(&json!({"schema": 1, "box": "gate-1", "state": "gone"}), Err("schema"));
+    check::<Status>(
+        &json!({"schema": 1, "box": "gate-1", "state": "gone"}),
+        Err("schema"),
+    );
 
     let ok = json!({"state": "ok"});
     let telemetry = json!({
@@ -109,10 +127,16 @@ fn status_telemetry_ack() {
     });
     check::<Telemetry>(&telemetry, Ok(()));
     check::<Telemetry>(&with(telemetry.clone(), "fps", json!(-1.0)), Err("invalid"));
-    check::<Telemetry>(&with(telemetry, "camera", json!({"state": "meh"})), Err("schema"));
+    check::<Telemetry>(
+        &with(telemetry, "camera", json!({"state": "meh"})),
+        Err("schema"),
+    );
 
     let ack = |ranges: Value| json!({"schema": 1, "box": "gate-1", "ranges": ranges});
-    check::<Ack>(&ack(json!([{"first": 1, "last": 5}, {"first": 7, "last": 7}])), Ok(()));
+    check::<Ack>(
+        &ack(json!([{"first": 1, "last": 5}, {"first": 7, "last": 7}])),
+        Ok(()),
+    );
     check::<Ack>(&ack(json!([])), Err("invalid"));
     check::<Ack>(&ack(json!([{"first": 5, "last": 1}])), Err("invalid"));
     check::<Ack>(&ack(json!([{"first": 0, "last": 1}])), Err("invalid"));

@@ -61,7 +61,8 @@ fn body(text: &str) -> Vec<u8> {
 }
 
 fn rfc3339(unix: u32) -> String {
-    let t = OffsetDateTime::from_unix_timestamp(i64::from(unix)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t =
+        OffsetDateTime::from_unix_timestamp(i64::from(unix)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -154,12 +155,13 @@ impl Expect {
     }
 
     fn to_json(&self) -> Value {
-        let steps = [self.decode, self.signature.unwrap_or("not_reached"),
-            self.validity.unwrap_or("not_reached"), self.revocation.unwrap_or("not_reached")];
-        let verdict = steps
-            .iter()
-            .find(|s| **s != "ok")
-            .map_or("valid", |s| s);
+        let steps = [
+            self.decode,
+            self.signature.unwrap_or("not_reached"),
+            self.validity.unwrap_or("not_reached"),
+            self.revocation.unwrap_or("not_reached"),
+        ];
+        let verdict = steps.iter().find(|s| **s != "ok").map_or("valid", |s| s);
         let status = match (verdict, &self.claims) {
             ("valid", Some(c)) => Value::from(c.status.as_str()),
             _ => Value::Null,
@@ -196,133 +198,351 @@ pub fn vectors() -> Vec<(String, Value)> {
 
     let mut cases = vec![];
     let mut push = |name, description, input: String, now, trust: &Value, expect| {
-        cases.push(Case { name, description, input, now, trust: trust.clone(), expect });
+        cases.push(Case {
+            name,
+            description,
+            input,
+            now,
+            trust: trust.clone(),
+            expect,
+        });
     };
 
     // Valid codes.
-    push("valid-green", "a green code inside its validity window", green_code.clone(), mid,
-        &trust_a, Expect::valid(green_claims.clone()));
-    for (name, status) in [("valid-yellow", PassStatus::Yellow), ("valid-red", PassStatus::Red)] {
+    push(
+        "valid-green",
+        "a green code inside its validity window",
+        green_code.clone(),
+        mid,
+        &trust_a,
+        Expect::valid(green_claims.clone()),
+    );
+    for (name, status) in [
+        ("valid-yellow", PassStatus::Yellow),
+        ("valid-red", PassStatus::Red),
+    ] {
         let req = request(status, "p-1002", &[]);
-        push(name, "a valid code; the colour is reported, admitting it is the box's policy",
-            issue(&a, &req), mid, &trust_a, Expect::valid(claims(&a, &req)));
+        push(
+            name,
+            "a valid code; the colour is reported, admitting it is the box's policy",
+            issue(&a, &req),
+            mid,
+            &trust_a,
+            Expect::valid(claims(&a, &req)),
+        );
     }
     let family = request(PassStatus::Green, "p-2001", &["p-2002", "p-2003"]);
-    push("valid-dependants", "a code binding two dependants", issue(&a, &family), mid,
-        &trust_a, Expect::valid(claims(&a, &family)));
+    push(
+        "valid-dependants",
+        "a code binding two dependants",
+        issue(&a, &family),
+        mid,
+        &trust_a,
+        Expect::valid(claims(&a, &family)),
+    );
     let longest = PassRequest {
         subject: sid(&"s".repeat(32)),
         dependants: (0..8).map(|i| sid(&format!("d{i}").repeat(16))).collect(),
         ..green.clone()
     };
-    push("valid-largest", "the largest code: 32-character subject and 8 such dependants",
-        issue(&a, &longest), mid, &trust_a, Expect::valid(claims(&a, &longest)));
-    push("valid-skew-early", "scanned 30 s before its issue time: inside the skew tolerance",
-        green_code.clone(), T0 - SKEW, &trust_a, Expect::valid(green_claims.clone()));
-    push("valid-skew-late", "scanned 29 s after expiry: inside the skew tolerance",
-        green_code.clone(), T0 + VALIDITY + SKEW - 1, &trust_a,
-        Expect::valid(green_claims.clone()));
+    push(
+        "valid-largest",
+        "the largest code: 32-character subject and 8 such dependants",
+        issue(&a, &longest),
+        mid,
+        &trust_a,
+        Expect::valid(claims(&a, &longest)),
+    );
+    push(
+        "valid-skew-early",
+        "scanned 30 s before its issue time: inside the skew tolerance",
+        green_code.clone(),
+        T0 - SKEW,
+        &trust_a,
+        Expect::valid(green_claims.clone()),
+    );
+    push(
+        "valid-skew-late",
+        "scanned 29 s after expiry: inside the skew tolerance",
+        green_code.clone(),
+        T0 + VALIDITY + SKEW - 1,
+        &trust_a,
+        Expect::valid(green_claims.clone()),
+    );
     let rotated = request(PassStatus::Green, "p-1003", &[]);
-    push("valid-second-key", "signed by the second of two trusted keys (key rotation)",
-        issue(&b, &rotated), mid, &trust(&[&a, &b], &[]), Expect::valid(claims(&b, &rotated)));
-    push("valid-old-revocation", "the subject was revoked before this code was issued",
-        green_code.clone(), mid, &trust(&[&a], &[("p-1001", T0)]),
-        Expect::valid(green_claims.clone()));
+    push(
+        "valid-second-key",
+        "signed by the second of two trusted keys (key rotation)",
+        issue(&b, &rotated),
+        mid,
+        &trust(&[&a, &b], &[]),
+        Expect::valid(claims(&b, &rotated)),
+    );
+    push(
+        "valid-old-revocation",
+        "the subject was revoked before this code was issued",
+        green_code.clone(),
+        mid,
+        &trust(&[&a], &[("p-1001", T0)]),
+        Expect::valid(green_claims.clone()),
+    );
 
     // Validity and revocation.
-    push("expired", "scanned 30 s after expiry: beyond the skew tolerance", green_code.clone(),
-        T0 + VALIDITY + SKEW, &trust_a, Expect::validity_fails("expired", green_claims.clone()));
-    push("not-yet-valid", "scanned 31 s before its issue time", green_code.clone(),
-        T0 - SKEW - 1, &trust_a, Expect::validity_fails("not_yet_valid", green_claims.clone()));
-    push("revoked", "the subject's codes issued before a later cut-off are revoked",
-        green_code.clone(), mid, &trust(&[&a], &[("p-1001", T0 + 1)]),
-        Expect::revoked(green_claims.clone()));
-    push("expired-and-revoked", "validity is checked before revocation", green_code.clone(),
-        T0 + 3600, &trust(&[&a], &[("p-1001", T0 + 1)]),
-        Expect::validity_fails("expired", green_claims.clone()));
+    push(
+        "expired",
+        "scanned 30 s after expiry: beyond the skew tolerance",
+        green_code.clone(),
+        T0 + VALIDITY + SKEW,
+        &trust_a,
+        Expect::validity_fails("expired", green_claims.clone()),
+    );
+    push(
+        "not-yet-valid",
+        "scanned 31 s before its issue time",
+        green_code.clone(),
+        T0 - SKEW - 1,
+        &trust_a,
+        Expect::validity_fails("not_yet_valid", green_claims.clone()),
+    );
+    push(
+        "revoked",
+        "the subject's codes issued before a later cut-off are revoked",
+        green_code.clone(),
+        mid,
+        &trust(&[&a], &[("p-1001", T0 + 1)]),
+        Expect::revoked(green_claims.clone()),
+    );
+    push(
+        "expired-and-revoked",
+        "validity is checked before revocation",
+        green_code.clone(),
+        T0 + 3600,
+        &trust(&[&a], &[("p-1001", T0 + 1)]),
+        Expect::validity_fails("expired", green_claims.clone()),
+    );
 
     // Keys and signatures.
     let foreign = issue(&b, &green);
-    push("unknown-key", "signed by a key the box does not trust", foreign, mid, &trust_a,
-        Expect::signature_fails("unknown_key", claims(&b, &green)));
+    push(
+        "unknown-key",
+        "signed by a key the box does not trust",
+        foreign,
+        mid,
+        &trust_a,
+        Expect::signature_fails("unknown_key", claims(&b, &green)),
+    );
     let forged = green_claims.clone();
-    push("forged-kid", "signed by an untrusted key but naming the trusted key's id",
-        passcode::encode_text(&passcode::signed_body(&b, &forged)), mid, &trust_a,
-        Expect::signature_fails("bad_signature", forged));
+    push(
+        "forged-kid",
+        "signed by an untrusted key but naming the trusted key's id",
+        passcode::encode_text(&passcode::signed_body(&b, &forged)),
+        mid,
+        &trust_a,
+        Expect::signature_fails("bad_signature", forged),
+    );
     let red = request(PassStatus::Red, "p-1004", &[]);
     let mut altered = body(&issue(&a, &red));
     altered[4] = 0; // red -> green
-    push("altered-status", "status byte changed from red to green after signing",
-        passcode::encode_text(&altered), mid, &trust_a,
-        Expect::signature_fails("bad_signature", claims(&a, &PassRequest { status: PassStatus::Green, ..red })));
+    push(
+        "altered-status",
+        "status byte changed from red to green after signing",
+        passcode::encode_text(&altered),
+        mid,
+        &trust_a,
+        Expect::signature_fails(
+            "bad_signature",
+            claims(
+                &a,
+                &PassRequest {
+                    status: PassStatus::Green,
+                    ..red
+                },
+            ),
+        ),
+    );
     let mut altered = body(&green_code);
     altered[19] = b'2'; // p-1001 -> p-1002
-    push("altered-subject", "one character of the subject changed after signing",
-        passcode::encode_text(&altered), mid, &trust_a,
-        Expect::signature_fails("bad_signature", claims(&a, &request(PassStatus::Green, "p-1002", &[]))));
+    push(
+        "altered-subject",
+        "one character of the subject changed after signing",
+        passcode::encode_text(&altered),
+        mid,
+        &trust_a,
+        Expect::signature_fails(
+            "bad_signature",
+            claims(&a, &request(PassStatus::Green, "p-1002", &[])),
+        ),
+    );
     let mut altered = body(&green_code);
     altered[12] ^= 0x01; // the low byte of the expiry
     let mut later = green.clone();
     later.expires_at ^= 0x01;
-    push("altered-expiry", "the low bit of the expiry changed after signing",
-        passcode::encode_text(&altered), mid, &trust_a,
-        Expect::signature_fails("bad_signature", claims(&a, &later)));
+    push(
+        "altered-expiry",
+        "the low bit of the expiry changed after signing",
+        passcode::encode_text(&altered),
+        mid,
+        &trust_a,
+        Expect::signature_fails("bad_signature", claims(&a, &later)),
+    );
     let mut altered = body(&green_code);
     let last = altered.len() - 1;
     altered[last] ^= 0x80;
-    push("altered-signature", "one bit of the signature flipped", passcode::encode_text(&altered),
-        mid, &trust_a, Expect::signature_fails("bad_signature", green_claims.clone()));
+    push(
+        "altered-signature",
+        "one bit of the signature flipped",
+        passcode::encode_text(&altered),
+        mid,
+        &trust_a,
+        Expect::signature_fails("bad_signature", green_claims.clone()),
+    );
 
     // Decoding failures.
-    push("not-a-pass-code-url", "another QR code: a web address", "https://example.org/p?id=1".into(),
-        mid, &trust_a, Expect::decode_fails("not_a_pass_code"));
-    push("not-a-pass-code-empty", "empty input", String::new(), mid, &trust_a,
-        Expect::decode_fails("not_a_pass_code"));
-    push("not-a-pass-code-lowercase", "the prefix is case-sensitive",
-        green_code.to_lowercase(), mid, &trust_a, Expect::decode_fails("not_a_pass_code"));
-    push("wrong-prefix-version", "a future version's prefix",
-        green_code.replacen("CP1:", "CP2:", 1), mid, &trust_a,
-        Expect::decode_fails("unsupported_version"));
-    push("wrong-prefix-other", "a similar but unrelated prefix (health certificate style)",
-        green_code.replacen("CP1:", "HC1:", 1), mid, &trust_a,
-        Expect::decode_fails("not_a_pass_code"));
-    push("bad-encoding-char", "a character outside the base45 alphabet",
-        format!("{}a{}", &green_code[..10], &green_code[11..]), mid, &trust_a,
-        Expect::decode_fails("bad_encoding"));
-    push("bad-encoding-dangling", "one character removed: a dangling base45 character",
-        green_code[..green_code.len() - 1].to_string(), mid, &trust_a,
-        Expect::decode_fails("bad_encoding"));
-    push("bad-encoding-overflow", "a base45 group above 65535", format!("{}GGW", green_code),
-        mid, &trust_a, Expect::decode_fails("bad_encoding"));
+    push(
+        "not-a-pass-code-url",
+        "another QR code: a web address",
+        "https://example.org/p?id=1".into(),
+        mid,
+        &trust_a,
+        Expect::decode_fails("not_a_pass_code"),
+    );
+    push(
+        "not-a-pass-code-empty",
+        "empty input",
+        String::new(),
+        mid,
+        &trust_a,
+        Expect::decode_fails("not_a_pass_code"),
+    );
+    push(
+        "not-a-pass-code-lowercase",
+        "the prefix is case-sensitive",
+        green_code.to_lowercase(),
+        mid,
+        &trust_a,
+        Expect::decode_fails("not_a_pass_code"),
+    );
+    push(
+        "wrong-prefix-version",
+        "a future version's prefix",
+        green_code.replacen("CP1:", "CP2:", 1),
+        mid,
+        &trust_a,
+        Expect::decode_fails("unsupported_version"),
+    );
+    push(
+        "wrong-prefix-other",
+        "a similar but unrelated prefix (health certificate style)",
+        green_code.replacen("CP1:", "HC1:", 1),
+        mid,
+        &trust_a,
+        Expect::decode_fails("not_a_pass_code"),
+    );
+    push(
+        "bad-encoding-char",
+        "a character outside the base45 alphabet",
+        format!("{}a{}", &green_code[..10], &green_code[11..]),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_encoding"),
+    );
+    push(
+        "bad-encoding-dangling",
+        "one character removed: a dangling base45 character",
+        green_code[..green_code.len() - 1].to_string(),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_encoding"),
+    );
+    push(
+        "bad-encoding-overflow",
+        "a base45 group above 65535",
+        format!("{}GGW", green_code),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_encoding"),
+    );
     let green_body = body(&green_code);
-    push("truncated", "the last two bytes of the body missing, then re-encoded",
-        passcode::encode_text(&green_body[..green_body.len() - 2]), mid, &trust_a,
-        Expect::decode_fails("bad_length"));
-    push("truncated-text", "the last three characters of the text missing: the final pair overflows",
-        green_code[..green_code.len() - 3].to_string(), mid, &trust_a,
-        Expect::decode_fails("bad_encoding"));
-    push("truncated-to-prefix", "nothing after the prefix", "CP1:".into(), mid, &trust_a,
-        Expect::decode_fails("bad_length"));
+    push(
+        "truncated",
+        "the last two bytes of the body missing, then re-encoded",
+        passcode::encode_text(&green_body[..green_body.len() - 2]),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_length"),
+    );
+    push(
+        "truncated-text",
+        "the last three characters of the text missing: the final pair overflows",
+        green_code[..green_code.len() - 3].to_string(),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_encoding"),
+    );
+    push(
+        "truncated-to-prefix",
+        "nothing after the prefix",
+        "CP1:".into(),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_length"),
+    );
     let mut extended = body(&green_code);
     extended.extend_from_slice(&[0, 0]);
-    push("trailing-bytes", "two bytes appended", passcode::encode_text(&extended), mid, &trust_a,
-        Expect::decode_fails("bad_length"));
-    push("huge", "10,000 characters of valid base45", format!("CP1:{}", "0".repeat(10_000)),
-        mid, &trust_a, Expect::decode_fails("bad_length"));
+    push(
+        "trailing-bytes",
+        "two bytes appended",
+        passcode::encode_text(&extended),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_length"),
+    );
+    push(
+        "huge",
+        "10,000 characters of valid base45",
+        format!("CP1:{}", "0".repeat(10_000)),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_length"),
+    );
     let mut raw = passcode::signed_body(&a, &green_claims);
     raw[4] = 7;
-    push("bad-field-status", "status byte 7 is not a colour", passcode::encode_text(&raw), mid,
-        &trust_a, Expect::decode_fails("bad_field"));
+    push(
+        "bad-field-status",
+        "status byte 7 is not a colour",
+        passcode::encode_text(&raw),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_field"),
+    );
     let mut raw = body(&green_code);
     raw[15] = b' '; // "p-1001" -> "p 1001"
-    push("bad-field-subject", "a space in the subject id", passcode::encode_text(&raw), mid,
-        &trust_a, Expect::decode_fails("bad_field"));
+    push(
+        "bad-field-subject",
+        "a space in the subject id",
+        passcode::encode_text(&raw),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_field"),
+    );
     let mut raw = body(&green_code);
     raw[9..13].copy_from_slice(&T0.to_be_bytes());
-    push("bad-field-empty-validity", "expiry equal to the issue time",
-        passcode::encode_text(&raw), mid, &trust_a, Expect::decode_fails("bad_field"));
-    push("garbage", "85 bytes of 0xFF behind the prefix", passcode::encode_text(&[0xFF; 85]),
-        mid, &trust_a, Expect::decode_fails("bad_field"));
+    push(
+        "bad-field-empty-validity",
+        "expiry equal to the issue time",
+        passcode::encode_text(&raw),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_field"),
+    );
+    push(
+        "garbage",
+        "85 bytes of 0xFF behind the prefix",
+        passcode::encode_text(&[0xFF; 85]),
+        mid,
+        &trust_a,
+        Expect::decode_fails("bad_field"),
+    );
 
     cases
         .into_iter()

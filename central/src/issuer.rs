@@ -171,6 +171,9 @@ mod tests {
         trust.add_key(passcode::TrustedKey::from_pem(&public).unwrap());
         let claims = passcode::verify(&code, &trust, 1_100, 0).unwrap();
         assert_eq!(claims.status, PassStatus::Yellow);
+        // A typical code stays a small, version 6 symbol in alphanumeric mode.
+        let qr = QrCode::with_error_correction_level(code.as_bytes(), EcLevel::M).unwrap();
+        assert_eq!(qr.version(), qrcode::Version::Normal(6));
         let png = dir.join("code.png");
         write_png(&code, &png, 300).unwrap();
         assert!(image::open(&png).unwrap().width() >= 300);

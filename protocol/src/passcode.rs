@@ -2,7 +2,7 @@
 //!
 //! Text form: `CP1:` followed by the base45 encoding of the binary body (see [`layout`] and
 //! `docs/passcode.md`). The whole text stays inside the QR alphanumeric alphabet, so a typical code
-//! fits a version 7 QR symbol.
+//! fits a version 6 QR symbol (level M).
 //!
 //! Verification runs four steps in order and stops at the first failure, which becomes the one
 //! [`RejectReason`]: decode (prefix, base45, layout), signature (known key id, valid signature),

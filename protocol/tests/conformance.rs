@@ -8,7 +8,7 @@ mod vectors_gen;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use checkpoint_protocol::passcode::{self, PassClaims, RejectReason, Step};
+use checkpoint_protocol::passcode::{self, RejectReason, Step};
 use checkpoint_protocol::records::{self, TrustConfig};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -30,24 +30,6 @@ fn files() -> Vec<(String, String)> {
         .collect();
     out.sort();
     out
-}
-
-fn rfc3339(unix: u32) -> String {
-    OffsetDateTime::from_unix_timestamp(i64::from(unix))
-        .unwrap()
-        .format(&Rfc3339)
-        .unwrap()
-}
-
-fn claims_json(c: &PassClaims) -> Value {
-    json!({
-        "kid": c.kid.to_string(),
-        "status": c.status.as_str(),
-        "issued_at": rfc3339(c.issued_at),
-        "expires_at": rfc3339(c.expires_at),
-        "subject": c.subject.as_str(),
-        "dependants": c.dependants.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
-    })
 }
 
 /// What the verifier says, in the vector's terms.
@@ -87,7 +69,7 @@ fn outcome(vector: &Value) -> Value {
         "revocation": steps[3],
         "verdict": verdict,
         "status": result.as_ref().ok().map(|c| c.status.as_str()),
-        "claims": claims.as_ref().map_or(Value::Null, claims_json),
+        "claims": claims.as_ref().map_or(Value::Null, vectors_gen::claims_json),
     })
 }
 

@@ -60,7 +60,7 @@ fn body(text: &str) -> Vec<u8> {
     passcode::decode_text(text).unwrap_or_else(|e| panic!("vector body: {e}"))
 }
 
-fn rfc3339(unix: u32) -> String {
+pub fn rfc3339(unix: u32) -> String {
     let t =
         OffsetDateTime::from_unix_timestamp(i64::from(unix)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
@@ -83,7 +83,8 @@ fn trust(keys: &[&IssuerKey], revocations: &[(&str, u32)]) -> Value {
     serde_json::to_value(TrustConfig::from_trust_store(&store, published)).unwrap_or(Value::Null)
 }
 
-fn claims_json(c: &PassClaims) -> Value {
+/// The claims as the vectors show them.
+pub fn claims_json(c: &PassClaims) -> Value {
     json!({
         "kid": c.kid.to_string(),
         "status": c.status.as_str(),

@@ -58,6 +58,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The QR decoder contains rqrr's panics with catch_unwind; report them as log events instead
+    // of the default hook's crash-like text. A panic anywhere else is logged the same way.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(message = "Panic.", %info);
+    }));
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {

@@ -56,11 +56,6 @@ impl DecodeError {
     }
 }
 
-#[derive(Deserialize)]
-struct SchemaOnly {
-    schema: Option<serde_json::Value>,
-}
-
 /// Decodes a record strictly. Never panics, whatever the bytes.
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() > T::MAX_BYTES {
@@ -71,10 +66,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, DecodeError> {
     }
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax(e.to_string()))?;
-    let schema = serde_json::from_value::<SchemaOnly>(value.clone())
-        .ok()
-        .and_then(|s| s.schema);
-    match schema.as_ref().and_then(serde_json::Value::as_u64) {
+    match value.get("schema").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
         Some(found) => return Err(DecodeError::Version { found }),
         None => {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use checkpoint_daemon::config::{self, DaemonConfig};
+use checkpoint_daemon::doctor::{self, Verdict};
 use checkpoint_daemon::qr::QrConfig;
 use checkpoint_daemon::scan::{self, ScanOptions};
 use clap::{Parser, Subcommand};
@@ -20,6 +22,24 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the kiosk: camera, pass-code verification, thermometer, door, outbox and uplink.
+    Run {
+        #[arg(long, default_value = config::DEFAULT_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit: 0 when valid, 2 with every problem listed.
+    CheckConfig {
+        #[arg(value_name = "FILE", default_value = config::DEFAULT_PATH)]
+        file: PathBuf,
+    },
+    /// Print the documented example configuration.
+    PrintConfig,
+    /// Check camera, thermometer, gate, broker and TLS, clock, outbox disk and trust material,
+    /// and say how to fix what fails. Exits 1 when a check fails.
+    Doctor {
+        #[arg(long, default_value = config::DEFAULT_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Decode the QR codes in image files (PNG, JPEG) and verify them as pass codes.
     ///
     /// Prints one JSON line per code: the image, the payload and the verdict. Exits 1 when any
@@ -72,8 +92,64 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(message = "Cannot listen for SIGTERM; only Ctrl-C stops the daemon.", %error);
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { config } => {
+            let cfg = DaemonConfig::load(&config)?;
+            runtime()?
+                .block_on(checkpoint_daemon::run(cfg, shutdown_signal()))
+                .context("checkpointd")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => {
+            DaemonConfig::load(&file)?;
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PrintConfig => {
+            print!("{}", config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { config } => {
+            let cfg = DaemonConfig::load(&config)?;
+            let checks = runtime()?.block_on(doctor::run(&cfg));
+            let mut out = std::io::stdout().lock();
+            for c in &checks {
+                writeln!(out, "{c}")?;
+            }
+            let failed = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+            writeln!(out, "{} checks, {failed} failed", checks.len())?;
+            Ok(if failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Scan {
             trust,
             at,

@@ -56,6 +56,8 @@ pub enum Reason {
     FaceUnknown,
     /// Entered again without leaving, within the anti-passback window.
     AntiPassback,
+    /// The box's keys and revocation list are older than its policy allows.
+    TrustStale,
 }
 
 impl From<RejectReason> for Reason {
@@ -85,6 +87,7 @@ pub enum Flag {
     StatusNotAllowed,
     FaceUnknown,
     AntiPassback,
+    TrustStale,
 }
 
 /// One attempt at a checkpoint. Carries a pseudonymous subject id, never a name.

@@ -1,0 +1,55 @@
+//! The real camera: V4L2 through `nokhwa`, decoded to luma. Opening fails with a clear error on
+//! a machine without the device.
+
+use image::GrayImage;
+use nokhwa::pixel_format::LumaFormat;
+use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};
+
+use super::{Camera, CameraError};
+
+pub struct V4l2Camera {
+    camera: nokhwa::Camera,
+    device: u32,
+}
+
+impl std::fmt::Debug for V4l2Camera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4l2Camera")
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+impl V4l2Camera {
+    pub fn open(device: u32, width: u32, height: u32, fps: u32) -> Result<V4l2Camera, CameraError> {
+        let wanted = CameraFormat::new_from(width, height, FrameFormat::MJPEG, fps);
+        let format = RequestedFormat::new::<LumaFormat>(RequestedFormatType::Closest(wanted));
+        let mut camera = nokhwa::Camera::new(CameraIndex::Index(device), format)
+            .map_err(|e| CameraError::Device(format!("cannot open /dev/video{device}: {e}")))?;
+        camera
+            .open_stream()
+            .map_err(|e| CameraError::Device(format!("/dev/video{device}: cannot stream: {e}")))?;
+        Ok(V4l2Camera { camera, device })
+    }
+}
+
+impl Camera for V4l2Camera {
+    fn frame(&mut self) -> Result<Option<GrayImage>, CameraError> {
+        let buffer = self
+            .camera
+            .frame()
+            .map_err(|e| CameraError::Device(format!("/dev/video{}: {e}", self.device)))?;
+        let image = buffer
+            .decode_image::<LumaFormat>()
+            .map_err(|e| CameraError::Frame {
+                name: format!("/dev/video{}", self.device),
+                message: e.to_string(),
+            })?;
+        Ok(Some(image))
+    }
+
+    fn describe(&self) -> String {
+        let f = self.camera.camera_format();
+        format!("V4L2 camera /dev/video{}: {f}", self.device)
+    }
+}

@@ -1,0 +1,494 @@
+//! The daemon's TOML configuration: one file, every section validated, every problem reported at
+//! once with its field path. `config/daemon.example.toml` documents each field and is parsed by a
+//! test, so the example cannot drift from the code.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use checkpoint_protocol::ids::{BoxId, CheckpointId, SiteId};
+use checkpoint_protocol::passcode::PassStatus;
+use checkpoint_protocol::records::Direction;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+mod hardware;
+mod validate;
+
+pub use hardware::{CameraConfig, GateConfig, ThermometerConfig};
+
+/// The documented example, also printed by `checkpointd print-config`.
+pub const EXAMPLE: &str = include_str!("../../config/daemon.example.toml");
+
+/// Where systemd installs the configuration.
+pub const DEFAULT_PATH: &str = "/etc/checkpoint/daemon.toml";
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub identity: Identity,
+    /// Holds the outbox and the last good trust material. Must survive reboots.
+    pub state_dir: PathBuf,
+    pub camera: CameraConfig,
+    pub thermometer: ThermometerConfig,
+    pub gate: GateConfig,
+    pub qr: QrSection,
+    pub policy: PolicyConfig,
+    pub outbox: OutboxConfig,
+    pub uplink: UplinkConfig,
+    pub trust: TrustConfigSection,
+    pub clock: ClockConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub site: SiteId,
+    pub box_id: BoxId,
+    pub checkpoint: CheckpointId,
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QrSection {
+    /// Frames are scaled down so that their longer side is at most this.
+    #[serde(default = "default_max_side")]
+    pub max_side: u32,
+    /// No new decode attempt starts after this many milliseconds on one frame.
+    #[serde(default = "default_frame_budget_ms")]
+    pub frame_budget_ms: u64,
+}
+
+fn default_max_side() -> u32 {
+    1280
+}
+fn default_frame_budget_ms() -> u64 {
+    150
+}
+
+impl Default for QrSection {
+    fn default() -> Self {
+        QrSection {
+            max_side: default_max_side(),
+            frame_budget_ms: default_frame_budget_ms(),
+        }
+    }
+}
+
+/// How a factor that fails is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Not checked.
+    Off,
+    /// Admit and flag the event.
+    Soft,
+    /// Deny.
+    Hard,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default = "default_fever")]
+    pub fever_threshold_c: f32,
+    /// Readings outside this range are "no reading", not a temperature.
+    #[serde(default = "default_body_range")]
+    pub plausible_c: [f32; 2],
+    #[serde(default = "default_admit_statuses")]
+    pub admit_statuses: Vec<PassStatus>,
+    #[serde(default = "default_skew")]
+    pub clock_skew_s: u32,
+    /// 0 turns anti-passback off.
+    #[serde(default)]
+    pub anti_passback_s: u64,
+    #[serde(default = "default_cooldown")]
+    pub duplicate_cooldown_ms: u64,
+    #[serde(default = "default_hard")]
+    pub pass: Mode,
+    #[serde(default = "default_off")]
+    pub temperature: Mode,
+    #[serde(default = "default_soft")]
+    pub anti_passback: Mode,
+    #[serde(default = "default_soft")]
+    pub trust_stale: Mode,
+}
+
+fn default_fever() -> f32 {
+    37.3
+}
+fn default_body_range() -> [f32; 2] {
+    [34.0, 42.5]
+}
+fn default_admit_statuses() -> Vec<PassStatus> {
+    vec![PassStatus::Green]
+}
+fn default_skew() -> u32 {
+    30
+}
+fn default_cooldown() -> u64 {
+    3000
+}
+fn default_hard() -> Mode {
+    Mode::Hard
+}
+fn default_soft() -> Mode {
+    Mode::Soft
+}
+fn default_off() -> Mode {
+    Mode::Off
+}
+
+/// What the outbox does when appending would exceed its byte bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Keep what is stored; the new event is not stored (its sequence number shows as a gap).
+    RefuseNew,
+    /// Delete the oldest unacknowledged events until the new one fits.
+    DropOldest,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    #[serde(default = "default_outbox_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "default_when_full")]
+    pub when_full: WhenFull,
+    /// sled's page cache; its default of 1 GiB is far too much for a Pi.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+fn default_outbox_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_when_full() -> WhenFull {
+    WhenFull::RefuseNew
+}
+fn default_cache_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_bytes: default_outbox_bytes(),
+            when_full: default_when_full(),
+            cache_bytes: default_cache_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Transport {
+    /// Mutual TLS: the broker's CA, and this box's certificate chain and private key (PEM).
+    Tls {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Unencrypted TCP. Only for a broker on the same machine or a lab; must be chosen explicitly.
+    Plain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    /// Defaults to the box id (which the broker's ACL may pin to the certificate).
+    pub client_id: Option<String>,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    #[serde(default = "default_telemetry")]
+    pub telemetry_interval_s: u64,
+    /// An event without an end-to-end ack after this long is published again.
+    #[serde(default = "default_resend")]
+    pub resend_after_s: u64,
+    /// Backlog events (stored before the current connection) sent per second; live events are
+    /// not limited.
+    #[serde(default = "default_drain")]
+    pub drain_per_s: u32,
+    #[serde(default = "default_backoff_min")]
+    pub backoff_min_ms: u64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_telemetry() -> u64 {
+    30
+}
+fn default_resend() -> u64 {
+    30
+}
+fn default_drain() -> u32 {
+    50
+}
+fn default_backoff_min() -> u64 {
+    500
+}
+fn default_backoff_max() -> u64 {
+    60_000
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfigSection {
+    /// Issuer public keys (PEM) used until central's retained trust configuration arrives.
+    #[serde(default)]
+    pub bootstrap_keys: Vec<PathBuf>,
+    /// Trust material older than this is stale and `policy.trust_stale` applies. 0 = never.
+    #[serde(default = "default_trust_max_age")]
+    pub max_age_h: u64,
+}
+
+fn default_trust_max_age() -> u64 {
+    72
+}
+
+/// How the daemon learns whether the system clock is synchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockCheck {
+    /// systemd-timesyncd's flag file, else `timedatectl`'s NTPSynchronized.
+    Auto,
+    /// For test rigs and boxes with a real-time clock.
+    AssumeSynced,
+    AssumeUnsynced,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    #[serde(default = "default_clock_check")]
+    pub check: ClockCheck,
+}
+
+fn default_clock_check() -> ClockCheck {
+    ClockCheck::Auto
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig {
+            check: default_clock_check(),
+        }
+    }
+}
+
+impl UplinkConfig {
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_s)
+    }
+}
+
+/// One thing wrong with a configuration, at a dotted field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl DaemonConfig {
+    pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ParseError::Syntax(message) => ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message,
+            },
+            ParseError::Invalid(problems) => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            },
+        })
+    }
+
+    /// Parses and validates. Each section is deserialised on its own so that one bad section
+    /// does not hide the problems of the others.
+    pub fn parse(text: &str) -> Result<DaemonConfig, ParseError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            ParseError::Syntax(e.to_string().trim_end().replace('\n', " ").to_string())
+        })?;
+        let mut problems = Vec::new();
+        const SECTIONS: [&str; 11] = [
+            "identity",
+            "state_dir",
+            "camera",
+            "thermometer",
+            "gate",
+            "qr",
+            "policy",
+            "outbox",
+            "uplink",
+            "trust",
+            "clock",
+        ];
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(Problem {
+                    path: key.clone(),
+                    message: format!("unknown key, expected one of {}", SECTIONS.join(", ")),
+                });
+            }
+        }
+        let mut s = Sections {
+            table: &table,
+            problems: &mut problems,
+        };
+        let identity = s.required::<Identity>("identity");
+        let state_dir = s.required::<PathBuf>("state_dir");
+        let camera = s.required::<CameraConfig>("camera");
+        let thermometer = match table.contains_key("thermometer") {
+            true => s.required::<ThermometerConfig>("thermometer"),
+            false => Some(ThermometerConfig::Disabled),
+        };
+        let gate = s.required::<GateConfig>("gate");
+        let qr = s.optional::<QrSection>("qr");
+        let policy = s.optional::<PolicyConfig>("policy");
+        let outbox = s.optional::<OutboxConfig>("outbox");
+        let uplink = s.required::<UplinkConfig>("uplink");
+        let trust = s.optional::<TrustConfigSection>("trust");
+        let clock = s.optional::<ClockConfig>("clock");
+        match (
+            identity,
+            state_dir,
+            camera,
+            thermometer,
+            gate,
+            qr,
+            policy,
+            outbox,
+            uplink,
+            trust,
+            clock,
+        ) {
+            (
+                Some(identity),
+                Some(state_dir),
+                Some(camera),
+                Some(thermometer),
+                Some(gate),
+                Some(qr),
+                Some(policy),
+                Some(outbox),
+                Some(uplink),
+                Some(trust),
+                Some(clock),
+            ) => {
+                let cfg = DaemonConfig {
+                    identity,
+                    state_dir,
+                    camera,
+                    thermometer,
+                    gate,
+                    qr,
+                    policy,
+                    outbox,
+                    uplink,
+                    trust,
+                    clock,
+                };
+                validate::check(&cfg, &mut problems);
+                if problems.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(ParseError::Invalid(problems))
+                }
+            }
+            _ => Err(ParseError::Invalid(problems)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ParseError {
+    Syntax(String),
+    Invalid(Vec<Problem>),
+}
+
+struct Sections<'a> {
+    table: &'a toml::Table,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Sections<'_> {
+    fn required<T: DeserializeOwned>(&mut self, name: &str) -> Option<T> {
+        match self.table.get(name) {
+            None => {
+                self.problems.push(Problem {
+                    path: name.to_string(),
+                    message: "missing".to_string(),
+                });
+                None
+            }
+            Some(v) => self.convert(name, v.clone()),
+        }
+    }
+
+    /// A section whose every field has a default.
+    fn optional<T: DeserializeOwned>(&mut self, name: &str) -> Option<T> {
+        let value = self
+            .table
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+        self.convert(name, value)
+    }
+
+    fn convert<T: DeserializeOwned>(&mut self, name: &str, value: toml::Value) -> Option<T> {
+        match value.try_into::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(Problem {
+                    path: name.to_string(),
+                    message: e.to_string().trim_end().replace('\n', " "),
+                });
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

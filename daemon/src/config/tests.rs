@@ -1,0 +1,118 @@
+use super::*;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match DaemonConfig::parse(text) {
+        Err(ParseError::Invalid(p)) => p,
+        Err(ParseError::Syntax(s)) => panic!("syntax error: {s}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+const MINIMAL: &str = r#"
+state_dir = "/tmp/x"
+[identity]
+site = "s"
+box_id = "b1"
+checkpoint = "c"
+direction = "out"
+[camera]
+kind = "sim"
+dir = "/frames"
+[gate]
+kind = "sim"
+[uplink]
+host = "localhost"
+port = 1883
+transport = { kind = "plain" }
+"#;
+
+#[test]
+fn example_parses_with_every_section() {
+    let cfg = DaemonConfig::parse(EXAMPLE).unwrap();
+    assert_eq!(cfg.identity.box_id.as_str(), "library-gate-1");
+    assert!(matches!(cfg.camera, CameraConfig::V4l2 { fps: 15, .. }));
+    assert!(matches!(
+        cfg.thermometer,
+        ThermometerConfig::Mlx90614 { address: 0x5a, .. }
+    ));
+    assert!(matches!(cfg.gate, GateConfig::Gpio { relay_pin: 17, .. }));
+    assert!(matches!(cfg.uplink.transport, Transport::Tls { .. }));
+    assert_eq!(cfg.policy.temperature, Mode::Hard);
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let cfg = DaemonConfig::parse(MINIMAL).unwrap();
+    assert!(matches!(cfg.thermometer, ThermometerConfig::Disabled));
+    assert_eq!(cfg.policy.fever_threshold_c, 37.3);
+    assert_eq!(cfg.policy.admit_statuses, vec![PassStatus::Green]);
+    assert_eq!(cfg.outbox.when_full, WhenFull::RefuseNew);
+    assert_eq!(cfg.uplink.drain_per_s, 50);
+    assert_eq!(cfg.identity.direction, Direction::Out);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let text = MINIMAL
+        .replace("box_id = \"b1\"", "box_id = \"B 1\"")
+        .replace("kind = \"sim\"\ndir", "kind = \"sim\"\nfps = 0.0\ndir")
+        .replace(
+            "port = 1883",
+            "port = 1883\nkeep_alive_s = 1\ndrain_per_s = 0",
+        )
+        + "[policy]\ntemperature = \"hard\"\nfever_treshold = 38\n[bogus]\n";
+    let p = problems(&text);
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    // Sections that fail to deserialise are reported once each; semantic checks only run on a
+    // config whose sections all parsed, so fix those first.
+    assert!(paths.contains(&"identity"), "{p:?}");
+    assert!(paths.contains(&"policy"), "{p:?}");
+    assert!(paths.contains(&"bogus"), "{p:?}");
+    assert!(
+        p.iter().any(|p| p.message.contains("fever_treshold")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn semantic_problems_are_all_listed() {
+    let text = MINIMAL
+        .replace("kind = \"sim\"\ndir", "kind = \"sim\"\nfps = 0.0\ndir")
+        .replace(
+            "port = 1883",
+            "port = 1883\nkeep_alive_s = 1\ndrain_per_s = 0",
+        )
+        + "[policy]\ntemperature = \"hard\"\nadmit_statuses = []\n";
+    let p = problems(&text);
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    for want in [
+        "camera.fps",
+        "uplink.keep_alive_s",
+        "uplink.drain_per_s",
+        "policy.temperature",
+        "policy.admit_statuses",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {p:?}");
+    }
+}
+
+#[test]
+fn missing_sections_and_syntax_errors_are_clear() {
+    let p = problems("state_dir = \"/x\"\n");
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["identity", "camera", "gate", "uplink"]);
+    assert!(matches!(
+        DaemonConfig::parse("[identity\n"),
+        Err(ParseError::Syntax(_))
+    ));
+}
+
+#[test]
+fn transport_must_be_chosen_explicitly() {
+    let p = problems(&MINIMAL.replace("transport = { kind = \"plain\" }\n", ""));
+    assert!(p
+        .iter()
+        .any(|p| p.path == "uplink" && p.message.contains("transport")));
+    let p = problems(&MINIMAL.replace("kind = \"plain\"", "kind = \"tls\", ca = \"/ca.pem\""));
+    assert!(p.iter().any(|p| p.message.contains("cert")), "{p:?}");
+}

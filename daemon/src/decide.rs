@@ -1,0 +1,178 @@
+//! The admission decision: a pure function of the verified credential, the temperature reading,
+//! the person's previous admit and the policy. No clock, no hardware, no I/O: the door loop
+//! gathers the inputs and acts on the outcome.
+//!
+//! Factors are checked in a fixed order — pass code, trust freshness, pass colour,
+//! anti-passback, temperature — and each is `hard` (the first hard failure is the deny reason),
+//! `soft` (admit, but flag the event) or `off`.
+
+use std::collections::HashMap;
+
+use checkpoint_protocol::ids::SubjectId;
+use checkpoint_protocol::passcode::{PassClaims, PassStatus, RejectReason, Rejection};
+use checkpoint_protocol::records::{Decision, Flag, Reason};
+
+use crate::config::{Mode, PolicyConfig};
+
+/// What the door loop knows about one attempt.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub verification: &'a Result<PassClaims, Rejection>,
+    /// The raw thermometer reading, `None` when the sensor gave none.
+    pub temperature_c: Option<f32>,
+    /// When this person was last admitted at this box (Unix seconds).
+    pub last_admit: Option<i64>,
+    /// The trust material is older than its configured maximum age.
+    pub trust_stale: bool,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub reason: Reason,
+    pub flags: Vec<Flag>,
+    /// Only from a code whose signature verified: an unverified code names nobody.
+    pub subject: Option<SubjectId>,
+    pub dependants: Vec<SubjectId>,
+    pub pass_status: Option<PassStatus>,
+    /// Only a plausible body temperature.
+    pub temperature_c: Option<f32>,
+}
+
+pub fn decide(input: &Inputs<'_>, policy: &PolicyConfig) -> Outcome {
+    let mut deny: Option<Reason> = None;
+    let mut flags = Vec::new();
+    let mut factor = |mode: Mode, reason: Reason, flag: Flag| match mode {
+        Mode::Off => {}
+        Mode::Soft => flags.push(flag),
+        Mode::Hard => {
+            deny.get_or_insert(reason);
+        }
+    };
+
+    // Claims are trustworthy only once the signature verified; later steps (validity window,
+    // revocation) failing still tells us who it was.
+    let claims = match input.verification {
+        Ok(c) => Some(c),
+        Err(r) if signature_verified(r.reason) => r.claims.as_ref(),
+        Err(_) => None,
+    };
+    if let Err(rejection) = input.verification {
+        factor(policy.pass, rejection.reason.into(), Flag::PassInvalid);
+    }
+    if input.trust_stale {
+        factor(policy.trust_stale, Reason::TrustStale, Flag::TrustStale);
+    }
+    if let Ok(c) = input.verification {
+        if !policy.admit_statuses.contains(&c.status) {
+            factor(
+                policy.pass,
+                Reason::StatusNotAllowed,
+                Flag::StatusNotAllowed,
+            );
+        }
+    }
+    if policy.anti_passback_s > 0 && input.verification.is_ok() {
+        if let Some(last) = input.last_admit {
+            let window = i64::try_from(policy.anti_passback_s).unwrap_or(i64::MAX);
+            if input.now.saturating_sub(last) < window {
+                factor(
+                    policy.anti_passback,
+                    Reason::AntiPassback,
+                    Flag::AntiPassback,
+                );
+            }
+        }
+    }
+    let [lo, hi] = policy.plausible_c;
+    let temperature_c = input
+        .temperature_c
+        .filter(|t| t.is_finite() && (lo..=hi).contains(t));
+    match temperature_c {
+        Some(t) if t >= policy.fever_threshold_c => {
+            factor(policy.temperature, Reason::Fever, Flag::Fever)
+        }
+        Some(_) => {}
+        None => factor(
+            policy.temperature,
+            Reason::NoTemperature,
+            Flag::NoTemperature,
+        ),
+    }
+
+    let (decision, reason) = match deny {
+        Some(r) => (Decision::Deny, r),
+        None => (Decision::Admit, Reason::Ok),
+    };
+    Outcome {
+        decision,
+        reason,
+        flags,
+        subject: claims.map(|c| c.subject.clone()),
+        dependants: claims.map(|c| c.dependants.clone()).unwrap_or_default(),
+        pass_status: claims.map(|c| c.status),
+        temperature_c,
+    }
+}
+
+fn signature_verified(reason: RejectReason) -> bool {
+    matches!(
+        reason,
+        RejectReason::NotYetValid | RejectReason::Expired | RejectReason::Revoked
+    )
+}
+
+/// Each person's last admit at this box, for anti-passback. Entries older than the window are
+/// forgotten so memory stays bounded by the people seen within it.
+#[derive(Debug, Default)]
+pub struct Passback {
+    last: HashMap<SubjectId, i64>,
+}
+
+impl Passback {
+    pub fn last_admit(&self, subject: &SubjectId) -> Option<i64> {
+        self.last.get(subject).copied()
+    }
+
+    pub fn admitted(&mut self, subject: SubjectId, now: i64, window_s: u64) {
+        if window_s == 0 {
+            return;
+        }
+        let window = i64::try_from(window_s).unwrap_or(i64::MAX);
+        self.last.retain(|_, t| now.saturating_sub(*t) < window);
+        self.last.insert(subject, now);
+    }
+}
+
+/// Counts a code once while it stays in front of the camera: a code seen again within the
+/// cooldown of its previous sighting is the same attempt.
+#[derive(Debug)]
+pub struct Debounce {
+    cooldown_ms: u64,
+    seen: HashMap<String, u64>,
+}
+
+impl Debounce {
+    pub fn new(cooldown_ms: u64) -> Self {
+        Debounce {
+            cooldown_ms,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Whether `text` seen at `now_ms` is a new attempt.
+    pub fn fresh(&mut self, text: &str, now_ms: u64) -> bool {
+        let cooldown = self.cooldown_ms;
+        self.seen
+            .retain(|_, t| now_ms.saturating_sub(*t) < cooldown);
+        let fresh = !self.seen.contains_key(text);
+        if cooldown > 0 {
+            self.seen.insert(text.to_string(), now_ms);
+        }
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod tests;

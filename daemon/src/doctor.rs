@@ -1,0 +1,241 @@
+//! `checkpointd doctor`: the installer's checklist. Each check prints PASS, WARN or FAIL with what
+//! it saw and, on failure, what to do about it. The gate is only opened for access, never
+//! actuated: a doctor run must not unlock the door.
+
+use std::fmt;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Packet};
+
+use crate::config::{DaemonConfig, ThermometerConfig, Transport};
+use crate::{camera, clock, gate, outbox, pipeline, thermo, trust, uplink};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// What to do when it is not a pass.
+    pub fix: Option<String>,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = match self.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        };
+        write!(f, "{v}  {:<12} {}", self.name, self.detail)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n      fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        verdict: Verdict::Pass,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn not_ok(name: &'static str, verdict: Verdict, detail: impl fmt::Display, fix: &str) -> Check {
+    Check {
+        name,
+        verdict,
+        detail: detail.to_string(),
+        fix: Some(fix.to_string()),
+    }
+}
+
+pub async fn run(cfg: &DaemonConfig) -> Vec<Check> {
+    let mut out = Vec::new();
+    let cam_cfg = cfg.camera.clone();
+    let cam = tokio::task::spawn_blocking(move || {
+        camera::build(&cam_cfg).and_then(|mut c| c.frame().map(|f| (c.describe(), f)))
+    })
+    .await;
+    out.push(match cam {
+        Ok(Ok((desc, Some(f)))) => pass("camera", format!("{desc}; frame {}x{}", f.width(), f.height())),
+        Ok(Ok((desc, None))) => pass("camera", format!("{desc}; replay already finished")),
+        Ok(Err(e)) => not_ok("camera", Verdict::Fail, e, "check the camera cable and /dev/video*, that the user is in group video, and the [camera] section"),
+        Err(e) => not_ok("camera", Verdict::Fail, e, "the camera driver crashed; check the device"),
+    });
+
+    out.push(match thermo::build(&cfg.thermometer) {
+        Ok(None) => pass("thermometer", "disabled by configuration"),
+        Ok(Some(mut t)) => match t.read() {
+            Ok(c) => pass("thermometer", format!("{}: reads {c:.1} °C", t.describe())),
+            Err(e) => not_ok(
+                "thermometer",
+                Verdict::Fail,
+                e,
+                "check the sensor wiring (SDA, SCL, 3.3 V) and its I2C address with i2cdetect",
+            ),
+        },
+        Err(e) => {
+            let fix = match cfg.thermometer {
+                ThermometerConfig::Mlx90614 { .. } => {
+                    "enable I2C (raspi-config), add the user to group i2c, check [thermometer] bus"
+                }
+                _ => "check the [thermometer] section",
+            };
+            not_ok("thermometer", Verdict::Fail, e, fix)
+        }
+    });
+
+    out.push(match gate::build(&cfg.gate) {
+        Ok(g) => pass("gate", g.describe()),
+        Err(e) => not_ok(
+            "gate",
+            Verdict::Fail,
+            e,
+            "run on the box itself, add the user to group gpio, check the pin numbers (BCM)",
+        ),
+    });
+
+    out.push(broker(cfg).await);
+
+    out.push(if clock::probe_system() {
+        pass("clock", "synchronised")
+    } else {
+        not_ok(
+            "clock",
+            Verdict::Warn,
+            "not synchronised: events are marked clock_synced=false",
+            "enable NTP (timedatectl set-ntp true) and let the box reach an NTP server",
+        )
+    });
+
+    out.push(disk(cfg));
+
+    out.push(match trust::Trust::load(&cfg.state_dir, &cfg.trust.bootstrap_keys, cfg.trust.max_age_h) {
+        Err(e) => not_ok("trust", Verdict::Fail, e, "install the issuer's passcode.pub where trust.bootstrap_keys points, or let central publish its keys"),
+        Ok(t) => {
+            let now = time::OffsetDateTime::now_utc();
+            let keys = t.current().store.keys().count();
+            let age = t.age_s(now).map_or("bootstrap keys, no revocations yet".to_string(), |a| format!("published {} h ago", a / 3600));
+            if keys == 0 {
+                not_ok("trust", Verdict::Fail, "no trusted pass-code keys", "configure trust.bootstrap_keys or connect the box so central's trust configuration arrives")
+            } else if t.stale(now) {
+                not_ok("trust", Verdict::Warn, format!("{keys} key(s), {age}: stale"), "connect the box to the broker; central republishes trust material")
+            } else {
+                pass("trust", format!("{keys} key(s), {age}"))
+            }
+        }
+    });
+    out
+}
+
+async fn broker(cfg: &DaemonConfig) -> Check {
+    let mut opts = match uplink::mqtt_options(&cfg.uplink, &cfg.identity.box_id) {
+        Ok(o) => o,
+        Err(e) => {
+            return not_ok(
+                "broker",
+                Verdict::Fail,
+                e,
+                "check uplink.transport: ca, cert and key must be readable PEM files",
+            )
+        }
+    };
+    // A separate client id, so a running daemon's session is not taken over.
+    let id = format!("{}-doctor", cfg.identity.box_id);
+    opts.set_client_id(id);
+    opts.set_clean_session(true);
+    let (client, mut ev) = AsyncClient::new(opts, 4);
+    let target = format!("{}:{}", cfg.uplink.host, cfg.uplink.port);
+    let tls = matches!(cfg.uplink.transport, Transport::Tls { .. });
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    let _ = client.try_disconnect();
+    match r {
+        Ok(Ok(())) => pass(
+            "broker",
+            format!(
+                "connected to {target}{}",
+                if tls {
+                    " over mutual TLS"
+                } else {
+                    " (plain TCP)"
+                }
+            ),
+        ),
+        Ok(Err(e)) => {
+            let fix = if e.contains("TLS") || e.contains("certificate") || e.contains("alert") {
+                "the broker refused the TLS handshake: check that uplink.transport.ca signed the broker's certificate, that the certificate names uplink.host, and that the box certificate is for this box id and not expired"
+            } else if e.contains("refused") {
+                "nothing listens there or the broker refused us: check uplink.host/port and the broker's ACL for this box"
+            } else {
+                "check the network path to the broker (DNS, firewall, port)"
+            };
+            not_ok("broker", Verdict::Fail, format!("{target}: {e}"), fix)
+        }
+        Err(_) => not_ok(
+            "broker",
+            Verdict::Fail,
+            format!("{target}: no answer in 10 s"),
+            "check the network path to the broker (DNS, firewall, port)",
+        ),
+    }
+}
+
+fn disk(cfg: &DaemonConfig) -> Check {
+    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
+        return not_ok("outbox", Verdict::Fail, format!("{}: {e}", cfg.state_dir.display()), "create the state directory writable by the daemon's user (systemd StateDirectory does this)");
+    }
+    let free = uplink::disk_free(&cfg.state_dir);
+    let probe = cfg.state_dir.join(".doctor-probe");
+    if let Err(e) = std::fs::write(&probe, b"x").and_then(|_| std::fs::remove_file(&probe)) {
+        return not_ok(
+            "outbox",
+            Verdict::Fail,
+            format!("{} is not writable: {e}", cfg.state_dir.display()),
+            "give the daemon's user write access to the state directory",
+        );
+    }
+    let depth = match outbox::Outbox::open(
+        &pipeline::outbox_dir(cfg),
+        cfg.outbox.max_bytes,
+        cfg.outbox.when_full,
+        1 << 20,
+    ) {
+        Ok(o) => {
+            let s = o.stats();
+            format!("{} unacknowledged event(s), {} bytes", s.depth, s.bytes)
+        }
+        Err(_) => "in use by the running daemon".to_string(),
+    };
+    let free_txt = free.map_or("unknown".to_string(), |b| {
+        format!("{} MiB", b / (1024 * 1024))
+    });
+    if free.is_some_and(|b| b < cfg.outbox.max_bytes) {
+        not_ok(
+            "outbox",
+            Verdict::Warn,
+            format!("{depth}; only {free_txt} free, less than outbox.max_bytes"),
+            "free disk space or lower outbox.max_bytes",
+        )
+    } else {
+        pass("outbox", format!("{depth}; {free_txt} free"))
+    }
+}

@@ -1,0 +1,275 @@
+//! Wiring: builds every stage from the configuration, runs them until shutdown, then stops them
+//! in order — door loop first (it finishes the current attempt and puts the gate in its safe
+//! state), then the uplink (retained `offline` status, disconnect), then a last outbox flush.
+//!
+//! Threads: the camera (blocking, its own thread), the door loop (CPU-bound decoding, its own
+//! thread), and the tokio runtime for the uplink.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use image::GrayImage;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::camera::{self, CameraError};
+use crate::clock::ClockWatch;
+use crate::config::{CameraConfig, DaemonConfig, Mode};
+use crate::gate::{self, GateError};
+use crate::outbox::{Outbox, OutboxError};
+use crate::stats::{self, Stats};
+use crate::thermo;
+use crate::trust::{Trust, TrustError};
+use crate::uplink::{self, UplinkError};
+
+mod door;
+
+pub use door::Door;
+
+/// Longest the door loop may take to finish its attempt at shutdown. systemd's
+/// `TimeoutStopSec` is longer.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("gate: {0}")]
+    Gate(#[from] GateError),
+    #[error(transparent)]
+    Uplink(#[from] UplinkError),
+    #[error("shutdown: {0}")]
+    Shutdown(String),
+}
+
+/// A camera frame and when it was taken.
+#[derive(Debug)]
+pub struct Frame {
+    pub image: GrayImage,
+    pub captured: Instant,
+}
+
+pub fn outbox_dir(cfg: &DaemonConfig) -> PathBuf {
+    cfg.state_dir.join("outbox")
+}
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(
+    cfg: DaemonConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| PipelineError::StateDir {
+        path: cfg.state_dir.clone(),
+        source,
+    })?;
+    let outbox = Arc::new(Outbox::open(
+        &outbox_dir(&cfg),
+        cfg.outbox.max_bytes,
+        cfg.outbox.when_full,
+        cfg.outbox.cache_bytes,
+    )?);
+    let trust = Arc::new(Trust::load(
+        &cfg.state_dir,
+        &cfg.trust.bootstrap_keys,
+        cfg.trust.max_age_h,
+    )?);
+    // TLS material is loaded now so that a bad certificate stops the start with a clear error.
+    let mqtt = uplink::mqtt_options(&cfg.uplink, &cfg.identity.box_id)?;
+    let clock = Arc::new(ClockWatch::new(cfg.clock.check));
+    let (thermometer, thermo_health) = match thermo::build(&cfg.thermometer) {
+        Ok(None) => (None, stats::disabled()),
+        Ok(Some(t)) => (Some(t), stats::ok()),
+        Err(error) => {
+            // A dead sensor does not stop the door: the temperature policy decides.
+            tracing::error!(message = "Thermometer unavailable.", %error, policy = ?cfg.policy.temperature);
+            (None, stats::fault(&error))
+        }
+    };
+    let thermo_wanted = cfg.policy.temperature != Mode::Off;
+    let stats = Arc::new(Stats::new(thermo_health));
+    let mut gate = gate::build(&cfg.gate)?;
+    gate.safe_state()?;
+    let appended = Arc::new(Notify::new());
+    let token = CancellationToken::new();
+
+    let (frames_tx, frames_rx) = mpsc::sync_channel::<Frame>(1);
+    let camera_thread = {
+        let (cfg, stats, token) = (cfg.camera.clone(), stats.clone(), token.clone());
+        std::thread::Builder::new()
+            .name("camera".into())
+            .spawn(move || camera_loop(&cfg, &frames_tx, &stats, &token))
+            .map_err(|e| PipelineError::Shutdown(format!("cannot start the camera thread: {e}")))?
+    };
+    let door = Door {
+        identity: cfg.identity.clone(),
+        policy: cfg.policy.clone(),
+        qr: crate::qr::QrConfig {
+            max_side: cfg.qr.max_side,
+            budget: Duration::from_millis(cfg.qr.frame_budget_ms),
+        },
+        outbox: outbox.clone(),
+        trust: trust.clone(),
+        stats: stats.clone(),
+        clock: clock.clone(),
+        gate,
+        thermometer: thermometer.filter(|_| thermo_wanted),
+        appended: appended.clone(),
+    };
+    let door_thread = {
+        let token = token.clone();
+        std::thread::Builder::new()
+            .name("door".into())
+            .spawn(move || door.run(frames_rx, &token))
+            .map_err(|e| PipelineError::Shutdown(format!("cannot start the door thread: {e}")))?
+    };
+    let shared = uplink::Shared {
+        box_id: cfg.identity.box_id.clone(),
+        outbox: outbox.clone(),
+        trust,
+        stats,
+        clock,
+        appended,
+        state_dir: cfg.state_dir.clone(),
+    };
+    let uplink_task = tokio::spawn(uplink::run(cfg.uplink.clone(), mqtt, shared, token.clone()));
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        message = "Checkpoint daemon running.",
+        box_id = %cfg.identity.box_id,
+        checkpoint = %cfg.identity.checkpoint,
+        direction = ?cfg.identity.direction,
+        outbox_depth = outbox.stats().depth,
+    );
+
+    shutdown.await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!(message = "Shutting down.");
+    token.cancel();
+
+    let joined = tokio::time::timeout(
+        SHUTDOWN_DEADLINE,
+        tokio::task::spawn_blocking(move || door_thread.join()),
+    )
+    .await;
+    let mut problems = Vec::new();
+    match joined {
+        Ok(Ok(Ok(()))) => {}
+        Ok(_) => problems.push("the door loop panicked".to_string()),
+        Err(_) => problems.push("the door loop did not finish in time".to_string()),
+    }
+    match tokio::time::timeout(Duration::from_secs(5), uplink_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => problems.push(e.to_string()),
+        Ok(Err(e)) => problems.push(format!("uplink task: {e}")),
+        Err(_) => problems.push("the uplink did not stop in time".to_string()),
+    }
+    // The camera thread may be blocked in a frame read; it exits on its next turn.
+    drop(camera_thread);
+    outbox.flush()?;
+    let st = outbox.stats();
+    tracing::info!(
+        message = "Stopped.",
+        outbox_depth = st.depth,
+        last_seq = st.last_seq
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(PipelineError::Shutdown(problems.join("; ")))
+    }
+}
+
+fn camera_loop(
+    cfg: &CameraConfig,
+    tx: &SyncSender<Frame>,
+    stats: &Stats,
+    token: &CancellationToken,
+) {
+    // A replay must not lose frames (each may be an attempt); a live camera drops stale frames
+    // rather than queueing them behind a busy decoder.
+    let lossless = matches!(cfg, CameraConfig::Sim { .. });
+    let mut logged = false;
+    while !token.is_cancelled() {
+        let mut cam = match camera::build(cfg) {
+            Ok(c) => {
+                tracing::info!(message = "Camera open.", camera = %c.describe());
+                stats.set_camera(stats::ok());
+                logged = false;
+                c
+            }
+            Err(error) => {
+                if !logged {
+                    tracing::error!(message = "Camera unavailable; retrying.", %error);
+                    logged = true;
+                }
+                stats.set_camera(stats::fault(&error));
+                sleep_unless_cancelled(Duration::from_secs(5), token);
+                continue;
+            }
+        };
+        while !token.is_cancelled() {
+            match cam.frame() {
+                Ok(Some(image)) => {
+                    let frame = Frame {
+                        image,
+                        captured: Instant::now(),
+                    };
+                    let sent = if lossless {
+                        tx.send(frame).map_err(|_| ())
+                    } else {
+                        match tx.try_send(frame) {
+                            Ok(()) | Err(TrySendError::Full(_)) => Ok(()),
+                            Err(TrySendError::Disconnected(_)) => Err(()),
+                        }
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    tracing::info!(message = "Camera replay finished.");
+                    while !token.is_cancelled() {
+                        sleep_unless_cancelled(Duration::from_secs(1), token);
+                    }
+                    return;
+                }
+                Err(error @ CameraError::Frame { .. }) => {
+                    tracing::warn!(message = "Bad camera frame.", %error);
+                }
+                Err(error) => {
+                    tracing::error!(message = "Camera failed; reopening.", %error);
+                    stats.set_camera(stats::fault(&error));
+                    sleep_unless_cancelled(Duration::from_secs(1), token);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn sleep_unless_cancelled(d: Duration, token: &CancellationToken) {
+    let end = Instant::now() + d;
+    while !token.is_cancelled() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for the next frame; a helper so the door loop can tick the gate between frames.
+pub(crate) fn next_frame(rx: &mpsc::Receiver<Frame>, wait: Duration) -> Result<Option<Frame>, ()> {
+    match rx.recv_timeout(wait) {
+        Ok(f) => Ok(Some(f)),
+        Err(RecvTimeoutError::Timeout) => Ok(None),
+        Err(RecvTimeoutError::Disconnected) => Err(()),
+    }
+}

@@ -1,0 +1,238 @@
+//! The door loop: frame in, decision out. For each new code in a frame it verifies the pass,
+//! reads the thermometer, decides, stores the event durably in the outbox and only then signals
+//! the gate. Failures of one stage are logged and counted; the loop keeps going.
+
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checkpoint_protocol::passcode;
+use checkpoint_protocol::records::{self, Decision, Event, Method, Schema};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{next_frame, Frame};
+use crate::clock::ClockWatch;
+use crate::config::{Identity, PolicyConfig};
+use crate::decide::{self, Debounce, Inputs, Passback};
+use crate::gate::{Gate, Signal};
+use crate::outbox::Outbox;
+use crate::qr::{self, QrConfig};
+use crate::stats::{self, Stats};
+use crate::thermo::{SensorHealth, Thermometer};
+use crate::trust::Trust;
+
+/// How often the loop pings systemd's watchdog (the unit's `WatchdogSec` is far longer).
+const WATCHDOG_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Door {
+    pub identity: Identity,
+    pub policy: PolicyConfig,
+    pub qr: QrConfig,
+    pub outbox: Arc<Outbox>,
+    pub trust: Arc<Trust>,
+    pub stats: Arc<Stats>,
+    pub clock: Arc<ClockWatch>,
+    pub gate: Box<dyn Gate>,
+    /// `None` when the box has none, it failed to open, or the policy ignores temperature.
+    pub thermometer: Option<Box<dyn Thermometer>>,
+    /// Wakes the uplink after each append.
+    pub appended: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Door")
+            .field("box_id", &self.identity.box_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of one attempt, for the caller (and the benchmark).
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub seq: Option<u64>,
+    pub decision: Decision,
+    pub reason: records::Reason,
+}
+
+/// State the loop carries between attempts.
+#[derive(Debug)]
+pub struct DoorState {
+    debounce: Debounce,
+    passback: Passback,
+    thermo_health: SensorHealth,
+}
+
+impl Door {
+    pub fn state(&self) -> DoorState {
+        DoorState {
+            debounce: Debounce::new(self.policy.duplicate_cooldown_ms),
+            passback: Passback::default(),
+            thermo_health: SensorHealth::default(),
+        }
+    }
+
+    /// Runs until the token is cancelled, then puts the gate in its safe state.
+    pub fn run(mut self, frames: Receiver<Frame>, token: &CancellationToken) {
+        let mut state = self.state();
+        let mut pinged = Instant::now() - WATCHDOG_EVERY;
+        let mut camera_gone = false;
+        while !token.is_cancelled() {
+            let now = Instant::now();
+            if now.duration_since(pinged) >= WATCHDOG_EVERY {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                pinged = now;
+            }
+            if let Err(error) = self.gate.tick(now) {
+                tracing::error!(message = "Gate failed.", %error);
+                self.stats.set_gate(stats::fault(&error));
+            }
+            match next_frame(&frames, Duration::from_millis(50)) {
+                Ok(Some(frame)) => {
+                    self.frame(&mut state, &frame);
+                }
+                Ok(None) => {}
+                Err(()) => {
+                    if !camera_gone {
+                        tracing::warn!(message = "Camera thread ended.");
+                        camera_gone = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        if let Err(error) = self.gate.safe_state() {
+            tracing::error!(message = "Gate could not reach its safe state.", %error);
+        }
+        if let Err(error) = self.outbox.flush() {
+            tracing::error!(message = "Outbox flush failed at shutdown.", %error);
+        }
+    }
+
+    /// Decodes a frame and handles every new code in it.
+    pub fn frame(&mut self, state: &mut DoorState, frame: &Frame) -> Vec<AttemptOutcome> {
+        let decoded = qr::decode(&frame.image, &self.qr);
+        self.stats.frame(Instant::now(), decoded.elapsed);
+        if decoded.panics > 0 {
+            tracing::warn!(
+                message = "QR decoder panicked on a frame; contained.",
+                panics = decoded.panics
+            );
+        }
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let mut out = Vec::new();
+        for text in &decoded.texts {
+            if state.debounce.fresh(text, now_ms) {
+                out.push(self.attempt(state, text, frame.captured));
+            }
+        }
+        out
+    }
+
+    #[tracing::instrument(skip_all, fields(box_id = %self.identity.box_id))]
+    fn attempt(&mut self, state: &mut DoorState, text: &str, captured: Instant) -> AttemptOutcome {
+        let now = OffsetDateTime::now_utc();
+        let now_unix = now.unix_timestamp();
+        let trust = self.trust.current();
+        let verification = passcode::verify(text, &trust.store, now_unix, self.policy.clock_skew_s);
+        let temperature_c = match self.thermometer.as_mut() {
+            Some(t) => {
+                let r = t.read();
+                state.thermo_health.record(&r);
+                self.stats.set_thermometer(state.thermo_health.health());
+                if let Err(error) = &r {
+                    tracing::warn!(message = "Thermometer read failed.", %error);
+                }
+                r.ok()
+            }
+            None => None,
+        };
+        let last_admit = verification
+            .as_ref()
+            .ok()
+            .and_then(|c| state.passback.last_admit(&c.subject));
+        let outcome = decide::decide(
+            &Inputs {
+                verification: &verification,
+                temperature_c,
+                last_admit,
+                trust_stale: self.trust.stale(now),
+                now: now_unix,
+            },
+            &self.policy,
+        );
+        let event = |seq: u64| Event {
+            schema: Schema,
+            id: Uuid::new_v4(),
+            seq,
+            site: self.identity.site.clone(),
+            box_id: self.identity.box_id.clone(),
+            checkpoint: self.identity.checkpoint.clone(),
+            direction: self.identity.direction,
+            method: Method::Qr,
+            subject: outcome.subject.clone(),
+            dependants: outcome.dependants.clone(),
+            pass_status: outcome.pass_status,
+            decision: outcome.decision,
+            reason: outcome.reason,
+            flags: outcome.flags.clone(),
+            temperature_c: outcome.temperature_c,
+            ts: now,
+            clock_synced: self.clock.synced(),
+        };
+        // Durable before the door moves.
+        let seq = match self
+            .outbox
+            .append(unix_ms(now), |seq| records::encode(&event(seq)))
+        {
+            Ok(a) => {
+                if !a.stored {
+                    tracing::error!(message = "Outbox full: event not stored.", seq = a.seq);
+                }
+                Some(a.seq)
+            }
+            Err(error) => {
+                // The person at the door still gets the decision; the loss is logged loudly.
+                tracing::error!(message = "Event could not be stored.", %error);
+                None
+            }
+        };
+        let signal = match outcome.decision {
+            Decision::Admit => Signal::Admit,
+            Decision::Deny => Signal::Deny,
+        };
+        if let Err(error) = self.gate.signal(signal, Instant::now()) {
+            tracing::error!(message = "Gate failed.", %error);
+            self.stats.set_gate(stats::fault(&error));
+        }
+        if outcome.decision == Decision::Admit {
+            if let Some(s) = &outcome.subject {
+                state
+                    .passback
+                    .admitted(s.clone(), now_unix, self.policy.anti_passback_s);
+            }
+        }
+        self.appended.notify_one();
+        self.stats.attempt();
+        tracing::info!(
+            message = "Attempt.",
+            seq,
+            decision = ?outcome.decision,
+            reason = ?outcome.reason,
+            flags = ?outcome.flags,
+            latency_ms = captured.elapsed().as_millis() as u64,
+        );
+        AttemptOutcome {
+            seq,
+            decision: outcome.decision,
+            reason: outcome.reason,
+        }
+    }
+}
+
+pub fn unix_ms(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}

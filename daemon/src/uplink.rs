@@ -1,0 +1,370 @@
+//! The uplink: one MQTT connection (rumqttc, MQTT 3.1.1) over mutual TLS, or plain TCP when the
+//! configuration says so explicitly.
+//!
+//! - Out: events from the outbox (QoS 1, see [`sender`] for the order and rate), the retained
+//!   `online` status on every connect (the Last Will is the retained `offline`), telemetry every
+//!   `telemetry_interval_s`.
+//! - In: central's end-to-end acks (the only thing that deletes events from the outbox), the
+//!   retained trust configuration, and the box's own configuration and command topics.
+//! - The session is persistent (clean session off), so acks and configuration published while
+//!   the box was away are delivered when it returns. Reconnects back off exponentially with
+//!   jitter.
+//!
+//! A task polls the rumqttc event loop and forwards what happens over a channel; this module's
+//! loop owns the scheduling state and never blocks on the network.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::{self, Ack, BoxState, Status};
+use checkpoint_protocol::topic::{self, ConfigKind, Topic};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::ClockWatch;
+use crate::config::{Transport, UplinkConfig};
+use crate::outbox::Outbox;
+use crate::stats::Stats;
+use crate::trust::{Applied, Trust};
+
+pub mod sender;
+mod telemetry;
+
+pub use telemetry::disk_free;
+pub mod tls;
+
+pub use sender::Sender;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error("uplink TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Everything the uplink shares with the rest of the daemon.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub box_id: BoxId,
+    pub outbox: Arc<Outbox>,
+    pub trust: Arc<Trust>,
+    pub stats: Arc<Stats>,
+    pub clock: Arc<ClockWatch>,
+    /// Signalled by the door loop after each append, so live events go out at once.
+    pub appended: Arc<Notify>,
+    pub state_dir: std::path::PathBuf,
+}
+
+pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, UplinkError> {
+    let client_id = cfg.client_id.clone().unwrap_or_else(|| box_id.to_string());
+    let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    // Validated to 5..=3600 s, so rumqttc's assertion on sub-second values cannot fire.
+    opts.set_keep_alive(cfg.keep_alive());
+    opts.set_clean_session(false);
+    opts.set_max_packet_size(256 * 1024, 256 * 1024);
+    opts.set_inflight(100);
+    let will = Status {
+        schema: records::Schema,
+        box_id: box_id.clone(),
+        state: BoxState::Offline,
+        version: None,
+    };
+    opts.set_last_will(LastWill::new(
+        Topic::Status(box_id.clone()).to_string(),
+        records::encode(&will),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Transport::Tls { ca, cert, key } = &cfg.transport {
+        let tls = tls::client_config(ca, cert, key)?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            TlsConfiguration::Rustls(tls),
+        ));
+    }
+    Ok(opts)
+}
+
+/// What the polling task reports.
+#[derive(Debug)]
+enum Net {
+    Connected,
+    Incoming(rumqttc::Publish),
+    Down(String),
+}
+
+/// Exponential backoff with full jitter between `min` and the current ceiling.
+#[derive(Debug)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            ceiling: min,
+        }
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let lo = self.min.as_millis() as u64;
+        let hi = (self.ceiling.as_millis() as u64).max(lo);
+        self.ceiling = (self.ceiling * 2).min(self.max);
+        Duration::from_millis(fastrand::u64(lo..=hi))
+    }
+
+    pub fn reset(&mut self) {
+        self.ceiling = self.min;
+    }
+}
+
+/// Runs the uplink until `token` is cancelled; then publishes the retained `offline` status
+/// (a clean disconnect does not trigger the Last Will) and disconnects.
+pub async fn run(
+    cfg: UplinkConfig,
+    opts: MqttOptions,
+    shared: Shared,
+    token: CancellationToken,
+) -> Result<(), UplinkError> {
+    let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    let (tx, mut rx) = mpsc::channel::<Net>(256);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(cfg.backoff_min_ms),
+        Duration::from_millis(cfg.backoff_max_ms),
+    );
+    let poller = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    if tx.send(Net::Connected).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send(Net::Incoming(p)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if tx.send(Net::Down(e.to_string())).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    });
+
+    let mut sender = Sender::new(
+        cfg.drain_per_s,
+        Duration::from_secs(cfg.resend_after_s),
+        Instant::now(),
+    );
+    let mut connected = false;
+    let mut down_since: Option<Instant> = Some(Instant::now());
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut telemetry = tokio::time::interval(Duration::from_secs(cfg.telemetry_interval_s));
+    telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let status_topic = Topic::Status(shared.box_id.clone()).to_string();
+
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            net = rx.recv() => match net {
+                None => break,
+                Some(Net::Connected) => {
+                    connected = true;
+                    let outage = down_since.take().map(|t| t.elapsed());
+                    let last_seq = shared.outbox.stats().last_seq;
+                    sender.connected(last_seq, Instant::now());
+                    tracing::info!(
+                        message = "Connected to the broker.",
+                        host = %cfg.host,
+                        port = cfg.port,
+                        outage_s = outage.map(|d| d.as_secs()),
+                        backlog = shared.outbox.stats().depth,
+                    );
+                    on_connect(&client, &shared, &status_topic);
+                    pump(&mut sender, &client, &shared);
+                }
+                Some(Net::Down(error)) => {
+                    if connected || down_since.is_none() {
+                        tracing::warn!(message = "Broker connection lost; events stay in the outbox.", %error);
+                        down_since = Some(Instant::now());
+                    } else {
+                        tracing::debug!(message = "Broker still unreachable.", %error);
+                    }
+                    connected = false;
+                }
+                Some(Net::Incoming(p)) => {
+                    incoming(p, &shared, &mut sender).await;
+                    if connected {
+                        pump(&mut sender, &client, &shared);
+                    }
+                }
+            },
+            _ = shared.appended.notified(), if connected => pump(&mut sender, &client, &shared),
+            _ = tick.tick(), if connected => pump(&mut sender, &client, &shared),
+            _ = telemetry.tick() => {
+                let clock = shared.clock.clone();
+                // `timedatectl` may take a moment: keep it off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || clock.refresh()).await;
+                if connected {
+                    let record = telemetry::build(&shared);
+                    let topic = Topic::Telemetry(shared.box_id.clone()).to_string();
+                    if let Err(error) = client.try_publish(topic, QoS::AtMostOnce, false, records::encode(&record)) {
+                        tracing::debug!(message = "Telemetry not sent.", %error);
+                    }
+                }
+            }
+        }
+    }
+
+    if connected {
+        let offline = Status {
+            schema: records::Schema,
+            box_id: shared.box_id.clone(),
+            state: BoxState::Offline,
+            version: Some(VERSION.to_string()),
+        };
+        let _ = client.try_publish(
+            &status_topic,
+            QoS::AtLeastOnce,
+            true,
+            records::encode(&offline),
+        );
+        let _ = client.try_disconnect();
+        // Give the event loop a moment to write the status and the DISCONNECT.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(net) = rx.recv().await {
+                if matches!(net, Net::Down(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    poller.abort();
+    Ok(())
+}
+
+fn on_connect(client: &AsyncClient, shared: &Shared, status_topic: &str) {
+    let online = Status {
+        schema: records::Schema,
+        box_id: shared.box_id.clone(),
+        state: BoxState::Online,
+        version: Some(VERSION.to_string()),
+    };
+    if let Err(error) = client.try_publish(
+        status_topic,
+        QoS::AtLeastOnce,
+        true,
+        records::encode(&online),
+    ) {
+        tracing::warn!(message = "Online status not sent.", %error);
+    }
+    for filter in topic::box_filters(&shared.box_id) {
+        if let Err(error) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+            tracing::warn!(message = "Subscribe failed.", %error, filter);
+        }
+    }
+}
+
+fn pump(sender: &mut Sender, client: &AsyncClient, shared: &Shared) {
+    let topic = Topic::Event(shared.box_id.clone()).to_string();
+    let mut publish = |seq: u64, record: Vec<u8>| match client.try_publish(
+        &topic,
+        QoS::AtLeastOnce,
+        false,
+        record,
+    ) {
+        Ok(()) => {
+            tracing::debug!(message = "Event published.", seq);
+            true
+        }
+        Err(_) => false,
+    };
+    if let Err(error) = sender.pump(&shared.outbox, Instant::now(), &mut publish) {
+        tracing::error!(message = "Cannot read the outbox.", %error);
+    }
+}
+
+async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
+    let topic = match Topic::parse(&p.topic) {
+        Ok(t) => t,
+        Err(error) => {
+            tracing::warn!(message = "Message on an unexpected topic ignored.", topic = %p.topic, %error);
+            return;
+        }
+    };
+    match topic {
+        Topic::Ack(b) if b == shared.box_id => {
+            let ack: Ack = match records::decode(&p.payload) {
+                Ok(a) => a,
+                Err(error) => {
+                    tracing::warn!(message = "Malformed ack ignored.", kind = error.kind(), %error);
+                    return;
+                }
+            };
+            if ack.box_id != shared.box_id {
+                tracing::warn!(message = "Ack for another box ignored.", other = %ack.box_id);
+                return;
+            }
+            let ranges: Vec<(u64, u64)> = ack.ranges.iter().map(|r| (r.first, r.last)).collect();
+            let outbox = shared.outbox.clone();
+            let r = ranges.clone();
+            match tokio::task::spawn_blocking(move || outbox.ack(&r)).await {
+                Ok(Ok(n)) => {
+                    tracing::debug!(message = "Events acknowledged by central.", removed = n)
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(message = "Cannot delete acknowledged events.", %error)
+                }
+                Err(error) => tracing::error!(message = "Ack task failed.", %error),
+            }
+            sender.acked(&ranges);
+        }
+        Topic::SharedConfig(ConfigKind::Trust) => {
+            let trust = shared.trust.clone();
+            let bytes = p.payload.to_vec();
+            match tokio::task::spawn_blocking(move || trust.apply(&bytes)).await {
+                Ok(Ok(Applied::Updated)) => {
+                    let t = shared.trust.current();
+                    tracing::info!(
+                        message = "Trust material updated.",
+                        keys = t.store.keys().count(),
+                        revocations = t.store.revocations().count(),
+                    );
+                }
+                Ok(Ok(Applied::Unchanged)) => {
+                    tracing::debug!(message = "Trust material unchanged.")
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(message = "Trust configuration refused; keeping the last good copy.", %error)
+                }
+                Err(error) => tracing::error!(message = "Trust task failed.", %error),
+            }
+        }
+        Topic::BoxConfig(b, ConfigKind::Gallery) if b == shared.box_id => {
+            tracing::info!(
+                message = "Face gallery update ignored: this build has no face recognition."
+            );
+        }
+        Topic::Command(b) if b == shared.box_id => {
+            tracing::warn!(
+                message = "Command ignored: no commands are supported yet.",
+                bytes = p.payload.len()
+            );
+        }
+        other => tracing::warn!(message = "Message for someone else ignored.", topic = %other),
+    }
+}

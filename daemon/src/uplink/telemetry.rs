@@ -1,0 +1,45 @@
+//! Builds the periodic telemetry record from the live figures.
+
+use std::path::Path;
+use std::time::Instant;
+
+use checkpoint_protocol::records::{Schema, Telemetry};
+use time::OffsetDateTime;
+
+use super::{Shared, VERSION};
+
+pub(super) fn build(shared: &Shared) -> Telemetry {
+    let now = OffsetDateTime::now_utc();
+    let s = shared.stats.snapshot(Instant::now());
+    let o = shared.outbox.stats();
+    let now_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    Telemetry {
+        schema: Schema,
+        box_id: shared.box_id.clone(),
+        ts: now,
+        version: VERSION.to_string(),
+        uptime_s: s.uptime.as_secs(),
+        last_seq: o.last_seq,
+        outbox_depth: o.depth,
+        outbox_bytes: o.bytes,
+        outbox_oldest_age_s: o
+            .oldest_appended_ms
+            .map(|t| now_ms.saturating_sub(t) / 1000),
+        outbox_full: o.full,
+        dropped_events: o.dropped,
+        fps: s.fps,
+        decode_ms_p50: s.decode_ms_p50,
+        camera: s.camera,
+        thermometer: s.thermometer,
+        gate: s.gate,
+        clock_synced: shared.clock.synced(),
+        trust_age_s: shared.trust.age_s(now),
+        disk_free_bytes: disk_free(&shared.state_dir),
+    }
+}
+
+/// Bytes available to unprivileged users on the file system holding `dir`.
+pub fn disk_free(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}

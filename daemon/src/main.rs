@@ -1,6 +1,6 @@
 //! The `checkpointd` command line.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,6 +77,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // journald and log files get plain text; colours only on a terminal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     // The QR decoder contains rqrr's panics with catch_unwind; report them as log events instead
     // of the default hook's crash-like text. A panic anywhere else is logged the same way.

@@ -1,5 +1,14 @@
 //! Helpers for the end-to-end tests in `tests/`: locating (and building) the real binaries and
-//! running them.
+//! running them, a real Mosquitto with a throw-away PKI ([`broker`]), kiosk processes with
+//! simulated hardware ([`kiosk`]) and a recording stand-in for central ([`central`]).
+//!
+//! This crate only supports tests: a failed setup step panics, which fails the test with the
+//! message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod broker;
+pub mod central;
+pub mod kiosk;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

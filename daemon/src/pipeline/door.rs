@@ -96,7 +96,7 @@ impl Door {
                 }
                 Ok(None) => {}
                 Err(()) => {
-                    if !camera_gone {
+                    if !camera_gone && !token.is_cancelled() {
                         tracing::warn!(message = "Camera thread ended.");
                         camera_gone = true;
                     }

@@ -1,0 +1,215 @@
+//! A stand-in for central in the daemon's tests: an MQTT client that records everything boxes
+//! publish and, when asked, sends end-to-end acks and trust configuration.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::{self, Ack, Event, SeqRange, Status, Telemetry, TrustConfig};
+use checkpoint_protocol::topic::{self, ConfigKind, Topic};
+use rumqttc::{Client, Event as MqttEvent, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+
+use crate::broker::{Mosquitto, Pki};
+
+#[derive(Debug, Default)]
+struct Seen {
+    events: Vec<Event>,
+    status: Vec<Status>,
+    telemetry: Vec<Telemetry>,
+    bad: Vec<String>,
+}
+
+pub struct TestCentral {
+    client: Client,
+    seen: Arc<Mutex<Seen>>,
+    auto_ack: Arc<AtomicBool>,
+    connected: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for TestCentral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCentral").finish_non_exhaustive()
+    }
+}
+
+impl TestCentral {
+    /// Connects (mutual TLS when `pki` is given, as identity "central") and subscribes to all
+    /// boxes. With `auto_ack`, every event is acknowledged as soon as it arrives.
+    ///
+    /// # Panics
+    /// When it cannot connect within 10 s.
+    pub fn connect(broker: &Mosquitto, pki: Option<&Pki>, auto_ack: bool) -> TestCentral {
+        let mut opts = MqttOptions::new("central", "127.0.0.1", broker.port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        // A persistent session, as the real central has: the broker queues events for it while
+        // it is away, also across a broker restart.
+        opts.set_clean_session(false);
+        if let Some(pki) = pki {
+            let id = pki.client("central");
+            let tls = checkpoint_daemon::uplink::tls::client_config(&pki.ca(), &id.cert, &id.key)
+                .expect("central TLS");
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        }
+        let (client, mut connection) = Client::new(opts, 1024);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let auto = Arc::new(AtomicBool::new(auto_ack));
+        let connected = Arc::new(AtomicBool::new(false));
+        {
+            let (client, seen, auto, connected) = (
+                client.clone(),
+                seen.clone(),
+                auto.clone(),
+                connected.clone(),
+            );
+            std::thread::spawn(move || {
+                for ev in connection.iter() {
+                    match ev {
+                        Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                            for f in topic::central_filters() {
+                                let _ = client.subscribe(f, QoS::AtLeastOnce);
+                            }
+                        }
+                        Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
+                            connected.store(true, Ordering::SeqCst);
+                        }
+                        Ok(MqttEvent::Incoming(Packet::Publish(p))) => handle(
+                            &client,
+                            &seen,
+                            auto.load(Ordering::SeqCst),
+                            &p.topic,
+                            &p.payload,
+                        ),
+                        Ok(_) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                }
+            });
+        }
+        let c = TestCentral {
+            client,
+            seen,
+            auto_ack: auto,
+            connected,
+        };
+        wait_until(Duration::from_secs(10), "central subscribed", || {
+            c.connected.load(Ordering::SeqCst)
+        });
+        c
+    }
+
+    pub fn set_auto_ack(&self, on: bool) {
+        self.auto_ack.store(on, Ordering::SeqCst);
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.seen.lock().expect("lock").events.clone()
+    }
+
+    /// Distinct events by sequence number, in sequence order (the broker may deliver a resend
+    /// twice).
+    pub fn unique_events(&self) -> Vec<Event> {
+        let mut e = self.events();
+        e.sort_by_key(|e| e.seq);
+        e.dedup_by_key(|e| e.seq);
+        e
+    }
+
+    pub fn status(&self) -> Vec<Status> {
+        self.seen.lock().expect("lock").status.clone()
+    }
+
+    pub fn telemetry(&self) -> Vec<Telemetry> {
+        self.seen.lock().expect("lock").telemetry.clone()
+    }
+
+    /// Payloads that failed strict decoding.
+    pub fn bad(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").bad.clone()
+    }
+
+    /// Waits until `n` distinct events have arrived.
+    pub fn wait_events(&self, n: usize, timeout: Duration) -> Vec<Event> {
+        wait_until(timeout, &format!("{n} events"), || {
+            self.unique_events().len() >= n
+        });
+        self.unique_events()
+    }
+
+    pub fn ack(&self, box_id: &BoxId, first: u64, last: u64) {
+        ack(&self.client, box_id, first, last);
+    }
+
+    /// Publishes trust configuration, retained, as central does.
+    pub fn publish_trust(&self, cfg: &TrustConfig) {
+        self.client
+            .publish(
+                Topic::SharedConfig(ConfigKind::Trust).to_string(),
+                QoS::AtLeastOnce,
+                true,
+                records::encode(cfg),
+            )
+            .expect("publish trust");
+    }
+
+    /// Publishes raw bytes on a topic (for garbage-input tests).
+    pub fn publish_raw(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            .expect("publish");
+    }
+}
+
+fn ack(client: &Client, box_id: &BoxId, first: u64, last: u64) {
+    let a = Ack {
+        schema: records::Schema,
+        box_id: box_id.clone(),
+        ranges: vec![SeqRange { first, last }],
+    };
+    let _ = client.try_publish(
+        Topic::Ack(box_id.clone()).to_string(),
+        QoS::AtLeastOnce,
+        false,
+        records::encode(&a),
+    );
+}
+
+fn handle(client: &Client, seen: &Mutex<Seen>, auto_ack: bool, topic: &str, payload: &[u8]) {
+    let Ok(mut s) = seen.lock() else { return };
+    match Topic::parse(topic) {
+        Ok(Topic::Event(b)) => match records::decode::<Event>(payload) {
+            Ok(e) if e.box_id == b => {
+                if auto_ack {
+                    ack(client, &b, e.seq, e.seq);
+                }
+                s.events.push(e);
+            }
+            Ok(e) => s.bad.push(format!("event for {} on {b}'s topic", e.box_id)),
+            Err(e) => s.bad.push(format!("event: {e}")),
+        },
+        Ok(Topic::Status(_)) => match records::decode::<Status>(payload) {
+            Ok(st) => s.status.push(st),
+            Err(e) => s.bad.push(format!("status: {e}")),
+        },
+        Ok(Topic::Telemetry(_)) => match records::decode::<Telemetry>(payload) {
+            Ok(t) => s.telemetry.push(t),
+            Err(e) => s.bad.push(format!("telemetry: {e}")),
+        },
+        _ => s.bad.push(format!("unexpected topic {topic}")),
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds.
+///
+/// # Panics
+/// When it does not hold within `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

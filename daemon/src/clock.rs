@@ -58,6 +58,8 @@ pub fn probe_system() -> bool {
         return true;
     }
     Command::new("timedatectl")
+        // systemd tools report their exit status to NOTIFY_SOCKET; that socket is ours.
+        .env_remove("NOTIFY_SOCKET")
         .args(["show", "--property=NTPSynchronized", "--value"])
         .output()
         .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "yes")

@@ -39,6 +39,15 @@ pub struct BoxSpec {
 impl BoxSpec {
     pub fn new(box_id: &str, dir: &Path, broker: &Mosquitto, pki: Option<&Pki>) -> BoxSpec {
         BoxSpec {
+            port: broker.port,
+            tls: pki.map(|p| (p.ca(), p.client(box_id))),
+            ..Self::new_plain(box_id, dir)
+        }
+    }
+
+    /// A box on plain TCP to port 1 (set `port` to a real broker's).
+    pub fn new_plain(box_id: &str, dir: &Path) -> BoxSpec {
+        BoxSpec {
             box_id: box_id.to_string(),
             checkpoint: "library".to_string(),
             direction: "in",
@@ -46,8 +55,8 @@ impl BoxSpec {
             fps: 5.0,
             looping: false,
             state_dir: dir.join("state"),
-            port: broker.port,
-            tls: pki.map(|p| (p.ca(), p.client(box_id))),
+            port: 1,
+            tls: None,
             readings: Vec::new(),
             fail_after: None,
             bootstrap_key: None,
@@ -145,16 +154,26 @@ pub struct Kiosk {
     child: Option<Child>,
     pub log: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Kiosk {
     pub fn start(spec: &BoxSpec) -> Kiosk {
+        Self::start_with_env(spec, &[])
+    }
+
+    /// Starts with extra environment variables (such as systemd's `NOTIFY_SOCKET`).
+    pub fn start_with_env(spec: &BoxSpec, env: &[(&str, &str)]) -> Kiosk {
         let config = spec.write();
         let log = config.with_extension("log");
         let mut k = Kiosk {
             child: None,
             log,
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         k.restart();
         k
@@ -172,6 +191,7 @@ impl Kiosk {
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info,checkpoint_daemon=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -202,6 +222,10 @@ impl Kiosk {
         }
         let _ = c.kill();
         c.wait().ok()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is still running.

@@ -31,10 +31,23 @@ pub fn workspace() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
-            .args(["build", "--bins", "--quiet"])
-            .current_dir(workspace())
-            .status();
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bins", "--quiet"])
+            .current_dir(workspace());
+        // `cargo test` sets package variables for the test process (CARGO_PKG_*, CARGO_MANIFEST_*,
+        // ...). Build scripts that watch such variables would see a change and rebuild half the
+        // dependency tree on every run; give the inner build the outer build's environment.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            let keep = ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS"].contains(&k.as_ref())
+                || k.starts_with("CARGO_REGISTRIES_")
+                || k.starts_with("CARGO_NET_")
+                || k.starts_with("CARGO_TERM_");
+            if k.starts_with("CARGO_") && !keep {
+                cmd.env_remove(&key);
+            }
+        }
+        let status = cmd.status();
         assert!(
             status.as_ref().is_ok_and(|s| s.success()),
             "cargo build failed: {status:?}"

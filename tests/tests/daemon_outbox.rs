@@ -126,3 +126,80 @@ mod uuid_like {
         }
     }
 }
+
+#[test]
+fn kill_9_at_any_instant_loses_and_corrupts_nothing() {
+    use checkpoint_daemon::config::WhenFull;
+    use checkpoint_daemon::outbox::Outbox;
+    use checkpoint_protocol::records::{self, Event};
+
+    let dir = TempDir::new("crash");
+    let keys = kiosk::keygen(&dir.path().join("keys"));
+    // No broker: nothing is ever acknowledged, so every stored event must still be there.
+    let spec = BoxSpec {
+        port: checkpoint_e2e::broker::free_port(),
+        fps: 30.0,
+        looping: true,
+        bootstrap_key: Some(keys.join("passcode.pub")),
+        policy: "duplicate_cooldown_ms = 0\n".to_string(),
+        ..BoxSpec::new_plain("gate-c", dir.path())
+    };
+    replace_frames(&spec, &codes_for(&keys, &["c1", "c2"]));
+    let rounds = 8u64;
+    let mut k = Kiosk::start(&spec);
+    k.kill9();
+    for round in 0..rounds {
+        k.restart();
+        // Kill at a different point of the attempt cycle each round.
+        std::thread::sleep(Duration::from_millis(700 + 137 * round));
+        k.kill9();
+    }
+
+    let ob = Outbox::open(
+        &spec.state_dir.join("outbox"),
+        64 << 20,
+        WhenFull::RefuseNew,
+        1 << 20,
+    )
+    .expect("outbox opens after kill -9");
+    let st = ob.stats();
+    let stored = ob.pending(0, usize::MAX).unwrap();
+    assert!(st.last_seq > 20, "attempts happened: {st:?}");
+    assert_eq!(st.depth, st.last_seq, "nothing lost, nothing dropped");
+    let seqs: Vec<u64> = stored.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (1..=st.last_seq).collect::<Vec<_>>(),
+        "contiguous, no torn entries"
+    );
+    let mut ids = std::collections::HashSet::new();
+    for (seq, bytes) in &stored {
+        let e: Event = records::decode(bytes).expect("every stored event decodes");
+        assert_eq!(e.seq, *seq);
+        assert!(ids.insert(e.id), "unique ids");
+    }
+    // The door moves only after the event is durable: every signal has its event, and at most
+    // one event per kill was stored without its signal.
+    let signals = spec.gate_signals().len() as u64;
+    eprintln!(
+        "{} events stored across {rounds} kills, {signals} gate signals",
+        st.last_seq
+    );
+    assert!(
+        signals <= st.last_seq,
+        "{signals} signals, {} events",
+        st.last_seq
+    );
+    assert!(
+        st.last_seq - signals <= rounds,
+        "{signals} signals, {} events",
+        st.last_seq
+    );
+}
+
+fn codes_for(keys: &std::path::Path, names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| kiosk::issue(keys, n, "green", "1h", None))
+        .collect()
+}

@@ -57,6 +57,13 @@ pub struct QrSection {
     /// No new decode attempt starts after this many milliseconds on one frame.
     #[serde(default = "default_frame_budget_ms")]
     pub frame_budget_ms: u64,
+    /// Preprocessing strategies tried per frame besides the plain one, in rotation; 9 = all.
+    #[serde(default = "default_strategies_per_frame")]
+    pub strategies_per_frame: usize,
+}
+
+fn default_strategies_per_frame() -> usize {
+    2
 }
 
 fn default_max_side() -> u32 {
@@ -71,6 +78,7 @@ impl Default for QrSection {
         QrSection {
             max_side: default_max_side(),
             frame_budget_ms: default_frame_budget_ms(),
+            strategies_per_frame: default_strategies_per_frame(),
         }
     }
 }

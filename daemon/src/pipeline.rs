@@ -117,6 +117,7 @@ pub async fn run(
             max_side: cfg.qr.max_side,
             budget: Duration::from_millis(cfg.qr.frame_budget_ms),
         },
+        strategies_per_frame: cfg.qr.strategies_per_frame,
         outbox: outbox.clone(),
         trust: trust.clone(),
         stats: stats.clone(),

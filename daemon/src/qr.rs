@@ -135,6 +135,36 @@ pub struct Decoded {
     pub elapsed: Duration,
 }
 
+/// Spreads the chain over consecutive camera frames: each frame gets `Plain` plus the next
+/// `per_frame` strategies of the chain, round robin. A frame without a code (most frames) then
+/// costs a few strategies instead of the whole chain, so the loop keeps up with the camera, and
+/// a code held in view for a fraction of a second still meets every strategy.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    per_frame: usize,
+    next: usize,
+}
+
+impl Rotation {
+    /// `per_frame` of 9 or more tries the whole chain on every frame.
+    pub fn new(per_frame: usize) -> Self {
+        Rotation { per_frame, next: 0 }
+    }
+
+    pub fn next_chain(&mut self) -> Vec<Strategy> {
+        let extra = &Strategy::CHAIN[1..];
+        if self.per_frame >= extra.len() {
+            return Strategy::CHAIN.to_vec();
+        }
+        let mut chain = vec![Strategy::Plain];
+        for i in 0..self.per_frame {
+            chain.push(extra[(self.next + i) % extra.len()]);
+        }
+        self.next = (self.next + self.per_frame) % extra.len();
+        chain
+    }
+}
+
 /// Decodes every QR code in `frame`, trying the strategy chain until one finds something.
 pub fn decode(frame: &GrayImage, cfg: &QrConfig) -> Decoded {
     decode_with(frame, cfg, &Strategy::CHAIN)
@@ -194,6 +224,23 @@ fn detect(img: GrayImage) -> Result<Vec<String>, ()> {
 mod tests {
     use super::*;
     use image::Luma;
+
+    #[test]
+    fn rotation_covers_the_chain_over_a_few_frames() {
+        let mut r = Rotation::new(2);
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let chain = r.next_chain();
+            assert_eq!(chain.len(), 3);
+            assert_eq!(chain[0], Strategy::Plain);
+            seen.extend_from_slice(&chain[1..]);
+        }
+        for s in &Strategy::CHAIN[1..] {
+            assert!(seen.contains(s), "{s:?} never tried");
+        }
+        assert_eq!(Rotation::new(9).next_chain(), Strategy::CHAIN.to_vec());
+        assert_eq!(Rotation::new(0).next_chain(), vec![Strategy::Plain]);
+    }
     use qrcode::QrCode;
 
     fn rendered(text: &str, module_px: u32) -> GrayImage {

@@ -34,6 +34,10 @@ pub fn binary(name: &str) -> PathBuf {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--bins", "--quiet"])
             .current_dir(workspace());
+        // Benchmarks run from target/release: measure release binaries there.
+        if profile_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
         // `cargo test` sets package variables for the test process (CARGO_PKG_*, CARGO_MANIFEST_*,
         // ...). Build scripts that watch such variables would see a change and rebuild half the
         // dependency tree on every run; give the inner build the outer build's environment.
@@ -53,14 +57,18 @@ pub fn binary(name: &str) -> PathBuf {
             "cargo build failed: {status:?}"
         );
     });
-    // The test executable lives in target/<profile>/deps/.
-    let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe
-        .parent()
+    profile_dir().join(name)
+}
+
+/// target/<profile>: the test executable lives in target/<profile>/deps/.
+fn profile_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
         .and_then(Path::parent)
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| workspace().join("target/debug"));
-    profile_dir.join(name)
+        .unwrap_or_else(|| workspace().join("target/debug"))
 }
 
 /// Runs a binary with arguments and returns its output.

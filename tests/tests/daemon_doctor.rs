@@ -8,8 +8,14 @@ use checkpoint_e2e::TempDir;
 
 fn doctor(spec: &BoxSpec) -> (Option<i32>, String) {
     let cfg = spec.write();
-    let out = checkpoint_e2e::run("checkpointd", &["doctor", "--config", cfg.to_str().unwrap()]);
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    let out = checkpoint_e2e::run(
+        "checkpointd",
+        &["doctor", "--config", cfg.to_str().unwrap()],
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
 }
 
 fn line<'a>(report: &'a str, name: &str) -> &'a str {

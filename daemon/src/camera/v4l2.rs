@@ -53,3 +53,17 @@ impl Camera for V4l2Camera {
         format!("V4L2 camera /dev/video{}: {f}", self.device)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_device_is_a_clear_error() {
+        if std::path::Path::new("/dev/video7").exists() {
+            return;
+        }
+        let err = V4l2Camera::open(7, 640, 480, 15).unwrap_err();
+        assert!(err.to_string().contains("/dev/video7"), "{err}");
+    }
+}

@@ -100,6 +100,15 @@ pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
             format!("{} is not in 10..=5000", cfg.qr.frame_budget_ms),
         );
     }
+    if cfg.qr.strategies_per_frame > 9 {
+        bad(
+            "qr.strategies_per_frame",
+            format!(
+                "{} is over 9 (the whole chain)",
+                cfg.qr.strategies_per_frame
+            ),
+        );
+    }
     let p = &cfg.policy;
     if !(35.0..=40.0).contains(&p.fever_threshold_c) {
         bad(

@@ -31,6 +31,8 @@ pub struct Door {
     pub identity: Identity,
     pub policy: PolicyConfig,
     pub qr: QrConfig,
+    /// See [`qr::Rotation`].
+    pub strategies_per_frame: usize,
     pub outbox: Arc<Outbox>,
     pub trust: Arc<Trust>,
     pub stats: Arc<Stats>,
@@ -61,6 +63,7 @@ pub struct AttemptOutcome {
 /// State the loop carries between attempts.
 #[derive(Debug)]
 pub struct DoorState {
+    rotation: qr::Rotation,
     debounce: Debounce,
     passback: Passback,
     thermo_health: SensorHealth,
@@ -69,6 +72,7 @@ pub struct DoorState {
 impl Door {
     pub fn state(&self) -> DoorState {
         DoorState {
+            rotation: qr::Rotation::new(self.strategies_per_frame),
             debounce: Debounce::new(self.policy.duplicate_cooldown_ms),
             passback: Passback::default(),
             thermo_health: SensorHealth::default(),
@@ -114,7 +118,8 @@ impl Door {
 
     /// Decodes a frame and handles every new code in it.
     pub fn frame(&mut self, state: &mut DoorState, frame: &Frame) -> Vec<AttemptOutcome> {
-        let decoded = qr::decode(&frame.image, &self.qr);
+        let chain = state.rotation.next_chain();
+        let decoded = qr::decode_with(&frame.image, &self.qr, &chain);
         self.stats.frame(Instant::now(), decoded.elapsed);
         if decoded.panics > 0 {
             tracing::warn!(

@@ -42,8 +42,8 @@ fn every_attempt_becomes_one_event_with_its_reason_over_mutual_tls() {
         ..BoxSpec::new("gate-1", dir.path(), &broker, Some(&pki))
     };
     std::fs::create_dir_all(&spec.frames).unwrap();
-    // Two seconds without codes while the box connects and receives the trust material.
-    for i in 0..10 {
+    // Three seconds without codes while the box connects and receives the trust material.
+    for i in 0..15 {
         kiosk::blank_frame(&spec.frames.join(format!("{i:02}.png")));
     }
     let two_hours_ago = (now - time::Duration::hours(2)).format(&Rfc3339).unwrap();
@@ -59,7 +59,7 @@ fn every_attempt_becomes_one_event_with_its_reason_over_mutual_tls() {
         kiosk::issue(&keys, "erin", "green", "1h", None),
     ];
     for (i, code) in codes.iter().enumerate() {
-        kiosk::qr_frame(code, &spec.frames.join(format!("{:02}.png", 10 + i)));
+        kiosk::qr_frame(code, &spec.frames.join(format!("{:02}.png", 15 + i)));
     }
     let mut k = Kiosk::start(&spec);
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, BoxState, Status};
 use checkpoint_protocol::topic::{self, ConfigKind, Topic};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -152,6 +152,11 @@ pub async fn run(
                         return;
                     }
                 }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    // Our own clean disconnect at shutdown has been written.
+                    let _ = tx.send(Net::Down("disconnected".into())).await;
+                    return;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     if tx.send(Net::Down(e.to_string())).await.is_err() {
@@ -170,6 +175,9 @@ pub async fn run(
     );
     let mut connected = false;
     let mut down_since: Option<Instant> = Some(Instant::now());
+    // One warning per outage (and one when the broker is unreachable at start); the retries
+    // in between are debug events.
+    let mut warned = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut telemetry = tokio::time::interval(Duration::from_secs(cfg.telemetry_interval_s));
@@ -183,6 +191,7 @@ pub async fn run(
                 None => break,
                 Some(Net::Connected) => {
                     connected = true;
+                    warned = false;
                     let outage = down_since.take().map(|t| t.elapsed());
                     let last_seq = shared.outbox.stats().last_seq;
                     sender.connected(last_seq, Instant::now());
@@ -197,11 +206,19 @@ pub async fn run(
                     pump(&mut sender, &client, &shared);
                 }
                 Some(Net::Down(error)) => {
-                    if connected || down_since.is_none() {
-                        tracing::warn!(message = "Broker connection lost; events stay in the outbox.", %error);
+                    if connected {
                         down_since = Some(Instant::now());
-                    } else {
+                    }
+                    if warned {
                         tracing::debug!(message = "Broker still unreachable.", %error);
+                    } else {
+                        tracing::warn!(
+                            message = "Broker unreachable; events stay in the outbox and the door keeps working.",
+                            host = %cfg.host,
+                            port = cfg.port,
+                            %error,
+                        );
+                        warned = true;
                     }
                     connected = false;
                 }

@@ -4,8 +4,20 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// Opens, retrying briefly: a dropped sled `Db` releases its file lock only when its background
+/// flusher thread has exited, so an immediate reopen in the same process can find it still held.
 fn open(dir: &Path, max: u64, when_full: WhenFull) -> Outbox {
-    Outbox::open(dir, max, when_full, 1024 * 1024).unwrap()
+    let mut tries = 0;
+    loop {
+        match Outbox::open(dir, max, when_full, 1024 * 1024) {
+            Ok(ob) => return ob,
+            Err(e) if tries < 200 && e.to_string().contains("lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("open outbox: {e}"),
+        }
+    }
 }
 
 fn payload(seq: u64, len: usize) -> Vec<u8> {

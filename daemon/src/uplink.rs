@@ -385,3 +385,51 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
         other => tracing::warn!(message = "Message for someone else ignored.", topic = %other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_millis(1000));
+        let mut b = Backoff::new(min, max);
+        let mut ceilings = Vec::new();
+        for _ in 0..8 {
+            let ceiling = b.ceiling;
+            let d = b.next_delay();
+            assert!(
+                d >= min && d <= ceiling,
+                "{d:?} outside [{min:?}, {ceiling:?}]"
+            );
+            ceilings.push(ceiling.as_millis());
+        }
+        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+        // Jitter: many draws under a wide ceiling are not all the same.
+        let draws: std::collections::HashSet<_> = (0..20).map(|_| b.next_delay()).collect();
+        assert!(draws.len() > 1);
+        b.reset();
+        assert!(b.next_delay() <= min);
+    }
+
+    #[test]
+    fn options_carry_the_will_and_a_persistent_session() {
+        let cfg = crate::config::DaemonConfig::parse(crate::config::EXAMPLE).unwrap();
+        // The example's TLS files do not exist here: a clear error naming the file.
+        let err = mqtt_options(&cfg.uplink, &cfg.identity.box_id).unwrap_err();
+        assert!(
+            err.to_string().contains("/etc/checkpoint/tls/ca.pem"),
+            "{err}"
+        );
+        let mut plain = cfg.uplink.clone();
+        plain.transport = Transport::Plain;
+        let o = mqtt_options(&plain, &cfg.identity.box_id).unwrap();
+        assert!(!o.clean_session());
+        assert_eq!(o.client_id(), "library-gate-1");
+        let will = o.last_will().unwrap();
+        assert_eq!(will.topic, "checkpoint/v1/box/library-gate-1/status");
+        assert!(will.retain);
+        let status: Status = records::decode(&will.message).unwrap();
+        assert_eq!(status.state, BoxState::Offline);
+    }
+}

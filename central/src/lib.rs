@@ -2,9 +2,18 @@
 //! queries, raises alerts, and issues pass codes.
 //!
 //! # Layout
+//! - [`config`]: the TOML configuration.
+//! - [`ingest`]: MQTT → validation → store → end-to-end ack; gap tracking.
+//! - [`store`]: the `Store` trait and its sled implementation, with person/place/time indexes.
+//! - [`registry`]: every box's last status and telemetry.
+//! - [`trace`]: pure trajectory, close-contact, occupancy and flow logic over scans.
+//! - [`serve`]: wiring for `checkpoint-central serve`.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
-//!
-//! Ingest, storage, queries, alerts and the API arrive with their own modules (see
-//! `ARCHITECTURE.md` for the plan and what exists today).
 
+pub mod config;
+pub mod ingest;
 pub mod issuer;
+pub mod registry;
+pub mod serve;
+pub mod store;
+pub mod trace;

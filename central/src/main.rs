@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use checkpoint_central::config::{self, CentralConfig};
 use checkpoint_central::issuer;
 use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::passcode::{PassRequest, PassStatus};
@@ -24,6 +25,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Ingest every box's events into the store and acknowledge them end to end.
+    Serve {
+        #[arg(long, default_value = config::DEFAULT_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        #[arg(value_name = "FILE", default_value = config::DEFAULT_PATH)]
+        file: PathBuf,
+    },
+    /// Print the documented example configuration.
+    PrintConfig,
     /// Pass-code keys and codes.
     #[command(subcommand)]
     Passcode(PasscodeCommand),
@@ -98,6 +111,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -108,8 +122,44 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(message = "Cannot listen for SIGTERM; only Ctrl-C stops central.", %error);
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve { config } => {
+            let cfg = CentralConfig::load(&config)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(checkpoint_central::serve::run(cfg, shutdown_signal()))
+                .context("checkpoint-central serve")?;
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            CentralConfig::load(&file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::PrintConfig => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
         Command::Passcode(PasscodeCommand::Keygen { out }) => {
             let key = issuer::keygen(&out)?;
             eprintln!(

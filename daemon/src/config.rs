@@ -15,6 +15,7 @@ use serde::Deserialize;
 mod hardware;
 mod validate;
 
+pub use checkpoint_link::Transport;
 pub use hardware::{CameraConfig, GateConfig, ThermometerConfig};
 
 /// The documented example, also printed by `checkpointd print-config`.
@@ -187,19 +188,6 @@ impl Default for OutboxConfig {
             cache_bytes: default_cache_bytes(),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Transport {
-    /// Mutual TLS: the broker's CA, and this box's certificate chain and private key (PEM).
-    Tls {
-        ca: PathBuf,
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    /// Unencrypted TCP. Only for a broker on the same machine or a lab; must be chosen explicitly.
-    Plain,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, BoxState, Status};
 use checkpoint_protocol::topic::{self, ConfigKind, Topic};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::ClockWatch;
-use crate::config::{Transport, UplinkConfig};
+use checkpoint_link::Backoff;
+
+use crate::config::UplinkConfig;
 use crate::outbox::Outbox;
 use crate::stats::Stats;
 use crate::trust::{Applied, Trust};
@@ -33,7 +35,6 @@ pub mod sender;
 mod telemetry;
 
 pub use telemetry::disk_free;
-pub mod tls;
 
 pub use sender::Sender;
 
@@ -42,7 +43,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
     #[error("uplink TLS: {0}")]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] checkpoint_link::tls::TlsError),
 }
 
 /// Everything the uplink shares with the rest of the daemon.
@@ -78,12 +79,7 @@ pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, U
         QoS::AtLeastOnce,
         true,
     ));
-    if let Transport::Tls { ca, cert, key } = &cfg.transport {
-        let tls = tls::client_config(ca, cert, key)?;
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            TlsConfiguration::Rustls(tls),
-        ));
-    }
+    opts.set_transport(cfg.transport.to_rumqttc()?);
     Ok(opts)
 }
 
@@ -93,35 +89,6 @@ enum Net {
     Connected,
     Incoming(rumqttc::Publish),
     Down(String),
-}
-
-/// Exponential backoff with full jitter between `min` and the current ceiling.
-#[derive(Debug)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    ceiling: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Backoff {
-            min,
-            max,
-            ceiling: min,
-        }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let lo = self.min.as_millis() as u64;
-        let hi = (self.ceiling.as_millis() as u64).max(lo);
-        self.ceiling = (self.ceiling * 2).min(self.max);
-        Duration::from_millis(fastrand::u64(lo..=hi))
-    }
-
-    pub fn reset(&mut self) {
-        self.ceiling = self.min;
-    }
 }
 
 /// Runs the uplink until `token` is cancelled; then publishes the retained `offline` status
@@ -391,28 +358,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_millis(1000));
-        let mut b = Backoff::new(min, max);
-        let mut ceilings = Vec::new();
-        for _ in 0..8 {
-            let ceiling = b.ceiling;
-            let d = b.next_delay();
-            assert!(
-                d >= min && d <= ceiling,
-                "{d:?} outside [{min:?}, {ceiling:?}]"
-            );
-            ceilings.push(ceiling.as_millis());
-        }
-        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
-        // Jitter: many draws under a wide ceiling are not all the same.
-        let draws: std::collections::HashSet<_> = (0..20).map(|_| b.next_delay()).collect();
-        assert!(draws.len() > 1);
-        b.reset();
-        assert!(b.next_delay() <= min);
-    }
-
-    #[test]
     fn options_carry_the_will_and_a_persistent_session() {
         let cfg = crate::config::DaemonConfig::parse(crate::config::EXAMPLE).unwrap();
         // The example's TLS files do not exist here: a clear error naming the file.
@@ -422,7 +367,7 @@ mod tests {
             "{err}"
         );
         let mut plain = cfg.uplink.clone();
-        plain.transport = Transport::Plain;
+        plain.transport = checkpoint_link::Transport::Plain;
         let o = mqtt_options(&plain, &cfg.identity.box_id).unwrap();
         assert!(!o.clean_session());
         assert_eq!(o.client_id(), "library-gate-1");

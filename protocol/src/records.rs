@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SCHEMA_VERSION;
 
-pub use control::{Ack, KeyEntry, RevocationEntry, SeqRange, TrustConfig};
+pub use control::{Ack, KeyEntry, RevocationEntry, SeqRange, TrustConfig, MAX_ACK_RANGES};
 pub use event::{Decision, Direction, Event, Flag, Method, Reason};
 pub use health::{BoxState, Health, HealthState, Status, Telemetry};
 

@@ -40,14 +40,26 @@ impl TestCentral {
     /// # Panics
     /// When it cannot connect within 10 s.
     pub fn connect(broker: &Mosquitto, pki: Option<&Pki>, auto_ack: bool) -> TestCentral {
-        let mut opts = MqttOptions::new("central", "127.0.0.1", broker.port);
+        Self::connect_as("central", broker, pki, auto_ack)
+    }
+
+    /// Connects under another identity (an observer beside a real central).
+    pub fn connect_as(
+        name: &str,
+        broker: &Mosquitto,
+        pki: Option<&Pki>,
+        auto_ack: bool,
+    ) -> TestCentral {
+        let mut opts = MqttOptions::new(name, "127.0.0.1", broker.port);
         opts.set_keep_alive(Duration::from_secs(5));
+        // Big enough to send oversized garbage in the robustness tests.
+        opts.set_max_packet_size(1 << 20, 1 << 20);
         // A persistent session, as the real central has: the broker queues events for it while
         // it is away, also across a broker restart.
         opts.set_clean_session(false);
         if let Some(pki) = pki {
-            let id = pki.client("central");
-            let tls = checkpoint_daemon::uplink::tls::client_config(&pki.ca(), &id.cert, &id.key)
+            let id = pki.client(name);
+            let tls = checkpoint_link::tls::client_config(&pki.ca(), &id.cert, &id.key)
                 .expect("central TLS");
             opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
         }
@@ -211,5 +223,106 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `checkpoint-central serve`, its log next to its config. Killed when dropped.
+#[derive(Debug)]
+pub struct CentralProc {
+    child: Option<std::process::Child>,
+    pub config: std::path::PathBuf,
+    pub data_dir: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+}
+
+impl CentralProc {
+    /// Writes a config for `broker` (mutual TLS as identity "central" when `pki` is given) and
+    /// starts central.
+    pub fn start(dir: &std::path::Path, broker: &Mosquitto, pki: Option<&Pki>) -> CentralProc {
+        std::fs::create_dir_all(dir).expect("central dir");
+        let transport = match pki {
+            Some(p) => {
+                let id = p.client("central");
+                format!(
+                    "{{ kind = \"tls\", ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+                    p.ca().display(),
+                    id.cert.display(),
+                    id.key.display()
+                )
+            }
+            None => "{ kind = \"plain\" }".to_string(),
+        };
+        let data_dir = dir.join("data");
+        let config = dir.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
+                 client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
+                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = 600\n[store]\ncache_bytes = 16777216\n",
+                data_dir.display(),
+                broker.port
+            ),
+        )
+        .expect("write central config");
+        let mut c = CentralProc {
+            child: None,
+            log: dir.join("central.log"),
+            config,
+            data_dir,
+        };
+        c.restart();
+        c
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let child = std::process::Command::new(crate::binary("checkpoint-central"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start checkpoint-central");
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for CentralProc {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

@@ -1,6 +1,6 @@
 //! Semantic checks of a parsed configuration. Every problem is collected, none stops the others.
 
-use super::{CameraConfig, DaemonConfig, GateConfig, Mode, Problem, ThermometerConfig, Transport};
+use super::{CameraConfig, DaemonConfig, GateConfig, Mode, Problem, ThermometerConfig};
 
 pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
     let mut bad = |path: &str, message: String| {
@@ -177,14 +177,12 @@ pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
             bad("uplink.client_id", "must be 1 to 64 characters".into());
         }
     }
-    if let Transport::Tls { ca, cert, key, .. } = &u.transport {
-        for (name, path) in [("ca", ca), ("cert", cert), ("key", key)] {
-            if path.as_os_str().is_empty() {
-                bad(
-                    &format!("uplink.transport.{name}"),
-                    "must not be empty".into(),
-                );
-            }
+    for (name, path) in u.transport.files() {
+        if path.as_os_str().is_empty() {
+            bad(
+                &format!("uplink.transport.{name}"),
+                "must not be empty".into(),
+            );
         }
     }
     if !(5..=3600).contains(&u.keep_alive_s) {

@@ -1,0 +1,215 @@
+//! Central's TOML configuration. `config/central.example.toml` documents every field and is
+//! parsed by a test.
+
+use std::path::{Path, PathBuf};
+
+use checkpoint_link::Transport;
+use serde::Deserialize;
+
+pub const EXAMPLE: &str = include_str!("../../config/central.example.toml");
+pub const DEFAULT_PATH: &str = "/etc/checkpoint/central.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    pub data_dir: PathBuf,
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    #[serde(default = "default_backoff_min")]
+    pub backoff_min_ms: u64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_client_id() -> String {
+    "checkpoint-central".to_string()
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_backoff_min() -> u64 {
+    500
+}
+fn default_backoff_max() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    #[serde(default = "default_batch_max")]
+    pub batch_max: usize,
+    #[serde(default = "default_batch_wait")]
+    pub batch_wait_ms: u64,
+    #[serde(default = "default_gap_grace")]
+    pub gap_grace_s: u64,
+}
+
+fn default_batch_max() -> usize {
+    512
+}
+fn default_batch_wait() -> u64 {
+    20
+}
+fn default_gap_grace() -> u64 {
+    600
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            batch_max: default_batch_max(),
+            batch_wait_ms: default_batch_wait(),
+            gap_grace_s: default_gap_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_cache")]
+    pub cache_bytes: u64,
+}
+
+fn default_cache() -> u64 {
+    256 * 1024 * 1024
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_bytes: default_cache(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl CentralConfig {
+    pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses and checks; every semantic problem is listed, one per line, with its field path.
+    pub fn parse(text: &str) -> Result<CentralConfig, String> {
+        let cfg: CentralConfig =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let mut problems = Vec::new();
+        let b = &cfg.broker;
+        if b.host.trim().is_empty() {
+            problems.push("broker.host: must not be empty".to_string());
+        }
+        if b.port == 0 {
+            problems.push("broker.port: must not be 0".to_string());
+        }
+        if b.client_id.is_empty() || b.client_id.len() > 64 {
+            problems.push("broker.client_id: must be 1 to 64 characters".to_string());
+        }
+        for (name, p) in b.transport.files() {
+            if p.as_os_str().is_empty() {
+                problems.push(format!("broker.transport.{name}: must not be empty"));
+            }
+        }
+        if !(5..=3600).contains(&b.keep_alive_s) {
+            problems.push(format!(
+                "broker.keep_alive_s: {} is not in 5..=3600",
+                b.keep_alive_s
+            ));
+        }
+        if b.backoff_min_ms == 0 || b.backoff_min_ms > b.backoff_max_ms {
+            problems.push(
+                "broker.backoff_min_ms: must be at least 1 and at most backoff_max_ms".to_string(),
+            );
+        }
+        let i = &cfg.ingest;
+        if !(1..=10_000).contains(&i.batch_max) {
+            problems.push(format!(
+                "ingest.batch_max: {} is not in 1..=10000",
+                i.batch_max
+            ));
+        }
+        if i.batch_wait_ms > 10_000 {
+            problems.push(format!(
+                "ingest.batch_wait_ms: {} is over 10000",
+                i.batch_wait_ms
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&i.gap_grace_s) {
+            problems.push(format!(
+                "ingest.gap_grace_s: {} is not in 1..=604800",
+                i.gap_grace_s
+            ));
+        }
+        if !(1 << 20..=64 << 30).contains(&cfg.store.cache_bytes) {
+            problems.push("store.cache_bytes: must be between 1 MiB and 64 GiB".to_string());
+        }
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(format!(
+                "{} problem(s):\n  - {}",
+                problems.len(),
+                problems.join("\n  - ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses() {
+        let cfg = CentralConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(cfg.broker.client_id, "checkpoint-central");
+        assert!(matches!(cfg.broker.transport, Transport::Tls { .. }));
+        assert_eq!(cfg.ingest.gap_grace_s, 600);
+    }
+
+    #[test]
+    fn problems_are_listed_with_paths() {
+        let text = "data_dir = \"/x\"\n[broker]\nhost = \"\"\nport = 0\ntransport = { kind = \"plain\" }\n[ingest]\nbatch_max = 0\n";
+        let err = CentralConfig::parse(text).unwrap_err();
+        for p in ["broker.host", "broker.port", "ingest.batch_max"] {
+            assert!(err.contains(p), "{p} in {err}");
+        }
+        let err = CentralConfig::parse("data_dir = \"/x\"\n[broker]\nhost = \"h\"\nport = 1\n")
+            .unwrap_err();
+        assert!(err.contains("transport"), "{err}");
+        let err = CentralConfig::parse("data_dir = \"/x\"\nbogus = 1\n").unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+    }
+}

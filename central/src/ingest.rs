@@ -1,0 +1,411 @@
+//! Ingest: every box's events, status and telemetry from the broker into the store, with the
+//! end-to-end ack back to the box once the events are durable.
+//!
+//! - One persistent MQTT session (clean session off): what boxes publish while central is down
+//!   waits at the broker. Central acks the broker on receipt, but a box deletes an event only
+//!   on central's own ack, published after the store's flush; a crash in between means the box
+//!   resends, and the store deduplicates.
+//! - Events are stored in batches (`batch_max`, `batch_wait_ms`): one flush per batch, one ack
+//!   per box per batch, naming ranges of sequence numbers.
+//! - Every message is validated strictly (`records::decode`: size, syntax, schema, shape) and the
+//!   box in the payload must be the box in the topic. A bad message is counted by reason and
+//!   logged with its topic; it never stops ingest.
+//! - Per-box sequence gaps are tracked; a gap that persists longer than `gap_grace_s` is logged
+//!   as lost and recorded, so later gaps are still seen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checkpoint_link::Backoff;
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::{self, Ack, Event, SeqRange, Status, Telemetry, MAX_ACK_RANGES};
+use checkpoint_protocol::topic::{self, Topic};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BrokerConfig, IngestConfig};
+use crate::registry::Registry;
+use crate::store::{Inserted, SeqState, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("broker TLS: {0}")]
+    Tls(#[from] checkpoint_link::tls::TlsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Counts for operators (and, later, `/metrics`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub received: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub acks_sent: u64,
+    /// Rejected messages by reason (`too_large`, `syntax`, `version`, `schema`, `invalid`,
+    /// `box_mismatch`, `topic`).
+    pub rejected: BTreeMap<String, u64>,
+    pub gaps_lost: u64,
+}
+
+pub fn mqtt_options(cfg: &BrokerConfig) -> Result<MqttOptions, IngestError> {
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    // Validated to 5..=3600 s, so rumqttc's assertion on sub-second values cannot fire.
+    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s));
+    opts.set_clean_session(false);
+    // Large enough that an oversized message reaches our decoder (which counts and drops it)
+    // instead of breaking the connection, which would make the broker redeliver it forever.
+    opts.set_max_packet_size(16 << 20, 256 << 10);
+    opts.set_inflight(1000);
+    opts.set_transport(cfg.transport.to_rumqttc()?);
+    Ok(opts)
+}
+
+enum Net {
+    Connected,
+    Message(rumqttc::Publish),
+    Down(String),
+}
+
+/// Ranges of sorted, deduplicated sequence numbers, at most [`MAX_ACK_RANGES`] per ack.
+pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut ranges: Vec<SeqRange> = Vec::new();
+    for s in seqs {
+        match ranges.last_mut() {
+            Some(r) if r.last + 1 == s => r.last = s,
+            _ => ranges.push(SeqRange { first: s, last: s }),
+        }
+    }
+    ranges
+        .chunks(MAX_ACK_RANGES)
+        .map(<[SeqRange]>::to_vec)
+        .collect()
+}
+
+pub async fn run(
+    broker: BrokerConfig,
+    cfg: IngestConfig,
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    counters: Arc<Mutex<Counters>>,
+    token: CancellationToken,
+) -> Result<(), IngestError> {
+    let opts = mqtt_options(&broker)?;
+    let (client, mut eventloop) = AsyncClient::new(opts, 4096);
+    let (tx, mut rx) = mpsc::channel::<Net>(8192);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(broker.backoff_min_ms),
+        Duration::from_millis(broker.backoff_max_ms),
+    );
+    let poller = tokio::spawn(async move {
+        loop {
+            let net = match eventloop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    Net::Connected
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => Net::Message(p),
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = tx.send(Net::Down(e.to_string())).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            };
+            if tx.send(net).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut gaps = GapWatch::new(store.seq_states()?, Duration::from_secs(cfg.gap_grace_s));
+    let mut batch: Vec<Event> = Vec::new();
+    let mut batch_started = Instant::now();
+    let wait = Duration::from_millis(cfg.batch_wait_ms);
+    let mut tick = tokio::time::interval(Duration::from_millis(cfg.batch_wait_ms.max(5)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gap_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            net = rx.recv() => match net {
+                None => break,
+                Some(Net::Connected) => {
+                    warned = false;
+                    tracing::info!(message = "Connected to the broker.", host = %broker.host, port = broker.port);
+                    for f in topic::central_filters() {
+                        if let Err(error) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                            tracing::error!(message = "Subscribe failed.", %error, filter = f);
+                        }
+                    }
+                }
+                Some(Net::Down(error)) => {
+                    if !warned {
+                        tracing::warn!(message = "Broker unreachable; boxes keep their events until central is back.", %error);
+                        warned = true;
+                    }
+                }
+                Some(Net::Message(p)) => {
+                    if let Some(e) = accept(&p, &registry, &counters) {
+                        if batch.is_empty() {
+                            batch_started = Instant::now();
+                        }
+                        batch.push(e);
+                        if batch.len() >= cfg.batch_max {
+                            store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                        }
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                if !batch.is_empty() && batch_started.elapsed() >= wait {
+                    store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                }
+            }
+            _ = gap_tick.tick() => {
+                for (b, first, last) in gaps.expired(Instant::now()) {
+                    let st = {
+                        let store = store.clone();
+                        let b = b.clone();
+                        tokio::task::spawn_blocking(move || store.mark_lost(&b, first, last)).await
+                    };
+                    match st {
+                        Ok(Ok(st)) => {
+                            tracing::warn!(message = "Sequence gap: events lost.", box_id = %b, first, last);
+                            gaps.replace(&b, st);
+                            lock(&counters).gaps_lost += last - first + 1;
+                        }
+                        Ok(Err(error)) => tracing::error!(message = "Cannot record a gap.", %error),
+                        Err(error) => tracing::error!(message = "Gap task failed.", %error),
+                    }
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+    }
+    let _ = client.try_disconnect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    poller.abort();
+    Ok(())
+}
+
+fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn reject(counters: &Mutex<Counters>, topic: &str, reason: &str, detail: &dyn std::fmt::Display) {
+    tracing::warn!(message = "Message rejected.", topic, reason, %detail);
+    *lock(counters)
+        .rejected
+        .entry(reason.to_string())
+        .or_default() += 1;
+}
+
+/// Validates one message. Events are returned for storing; status and telemetry go to the
+/// registry.
+fn accept(p: &rumqttc::Publish, registry: &Registry, counters: &Mutex<Counters>) -> Option<Event> {
+    lock(counters).received += 1;
+    let topic = match Topic::parse(&p.topic) {
+        Ok(t) => t,
+        Err(error) => {
+            reject(counters, &p.topic, "topic", &error);
+            return None;
+        }
+    };
+    let check_box = |payload_box: &BoxId, topic_box: &BoxId| {
+        if payload_box == topic_box {
+            true
+        } else {
+            let detail = format!("payload names box {payload_box}");
+            reject(counters, &p.topic, "box_mismatch", &detail);
+            false
+        }
+    };
+    match topic {
+        Topic::Event(b) => match records::decode::<Event>(&p.payload) {
+            Ok(e) => check_box(&e.box_id, &b).then_some(e),
+            Err(error) => {
+                reject(counters, &p.topic, error.kind(), &error);
+                None
+            }
+        },
+        Topic::Status(b) => {
+            match records::decode::<Status>(&p.payload) {
+                Ok(s) if check_box(&s.box_id, &b) => registry.status(s),
+                Ok(_) => {}
+                Err(error) => reject(counters, &p.topic, error.kind(), &error),
+            }
+            None
+        }
+        Topic::Telemetry(b) => {
+            match records::decode::<Telemetry>(&p.payload) {
+                Ok(t) if check_box(&t.box_id, &b) => registry.telemetry(t),
+                Ok(_) => {}
+                Err(error) => reject(counters, &p.topic, error.kind(), &error),
+            }
+            None
+        }
+        other => {
+            reject(
+                counters,
+                &p.topic,
+                "topic",
+                &format!("central does not read {other}"),
+            );
+            None
+        }
+    }
+}
+
+async fn store_batch(
+    batch: &mut Vec<Event>,
+    store: &Arc<dyn Store>,
+    client: &AsyncClient,
+    counters: &Mutex<Counters>,
+    gaps: &mut GapWatch,
+) -> Result<(), IngestError> {
+    let events = std::mem::take(batch);
+    let result = {
+        let store = store.clone();
+        let events = events.clone();
+        tokio::task::spawn_blocking(move || store.insert(&events)).await
+    };
+    let outcomes = match result {
+        Ok(r) => r?,
+        Err(error) => {
+            // Not stored, not acked: the boxes resend.
+            tracing::error!(message = "Store task failed; the batch will be resent by the boxes.", %error);
+            return Ok(());
+        }
+    };
+    let mut per_box: HashMap<&BoxId, Vec<u64>> = HashMap::new();
+    {
+        let mut c = lock(counters);
+        for (e, o) in events.iter().zip(&outcomes) {
+            match o {
+                Inserted::New => {
+                    c.stored += 1;
+                    gaps.add(&e.box_id, e.seq);
+                }
+                Inserted::Duplicate => c.duplicates += 1,
+                Inserted::Conflict => {
+                    c.conflicts += 1;
+                    tracing::warn!(message = "Sequence number reused with another event id; kept apart.", box_id = %e.box_id, seq = e.seq);
+                }
+            }
+            per_box.entry(&e.box_id).or_default().push(e.seq);
+        }
+    }
+    for (b, seqs) in per_box {
+        for ranges in ack_ranges(seqs) {
+            let ack = Ack {
+                schema: records::Schema,
+                box_id: b.clone(),
+                ranges,
+            };
+            match client.try_publish(
+                Topic::Ack(b.clone()).to_string(),
+                QoS::AtLeastOnce,
+                false,
+                records::encode(&ack),
+            ) {
+                Ok(()) => lock(counters).acks_sent += 1,
+                // The box resends after its timeout and gets the ack then.
+                Err(error) => tracing::warn!(message = "Ack not sent.", box_id = %b, %error),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per-box sequence state with the time each gap was first seen.
+#[derive(Debug)]
+struct GapWatch {
+    boxes: HashMap<BoxId, SeqState>,
+    since: HashMap<(BoxId, u64), Instant>,
+    grace: Duration,
+}
+
+impl GapWatch {
+    fn new(states: Vec<(BoxId, SeqState)>, grace: Duration) -> Self {
+        GapWatch {
+            boxes: states.into_iter().collect(),
+            since: HashMap::new(),
+            grace,
+        }
+    }
+
+    fn add(&mut self, b: &BoxId, seq: u64) {
+        self.boxes.entry(b.clone()).or_default().add(seq);
+    }
+
+    fn replace(&mut self, b: &BoxId, st: SeqState) {
+        self.boxes.insert(b.clone(), st);
+    }
+
+    /// Gaps older than the grace period (the lowest one of each box; the next is seen after).
+    fn expired(&mut self, now: Instant) -> Vec<(BoxId, u64, u64)> {
+        let mut out = Vec::new();
+        let mut live = HashMap::new();
+        for (b, st) in &self.boxes {
+            if let Some(&(first, last)) = st.gaps().first() {
+                let key = (b.clone(), first);
+                let seen = *self.since.get(&key).unwrap_or(&now);
+                live.insert(key, seen);
+                if now.duration_since(seen) >= self.grace {
+                    out.push((b.clone(), first, last));
+                }
+            }
+        }
+        self.since = live;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_compress_into_ranges_and_split() {
+        let r = ack_ranges(vec![5, 1, 2, 3, 3, 9, 10]);
+        assert_eq!(r.len(), 1);
+        let pairs: Vec<(u64, u64)> = r[0].iter().map(|r| (r.first, r.last)).collect();
+        assert_eq!(pairs, [(1, 3), (5, 5), (9, 10)]);
+        let many: Vec<u64> = (0..3000).map(|i| i * 2 + 1).collect();
+        let chunks = ack_ranges(many);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1024, 1024, 952]
+        );
+    }
+
+    #[test]
+    fn gaps_expire_after_the_grace_period() {
+        let b: BoxId = "b".parse().unwrap();
+        let mut g = GapWatch::new(vec![], Duration::from_secs(10));
+        for s in [1, 2, 5] {
+            g.add(&b, s);
+        }
+        let t0 = Instant::now();
+        assert!(g.expired(t0).is_empty(), "first seen now");
+        assert!(g.expired(t0 + Duration::from_secs(5)).is_empty());
+        g.add(&b, 3);
+        // The gap changed (now 4..4): its clock starts again.
+        assert!(g.expired(t0 + Duration::from_secs(11)).is_empty());
+        assert_eq!(
+            g.expired(t0 + Duration::from_secs(22)),
+            vec![(b.clone(), 4, 4)]
+        );
+        g.add(&b, 4);
+        assert!(g.expired(t0 + Duration::from_secs(40)).is_empty());
+    }
+}

@@ -1,0 +1,64 @@
+//! The box registry: every box's last status (online/offline, from the retained status and the
+//! Last Will) and last telemetry, as received. Queries (a box silent too long counts as offline)
+//! take the current time as a value.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::{BoxState, Status, Telemetry};
+
+#[derive(Debug, Clone)]
+pub struct BoxEntry {
+    pub state: Option<BoxState>,
+    pub version: Option<String>,
+    pub telemetry: Option<Telemetry>,
+    /// When central last heard anything from the box.
+    pub last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    boxes: Mutex<BTreeMap<BoxId, BoxEntry>>,
+}
+
+impl Registry {
+    fn with<R>(&self, b: &BoxId, f: impl FnOnce(&mut BoxEntry) -> R) -> R {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = boxes.entry(b.clone()).or_insert_with(|| BoxEntry {
+            state: None,
+            version: None,
+            telemetry: None,
+            last_seen: Instant::now(),
+        });
+        entry.last_seen = Instant::now();
+        f(entry)
+    }
+
+    pub fn status(&self, s: Status) {
+        let changed = self.with(&s.box_id, |e| {
+            let changed = e.state != Some(s.state);
+            e.state = Some(s.state);
+            if s.version.is_some() {
+                e.version = s.version.clone();
+            }
+            changed
+        });
+        if changed {
+            tracing::info!(message = "Box status.", box_id = %s.box_id, state = ?s.state);
+        }
+    }
+
+    pub fn telemetry(&self, t: Telemetry) {
+        if t.outbox_full {
+            tracing::warn!(message = "Box outbox full: events are being lost.", box_id = %t.box_id, dropped = t.dropped_events);
+        }
+        let b = t.box_id.clone();
+        self.with(&b, |e| e.telemetry = Some(t));
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<BoxId, BoxEntry> {
+        self.boxes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

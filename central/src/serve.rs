@@ -1,0 +1,87 @@
+//! `checkpoint-central serve`: opens the store and runs ingest until shutdown.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::CentralConfig;
+use crate::ingest::{self, Counters, IngestError};
+use crate::registry::Registry;
+use crate::store::{SledStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("ingest task: {0}")]
+    Task(String),
+}
+
+pub fn store_dir(cfg: &CentralConfig) -> std::path::PathBuf {
+    cfg.data_dir.join("store")
+}
+
+pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(SledStore::open(&store_dir(&cfg), cfg.store.cache_bytes)?);
+    // Fail now, with a clear message, on bad TLS material.
+    ingest::mqtt_options(&cfg.broker)?;
+    let registry = Arc::new(Registry::default());
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    let token = CancellationToken::new();
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let task = tokio::spawn(ingest::run(
+        cfg.broker.clone(),
+        cfg.ingest.clone(),
+        dyn_store,
+        registry,
+        counters.clone(),
+        token.clone(),
+    ));
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(message = "Central running.", events = store.len()?, data_dir = %cfg.data_dir.display());
+    let mut report = tokio::time::interval(Duration::from_secs(60));
+    report.tick().await;
+    tokio::pin!(shutdown);
+    let mut task = task;
+    let ended = loop {
+        tokio::select! {
+            _ = &mut shutdown => break None,
+            r = &mut task => break Some(r),
+            _ = report.tick() => {
+                let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                tracing::info!(message = "Ingest.", received = c.received, stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected, gaps_lost = c.gaps_lost);
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    };
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    token.cancel();
+    let result = match ended {
+        Some(r) => r,
+        None => match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(r) => r,
+            Err(_) => return Err(ServeError::Task("did not stop in 10 s".into())),
+        },
+    };
+    match result {
+        Ok(r) => r?,
+        Err(e) => return Err(ServeError::Task(e.to_string())),
+    }
+    store.flush()?;
+    let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    tracing::info!(message = "Stopped.", stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected);
+    Ok(())
+}

@@ -1,0 +1,138 @@
+use checkpoint_protocol::passcode::PassStatus;
+use checkpoint_protocol::records::{Decision, Direction, Method, Reason, Schema};
+use time::OffsetDateTime;
+
+use super::*;
+
+fn ev(b: &str, seq: u64, who: Option<&str>, cp: &str, minute: i64) -> Event {
+    Event {
+        schema: Schema,
+        id: uuid::Uuid::new_v4(),
+        seq,
+        site: "s".parse().unwrap(),
+        box_id: b.parse().unwrap(),
+        checkpoint: cp.parse().unwrap(),
+        direction: Direction::In,
+        method: Method::Qr,
+        subject: who.map(|w| SubjectId::new(w).unwrap()),
+        dependants: vec![],
+        pass_status: who.map(|_| PassStatus::Green),
+        decision: Decision::Admit,
+        reason: Reason::Ok,
+        flags: vec![],
+        temperature_c: None,
+        ts: OffsetDateTime::from_unix_timestamp(1_800_000_000 + minute * 60).unwrap(),
+        clock_synced: true,
+    }
+}
+
+const T0: i64 = 1_800_000_000_000;
+const MIN: i64 = 60_000;
+
+fn open(dir: &Path) -> SledStore {
+    for _ in 0..200 {
+        match SledStore::open(dir, 1 << 20) {
+            Ok(s) => return s,
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("store stays locked")
+}
+
+#[test]
+fn insert_is_idempotent_and_keeps_conflicts_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = ev("b1", 1, Some("alice"), "lib", 0);
+    let b = ev("b1", 2, Some("bob"), "lib", 1);
+    assert_eq!(
+        s.insert(&[a.clone(), b.clone(), a.clone()]).unwrap(),
+        [Inserted::New, Inserted::New, Inserted::Duplicate]
+    );
+    assert_eq!(
+        s.insert(std::slice::from_ref(&b)).unwrap(),
+        [Inserted::Duplicate]
+    );
+    let reused = ev("b1", 2, Some("carol"), "lib", 2);
+    assert_eq!(s.insert(&[reused]).unwrap(), [Inserted::Conflict]);
+    assert_eq!(s.len().unwrap(), 2);
+    assert_eq!(s.conflicts().unwrap(), 1);
+    // The same id arriving under another box key is the same event.
+    let mut moved = a.clone();
+    moved.seq = 9;
+    assert_eq!(s.insert(&[moved]).unwrap(), [Inserted::Duplicate]);
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(s.len().unwrap(), 2, "durable");
+    assert_eq!(
+        s.by_person(&SubjectId::new("bob").unwrap(), T0, T0 + 10 * MIN)
+            .unwrap(),
+        vec![b]
+    );
+}
+
+#[test]
+fn index_ranges_are_by_person_place_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let evs = vec![
+        ev("b1", 1, Some("alice"), "lib", 0),
+        ev("b2", 1, Some("alice"), "lab", 10),
+        ev("b1", 2, Some("bob"), "lib", 5),
+        ev("b1", 3, None, "lib", 6),
+        ev("b1", 4, Some("alice"), "lib", 30),
+    ];
+    s.insert(&evs).unwrap();
+    let alice = SubjectId::new("alice").unwrap();
+    let seqs = |v: Vec<Event>| {
+        v.iter()
+            .map(|e| (e.box_id.to_string(), e.seq))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(s.by_person(&alice, T0, T0 + 20 * MIN).unwrap()),
+        [("b1".to_string(), 1), ("b2".to_string(), 1)]
+    );
+    let lib = CheckpointId::new("lib").unwrap();
+    assert_eq!(
+        seqs(s.by_place(&lib, T0 + MIN, T0 + 7 * MIN).unwrap()).len(),
+        2
+    );
+    assert_eq!(s.by_time(T0, T0 + 60 * MIN, 3).unwrap().len(), 3);
+    assert_eq!(s.by_time(T0 + 6 * MIN, T0 + 11 * MIN, 10).unwrap().len(), 2);
+    // A subject that is a prefix of another does not leak into its range.
+    s.insert(&[ev("b1", 5, Some("alice2"), "lib", 1)]).unwrap();
+    assert_eq!(s.by_person(&alice, T0, T0 + 20 * MIN).unwrap().len(), 2);
+}
+
+#[test]
+fn sequence_state_tracks_gaps_and_gives_up_on_lost_ones() {
+    let mut st = SeqState::default();
+    for s in [1, 2, 5, 6, 9] {
+        st.add(s);
+    }
+    assert_eq!(st.contiguous, 2);
+    assert_eq!(st.gaps(), [(3, 4), (7, 8)]);
+    st.add(3);
+    st.add(4);
+    assert_eq!((st.contiguous, st.gaps()), (6, vec![(7, 8)]));
+    st.skip(7, 8);
+    assert_eq!(
+        (st.contiguous, st.gaps(), st.lost.clone()),
+        (9, vec![], vec![(7, 8)])
+    );
+    assert_eq!(st.highest(), 9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.insert(&[ev("b1", 1, None, "x", 0), ev("b1", 4, None, "x", 0)])
+        .unwrap();
+    let b1: BoxId = "b1".parse().unwrap();
+    assert_eq!(s.seq_states().unwrap()[0].1.gaps(), [(2, 3)]);
+    let st = s.mark_lost(&b1, 2, 3).unwrap();
+    assert_eq!(st.contiguous, 4);
+    assert_eq!(s.seq_states().unwrap()[0].1.lost, [(2, 3)]);
+}

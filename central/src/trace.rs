@@ -1,0 +1,278 @@
+//! Tracing and occupancy: pure functions over scans. No store, no clock: the caller reads the
+//! index ranges it needs and passes time in.
+//!
+//! - **Encounter**: another person scanned at the same checkpoint within ±`window` of one of the
+//!   person's scans. Counted once per scan of the person.
+//! - **Presence**: where a place records both directions, an `in` followed by the same person's
+//!   `out` there is an interval of presence (an `in` without an `out` lasts `max_stay`).
+//!   Overlapping presence of two people is contact time.
+//! - **Occupancy**: admitted `in` minus `out` per place, where an `in` older than `max_stay`
+//!   without an `out` counts as checked out, so counts do not drift.
+
+use std::collections::{BTreeMap, HashMap};
+
+use checkpoint_protocol::ids::{CheckpointId, SubjectId};
+use checkpoint_protocol::records::{Decision, Direction, Event};
+
+/// One admitted or denied pass of a known person, reduced to what tracing needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub subject: SubjectId,
+    pub checkpoint: CheckpointId,
+    pub direction: Direction,
+    pub admitted: bool,
+    /// Unix milliseconds.
+    pub ts_ms: i64,
+}
+
+impl Scan {
+    /// `None` for events without a subject (unreadable codes, unknown faces).
+    pub fn of(e: &Event) -> Option<Scan> {
+        Some(Scan {
+            subject: e.subject.clone()?,
+            checkpoint: e.checkpoint.clone(),
+            direction: e.direction,
+            admitted: e.decision == Decision::Admit,
+            ts_ms: i64::try_from(e.ts.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// Where and when two people met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meeting {
+    pub checkpoint: CheckpointId,
+    pub ts_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub subject: SubjectId,
+    /// 1: met the person; 2: met a first-degree contact.
+    pub degree: u8,
+    /// For degree 2: the first-degree contact they met.
+    pub via: Option<SubjectId>,
+    pub encounters: u32,
+    /// Overlapping presence at places that record in and out, in seconds.
+    pub overlap_s: i64,
+    pub meetings: Vec<Meeting>,
+}
+
+/// Presence intervals `[start, end)` in ms, per checkpoint, from one person's scans in time order,
+/// at the places that record both directions (`two_way`); elsewhere an `in` says nothing about
+/// how long someone stayed.
+pub fn presence(
+    scans: &[Scan],
+    max_stay_ms: i64,
+    two_way: &mut dyn FnMut(&CheckpointId) -> bool,
+) -> Vec<(CheckpointId, i64, i64)> {
+    let mut open: HashMap<&CheckpointId, i64> = HashMap::new();
+    let mut out = Vec::new();
+    for s in scans
+        .iter()
+        .filter(|s| s.admitted && two_way(&s.checkpoint))
+    {
+        match s.direction {
+            Direction::In => {
+                if let Some(start) = open.insert(&s.checkpoint, s.ts_ms) {
+                    // Entered again without leaving: the earlier stay ends here at the latest.
+                    out.push((
+                        s.checkpoint.clone(),
+                        start,
+                        s.ts_ms.min(start + max_stay_ms),
+                    ));
+                }
+            }
+            Direction::Out => {
+                if let Some(start) = open.remove(&s.checkpoint) {
+                    out.push((
+                        s.checkpoint.clone(),
+                        start,
+                        s.ts_ms.min(start + max_stay_ms),
+                    ));
+                }
+            }
+        }
+    }
+    for (cp, start) in open {
+        out.push((cp.clone(), start, start + max_stay_ms));
+    }
+    out
+}
+
+/// First-degree contacts of `person`.
+///
+/// `scans` are the person's scans; `nearby(checkpoint, from_ms, to_ms)` returns every scan at
+/// that checkpoint in the range (the store's place index). `presence_of(subject)` returns a
+/// subject's scans in the period, for presence overlap.
+pub fn contacts(
+    person: &SubjectId,
+    scans: &[Scan],
+    window_ms: i64,
+    max_stay_ms: i64,
+    nearby: &mut dyn FnMut(&CheckpointId, i64, i64) -> Vec<Scan>,
+    presence_of: &mut dyn FnMut(&SubjectId) -> Vec<Scan>,
+) -> Vec<Contact> {
+    let mut found: BTreeMap<SubjectId, Contact> = BTreeMap::new();
+    for s in scans {
+        let mut seen_here: Vec<&SubjectId> = Vec::new();
+        let others = nearby(&s.checkpoint, s.ts_ms - window_ms, s.ts_ms + window_ms);
+        for o in &others {
+            if &o.subject == person || seen_here.contains(&&o.subject) {
+                continue;
+            }
+            seen_here.push(&o.subject);
+            let c = found.entry(o.subject.clone()).or_insert_with(|| Contact {
+                subject: o.subject.clone(),
+                degree: 1,
+                via: None,
+                encounters: 0,
+                overlap_s: 0,
+                meetings: Vec::new(),
+            });
+            c.encounters += 1;
+            c.meetings.push(Meeting {
+                checkpoint: s.checkpoint.clone(),
+                ts_ms: o.ts_ms,
+            });
+        }
+    }
+    // Presence overlap, for everyone met and for anyone present at the same places: the places'
+    // scans during the person's stays name the candidates. A place records both directions if
+    // anyone left through it around the person's scans.
+    let (lo, hi) = (
+        scans.iter().map(|s| s.ts_ms).min().unwrap_or(0) - max_stay_ms,
+        scans.iter().map(|s| s.ts_ms).max().unwrap_or(0) + max_stay_ms,
+    );
+    let mut known: HashMap<CheckpointId, bool> = HashMap::new();
+    for sc in scans {
+        if !known.contains_key(&sc.checkpoint) {
+            let b = nearby(&sc.checkpoint, lo, hi)
+                .iter()
+                .any(|s| s.direction == Direction::Out);
+            known.insert(sc.checkpoint.clone(), b);
+        }
+    }
+    // Overlap only counts at the person's own places, so only those need to be known.
+    let mut two_way = |cp: &CheckpointId| known.get(cp).copied().unwrap_or(false);
+    let mine = presence(scans, max_stay_ms, &mut two_way);
+    let mut candidates: Vec<SubjectId> = found.keys().cloned().collect();
+    for (cp, start, end) in &mine {
+        for o in nearby(cp, start - max_stay_ms, *end) {
+            if &o.subject != person && !candidates.contains(&o.subject) {
+                candidates.push(o.subject);
+            }
+        }
+    }
+    for other in candidates {
+        let theirs = presence(&presence_of(&other), max_stay_ms, &mut two_way);
+        let mut overlap_ms = 0;
+        let mut first_meeting = None;
+        for (cp, a0, a1) in &mine {
+            for (cp2, b0, b1) in &theirs {
+                if cp == cp2 {
+                    let (lo, hi) = ((*a0).max(*b0), (*a1).min(*b1));
+                    if hi > lo {
+                        overlap_ms += hi - lo;
+                        first_meeting.get_or_insert(Meeting {
+                            checkpoint: cp.clone(),
+                            ts_ms: lo,
+                        });
+                    }
+                }
+            }
+        }
+        if overlap_ms > 0 {
+            let c = found.entry(other.clone()).or_insert_with(|| Contact {
+                subject: other.clone(),
+                degree: 1,
+                via: None,
+                encounters: 0,
+                overlap_s: 0,
+                meetings: first_meeting.into_iter().collect(),
+            });
+            c.overlap_s = overlap_ms / 1000;
+        }
+    }
+    let mut list: Vec<Contact> = found.into_values().collect();
+    rank(&mut list);
+    list
+}
+
+/// Most encounters first, then most overlap, then by id for a stable order.
+pub fn rank(list: &mut [Contact]) {
+    list.sort_by(|a, b| {
+        (
+            a.degree,
+            std::cmp::Reverse(a.encounters),
+            std::cmp::Reverse(a.overlap_s),
+            &a.subject,
+        )
+            .cmp(&(
+                b.degree,
+                std::cmp::Reverse(b.encounters),
+                std::cmp::Reverse(b.overlap_s),
+                &b.subject,
+            ))
+    });
+}
+
+/// Current occupancy of one place from its admitted scans in `[now - max_stay, now]`, in time
+/// order: who is inside.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Occupancy {
+    pub inside: u64,
+    pub ins: u64,
+    pub outs: u64,
+    /// People whose `in` is older than the maximum stay, with no `out`: counted as gone.
+    pub auto_checked_out: u64,
+}
+
+pub fn occupancy(scans: &[Scan], now_ms: i64, max_stay_ms: i64) -> Occupancy {
+    let mut last: HashMap<&SubjectId, &Scan> = HashMap::new();
+    let mut occ = Occupancy::default();
+    for s in scans.iter().filter(|s| s.admitted && s.ts_ms <= now_ms) {
+        match s.direction {
+            Direction::In => occ.ins += 1,
+            Direction::Out => occ.outs += 1,
+        }
+        last.insert(&s.subject, s);
+    }
+    for s in last.values() {
+        if s.direction == Direction::In {
+            if now_ms - s.ts_ms <= max_stay_ms {
+                occ.inside += 1;
+            } else {
+                occ.auto_checked_out += 1;
+            }
+        }
+    }
+    occ
+}
+
+/// Admitted ins and outs per interval `[from + k*step, from + (k+1)*step)`.
+pub fn flow(scans: &[Scan], from_ms: i64, to_ms: i64, step_ms: i64) -> Vec<(i64, u64, u64)> {
+    if step_ms <= 0 || to_ms <= from_ms {
+        return Vec::new();
+    }
+    let n = usize::try_from((to_ms - from_ms + step_ms - 1) / step_ms).unwrap_or(0);
+    let mut out: Vec<(i64, u64, u64)> = (0..n)
+        .map(|k| (from_ms + k as i64 * step_ms, 0, 0))
+        .collect();
+    for s in scans
+        .iter()
+        .filter(|s| s.admitted && s.ts_ms >= from_ms && s.ts_ms < to_ms)
+    {
+        let k = usize::try_from((s.ts_ms - from_ms) / step_ms).unwrap_or(0);
+        if let Some(b) = out.get_mut(k) {
+            match s.direction {
+                Direction::In => b.1 += 1,
+                Direction::Out => b.2 += 1,
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use super::*;
+
+const MIN: i64 = 60_000;
+
+fn s(subject: &str, cp: &str, dir: Direction, minute: i64) -> Scan {
+    Scan {
+        subject: SubjectId::new(subject).unwrap(),
+        checkpoint: CheckpointId::new(cp).unwrap(),
+        direction: dir,
+        admitted: true,
+        ts_ms: minute * MIN,
+    }
+}
+
+use Direction::{In, Out};
+
+/// A little world: scans of everyone, queried like the store's indexes.
+struct World(Vec<Scan>);
+
+impl World {
+    fn of(&self, who: &str) -> Vec<Scan> {
+        self.0
+            .iter()
+            .filter(|s| s.subject.as_str() == who)
+            .cloned()
+            .collect()
+    }
+
+    fn contacts(&self, who: &str, window_min: i64) -> Vec<Contact> {
+        let me = self.of(who);
+        let mut nearby = |cp: &CheckpointId, from: i64, to: i64| {
+            self.0
+                .iter()
+                .filter(|s| &s.checkpoint == cp && s.ts_ms >= from && s.ts_ms <= to)
+                .cloned()
+                .collect()
+        };
+        let mut presence_of = |sub: &SubjectId| self.of(sub.as_str());
+        contacts(
+            &SubjectId::new(who).unwrap(),
+            &me,
+            window_min * MIN,
+            120 * MIN,
+            &mut nearby,
+            &mut presence_of,
+        )
+    }
+}
+
+#[test]
+fn encounters_within_the_window_are_counted_once_per_scan() {
+    let w = World(vec![
+        s("alice", "gate", In, 100),
+        s("bob", "gate", In, 103),
+        s("bob", "gate", In, 104), // same scan of alice: still one encounter
+        s("carol", "gate", In, 106), // outside ±5 min
+        s("dave", "lab", In, 100), // another place
+        s("alice", "lab", In, 200),
+        s("bob", "lab", In, 198),
+    ]);
+    let c = w.contacts("alice", 5);
+    let names: Vec<(&str, u32)> = c
+        .iter()
+        .map(|c| (c.subject.as_str(), c.encounters))
+        .collect();
+    assert_eq!(names[0], ("bob", 2), "{c:#?}");
+    assert!(!names.iter().any(|(n, e)| *n == "carol" && *e > 0));
+    assert!(!names.iter().any(|(n, _)| *n == "dave"));
+    assert_eq!(c[0].meetings.len(), 2);
+}
+
+#[test]
+fn presence_overlap_where_places_record_in_and_out() {
+    // Alice in the library 10:00–11:00; erin 10:30–12:00 (never scanned near alice's scans).
+    let w = World(vec![
+        s("alice", "library", In, 600),
+        s("alice", "library", Out, 660),
+        s("erin", "library", In, 630),
+        s("erin", "library", Out, 720),
+        s("frank", "library", In, 700), // after alice left
+        s("frank", "library", Out, 710),
+    ]);
+    let c = w.contacts("alice", 5);
+    let erin = c.iter().find(|c| c.subject.as_str() == "erin").unwrap();
+    assert_eq!(erin.encounters, 0);
+    assert_eq!(erin.overlap_s, 30 * 60);
+    assert!(!c.iter().any(|c| c.subject.as_str() == "frank"), "{c:#?}");
+}
+
+#[test]
+fn ranking_is_by_encounters_then_overlap() {
+    let w = World(vec![
+        s("alice", "a", In, 0),
+        s("alice", "b", In, 100),
+        s("bob", "a", In, 1),
+        s("bob", "b", In, 101),
+        s("carol", "a", In, 2),
+    ]);
+    let c = w.contacts("alice", 5);
+    let order: Vec<&str> = c.iter().map(|c| c.subject.as_str()).collect();
+    assert_eq!(order, ["bob", "carol"]);
+}
+
+#[test]
+fn presence_closes_at_max_stay_and_on_reentry() {
+    let p = presence(
+        &[
+            s("a", "x", In, 0),
+            s("a", "x", In, 10),
+            s("a", "y", In, 20),
+            s("a", "y", Out, 500),
+        ],
+        120 * MIN,
+        &mut |_| true,
+    );
+    let spans: Vec<(&str, i64, i64)> = p
+        .iter()
+        .map(|(c, a, b)| (c.as_str(), a / MIN, b / MIN))
+        .collect();
+    assert!(spans.contains(&("x", 0, 10)), "{spans:?}");
+    assert!(spans.contains(&("x", 10, 130)), "{spans:?}");
+    assert!(spans.contains(&("y", 20, 140)), "{spans:?}");
+}
+
+#[test]
+fn occupancy_counts_in_minus_out_and_checks_out_after_max_stay() {
+    let mut denied = s("zed", "lib", In, 50);
+    denied.admitted = false;
+    let scans = vec![
+        s("a", "lib", In, 0),   // never left, older than max stay: checked out
+        s("b", "lib", In, 100), // inside
+        s("c", "lib", In, 110),
+        s("c", "lib", Out, 120), // left
+        s("d", "lib", In, 130),  // inside
+        denied,                  // never entered
+    ];
+    let o = occupancy(&scans, 150 * MIN, 120 * MIN);
+    assert_eq!(
+        o,
+        Occupancy {
+            inside: 2,
+            ins: 4,
+            outs: 1,
+            auto_checked_out: 1
+        }
+    );
+}
+
+#[test]
+fn flow_buckets() {
+    let scans = vec![
+        s("a", "x", In, 0),
+        s("b", "x", In, 5),
+        s("a", "x", Out, 15),
+        s("c", "x", In, 31),
+    ];
+    let f = flow(&scans, 0, 30 * MIN, 10 * MIN);
+    assert_eq!(f, vec![(0, 2, 0), (10 * MIN, 0, 1), (20 * MIN, 0, 0)]);
+    assert!(flow(&scans, 0, 0, MIN).is_empty());
+}

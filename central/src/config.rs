@@ -18,6 +18,50 @@ pub struct CentralConfig {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub trace: TraceConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where the HTTP API listens; localhost unless a reverse proxy with TLS fronts it.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token (mode 0600, or a systemd credential).
+    pub token_file: PathBuf,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8480))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    /// Close contact: seen at the same checkpoint within this many seconds.
+    #[serde(default = "default_window")]
+    pub window_s: u64,
+    /// Someone who entered and never left counts as gone after this long.
+    #[serde(default = "default_max_stay")]
+    pub max_stay_h: u64,
+}
+
+fn default_window() -> u64 {
+    300
+}
+fn default_max_stay() -> u64 {
+    12
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            window_s: default_window(),
+            max_stay_h: default_max_stay(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +219,21 @@ impl CentralConfig {
         if !(1 << 20..=64 << 30).contains(&cfg.store.cache_bytes) {
             problems.push("store.cache_bytes: must be between 1 MiB and 64 GiB".to_string());
         }
+        if cfg.api.token_file.as_os_str().is_empty() {
+            problems.push("api.token_file: must not be empty".to_string());
+        }
+        if !(1..=86_400).contains(&cfg.trace.window_s) {
+            problems.push(format!(
+                "trace.window_s: {} is not in 1..=86400",
+                cfg.trace.window_s
+            ));
+        }
+        if !(1..=168).contains(&cfg.trace.max_stay_h) {
+            problems.push(format!(
+                "trace.max_stay_h: {} is not in 1..=168",
+                cfg.trace.max_stay_h
+            ));
+        }
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -201,7 +260,7 @@ mod tests {
 
     #[test]
     fn problems_are_listed_with_paths() {
-        let text = "data_dir = \"/x\"\n[broker]\nhost = \"\"\nport = 0\ntransport = { kind = \"plain\" }\n[ingest]\nbatch_max = 0\n";
+        let text = "data_dir = \"/x\"\n[broker]\nhost = \"\"\nport = 0\ntransport = { kind = \"plain\" }\n[ingest]\nbatch_max = 0\n[api]\ntoken_file = \"/t\"\n";
         let err = CentralConfig::parse(text).unwrap_err();
         for p in ["broker.host", "broker.port", "ingest.batch_max"] {
             assert!(err.contains(p), "{p} in {err}");

@@ -7,12 +7,17 @@
 //! - [`store`]: the `Store` trait and its sled implementation, with person/place/time indexes.
 //! - [`registry`]: every box's last status and telemetry.
 //! - [`trace`]: pure trajectory, close-contact, occupancy and flow logic over scans.
+//! - [`query`]: the operators' questions, answered from the store's indexes with `trace`.
+//! - [`api`]: the HTTP API (bearer token) over `query` and the registry.
 //! - [`serve`]: wiring for `checkpoint-central serve`.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
 
+pub mod api;
+pub mod client;
 pub mod config;
 pub mod ingest;
 pub mod issuer;
+pub mod query;
 pub mod registry;
 pub mod serve;
 pub mod store;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use checkpoint_central::client::{self, Client, Output};
 use checkpoint_central::config::{self, CentralConfig};
 use checkpoint_central::issuer;
 use checkpoint_protocol::ids::SubjectId;
@@ -37,6 +38,42 @@ enum Command {
     },
     /// Print the documented example configuration.
     PrintConfig,
+    /// A person's trajectory: their events in time order, with places.
+    Trace {
+        #[arg(long, value_name = "ID")]
+        person: String,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A person's close contacts, ranked by encounters and overlapping presence.
+    Contacts {
+        #[arg(long, value_name = "ID")]
+        person: String,
+        #[command(flatten)]
+        range: Range,
+        /// Seen at the same checkpoint within this many seconds (default: central's config).
+        #[arg(long, value_name = "SECONDS")]
+        window: Option<u64>,
+        /// 2 adds the contacts of contacts.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        depth: u8,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Who is inside a place now, and the hourly flow.
+    Occupancy {
+        #[arg(long, value_name = "CHECKPOINT")]
+        place: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Every box: status, backlog, trust age.
+    Boxes {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Pass-code keys and codes.
     #[command(subcommand)]
     Passcode(PasscodeCommand),
@@ -72,6 +109,43 @@ enum PasscodeCommand {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct Range {
+    /// From this instant (RFC 3339); default 14 days before --to.
+    #[arg(long, value_name = "RFC3339")]
+    from: Option<String>,
+    /// Up to this instant (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    to: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ApiArgs {
+    /// The central's API.
+    #[arg(long, default_value = "http://127.0.0.1:8480", value_name = "URL")]
+    api: String,
+    /// The file holding the API's bearer token.
+    #[arg(long, default_value = "/etc/checkpoint/api.token", value_name = "FILE")]
+    token_file: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    csv: bool,
+}
+
+impl ApiArgs {
+    fn client(&self) -> anyhow::Result<(Client, Output)> {
+        let out = match (self.json, self.csv) {
+            (true, _) => Output::Json,
+            (_, true) => Output::Csv,
+            _ => Output::Table,
+        };
+        Ok((Client::new(&self.api, &self.token_file)?, out))
+    }
 }
 
 const MAX_VALIDITY: Duration = Duration::from_secs(31 * 24 * 3600);
@@ -158,6 +232,144 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::PrintConfig => {
             print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Trace { person, range, api } => {
+            let (c, out) = api.client()?;
+            let rows = c.trajectory(&person, range.from.as_deref(), range.to.as_deref())?;
+            print!(
+                "{}",
+                client::print(
+                    &rows,
+                    &[
+                        "time",
+                        "checkpoint",
+                        "direction",
+                        "decision",
+                        "reason",
+                        "temp",
+                        "box"
+                    ],
+                    |r| vec![
+                        r.ts.clone(),
+                        r.checkpoint.clone(),
+                        r.direction.clone(),
+                        r.decision.clone(),
+                        r.reason.clone(),
+                        r.temperature_c
+                            .map(|t| format!("{t:.1}"))
+                            .unwrap_or_default(),
+                        r.box_id.clone(),
+                    ],
+                    out
+                )
+            );
+            Ok(())
+        }
+        Command::Contacts {
+            person,
+            range,
+            window,
+            depth,
+            api,
+        } => {
+            let (c, out) = api.client()?;
+            let rows = c.contacts(
+                &person,
+                range.from.as_deref(),
+                range.to.as_deref(),
+                window,
+                depth,
+            )?;
+            print!(
+                "{}",
+                client::print(
+                    &rows,
+                    &[
+                        "person",
+                        "degree",
+                        "via",
+                        "encounters",
+                        "overlap_min",
+                        "first met"
+                    ],
+                    |r| vec![
+                        r.subject.clone(),
+                        r.degree.to_string(),
+                        r.via.clone().unwrap_or_default(),
+                        r.encounters.to_string(),
+                        (r.overlap_s / 60).to_string(),
+                        r.meetings
+                            .first()
+                            .map(|(cp, t)| format!("{cp} {t}"))
+                            .unwrap_or_default(),
+                    ],
+                    out
+                )
+            );
+            Ok(())
+        }
+        Command::Occupancy { place, api } => {
+            let (c, out) = api.client()?;
+            let o = c.occupancy(&place)?;
+            if out == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&o)?);
+                return Ok(());
+            }
+            if out == Output::Table {
+                println!(
+                    "{}: {} inside ({} in, {} out, {} checked out after the maximum stay)",
+                    o.place, o.inside, o.ins, o.outs, o.auto_checked_out
+                );
+            }
+            print!(
+                "{}",
+                client::print(
+                    &o.flow,
+                    &["hour from", "in", "out"],
+                    |(t, i, x)| vec![t.clone(), i.to_string(), x.to_string()],
+                    out
+                )
+            );
+            Ok(())
+        }
+        Command::Boxes { api } => {
+            let (c, out) = api.client()?;
+            let rows = c.boxes()?;
+            let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+            print!(
+                "{}",
+                client::print(
+                    &rows,
+                    &[
+                        "box",
+                        "state",
+                        "seen_s_ago",
+                        "backlog",
+                        "oldest_s",
+                        "full",
+                        "trust_age_h",
+                        "fps",
+                        "clock"
+                    ],
+                    |r| vec![
+                        r.box_id.clone(),
+                        r.state.clone().unwrap_or_default(),
+                        r.last_seen_s.to_string(),
+                        opt(r.outbox_depth),
+                        opt(r.outbox_oldest_age_s),
+                        r.outbox_full
+                            .map(|f| if f { "FULL" } else { "" }.to_string())
+                            .unwrap_or_default(),
+                        opt(r.trust_age_s.map(|s| s / 3600)),
+                        r.fps.map(|f| format!("{f:.1}")).unwrap_or_default(),
+                        r.clock_synced
+                            .map(|c| if c { "ok" } else { "unsynced" }.to_string())
+                            .unwrap_or_default(),
+                    ],
+                    out
+                )
+            );
             Ok(())
         }
         Command::Passcode(PasscodeCommand::Keygen { out }) => {

@@ -24,6 +24,16 @@ pub enum ServeError {
     Ingest(#[from] IngestError),
     #[error("ingest task: {0}")]
     Task(String),
+    #[error("API token file {path}: {message}")]
+    Token {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("API cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub fn store_dir(cfg: &CentralConfig) -> std::path::PathBuf {
@@ -38,18 +48,48 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let store = Arc::new(SledStore::open(&store_dir(&cfg), cfg.store.cache_bytes)?);
     // Fail now, with a clear message, on bad TLS material.
     ingest::mqtt_options(&cfg.broker)?;
+    let token_text =
+        std::fs::read_to_string(&cfg.api.token_file).map_err(|e| ServeError::Token {
+            path: cfg.api.token_file.clone(),
+            message: e.to_string(),
+        })?;
+    let api_token = token_text.trim().to_string();
+    if api_token.len() < 16 {
+        return Err(ServeError::Token {
+            path: cfg.api.token_file.clone(),
+            message: "the token must be at least 16 characters".into(),
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: cfg.api.listen,
+            source,
+        })?;
     let registry = Arc::new(Registry::default());
     let counters = Arc::new(Mutex::new(Counters::default()));
     let token = CancellationToken::new();
     let dyn_store: Arc<dyn Store> = store.clone();
+    let registry_for_api = registry.clone();
     let task = tokio::spawn(ingest::run(
         cfg.broker.clone(),
         cfg.ingest.clone(),
         dyn_store,
-        registry,
+        registry.clone(),
         counters.clone(),
         token.clone(),
     ));
+    let api_state = crate::api::ApiState {
+        store: store.clone(),
+        registry: registry_for_api,
+        token: Arc::new(api_token),
+        window_s: cfg.trace.window_s,
+        max_stay_s: cfg.trace.max_stay_h * 3600,
+    };
+    let api_stop = token.clone();
+    let api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {
+        api_stop.cancelled().await
+    }));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(message = "Central running.", events = store.len()?, data_dir = %cfg.data_dir.display());
     let mut report = tokio::time::interval(Duration::from_secs(60));
@@ -79,6 +119,12 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     match result {
         Ok(r) => r?,
         Err(e) => return Err(ServeError::Task(e.to_string())),
+    }
+    match tokio::time::timeout(Duration::from_secs(5), api_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(message = "API stopped with an error.", %error),
+        Ok(Err(error)) => tracing::warn!(message = "API task failed.", %error),
+        Err(_) => tracing::warn!(message = "API did not stop in 5 s."),
     }
     store.flush()?;
     let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -250,13 +250,16 @@ pub fn occupancy(scans: &[Scan], now_ms: i64, max_stay_ms: i64) -> Occupancy {
     occ
 }
 
+/// One interval of flow: its start (ms), admitted ins, admitted outs.
+pub type FlowBucket = (i64, u64, u64);
+
 /// Admitted ins and outs per interval `[from + k*step, from + (k+1)*step)`.
-pub fn flow(scans: &[Scan], from_ms: i64, to_ms: i64, step_ms: i64) -> Vec<(i64, u64, u64)> {
+pub fn flow(scans: &[Scan], from_ms: i64, to_ms: i64, step_ms: i64) -> Vec<FlowBucket> {
     if step_ms <= 0 || to_ms <= from_ms {
         return Vec::new();
     }
     let n = usize::try_from((to_ms - from_ms + step_ms - 1) / step_ms).unwrap_or(0);
-    let mut out: Vec<(i64, u64, u64)> = (0..n)
+    let mut out: Vec<FlowBucket> = (0..n)
         .map(|k| (from_ms + k as i64 * step_ms, 0, 0))
         .collect();
     for s in scans

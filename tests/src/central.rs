@@ -233,6 +233,9 @@ pub struct CentralProc {
     pub config: std::path::PathBuf,
     pub data_dir: std::path::PathBuf,
     pub log: std::path::PathBuf,
+    /// `http://127.0.0.1:PORT` of its API.
+    pub api: String,
+    pub token_file: std::path::PathBuf,
 }
 
 impl CentralProc {
@@ -254,14 +257,19 @@ impl CentralProc {
         };
         let data_dir = dir.join("data");
         let config = dir.join("central.toml");
+        let token_file = dir.join("api.token");
+        std::fs::write(&token_file, "test-token-0123456789abcdef\n").expect("token");
+        let api_port = crate::broker::free_port();
         std::fs::write(
             &config,
             format!(
                 "data_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
                  client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
-                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = 600\n[store]\ncache_bytes = 16777216\n",
+                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = 600\n[store]\ncache_bytes = 16777216\n\
+                 [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n",
                 data_dir.display(),
-                broker.port
+                broker.port,
+                token_file.display(),
             ),
         )
         .expect("write central config");
@@ -270,6 +278,8 @@ impl CentralProc {
             log: dir.join("central.log"),
             config,
             data_dir,
+            api: format!("http://127.0.0.1:{api_port}"),
+            token_file,
         };
         c.restart();
         c
@@ -318,6 +328,20 @@ impl CentralProc {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs a query command of the real CLI against this central (`--json`) and parses it.
+    pub fn query(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        let token = self.token_file.to_str().unwrap_or_default();
+        all.extend(["--api", &self.api, "--token-file", token, "--json"]);
+        let out = crate::run("checkpoint-central", &all);
+        assert!(
+            out.status.success(),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON answer")
     }
 }
 

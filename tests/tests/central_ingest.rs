@@ -91,6 +91,58 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
         "both outboxes drained by central's acks",
         || drained(&observer, "lib-in", 8) && drained(&observer, "lib-out", 4),
     );
+    // The operators' questions through the real CLI and HTTP API.
+    let traj = central.query(&["trace", "--person", "alice"]);
+    let dirs: Vec<&str> = traj
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(dirs, ["in", "out"], "{traj}");
+    let contacts = central.query(&["contacts", "--person", "alice", "--depth", "2"]);
+    let met: HashSet<&str> = contacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap())
+        .collect();
+    let everyone_else: HashSet<&str> = people_in
+        .iter()
+        .copied()
+        .filter(|p| *p != "alice")
+        .collect();
+    assert_eq!(met, everyone_else, "{contacts}");
+    let occ = central.query(&["occupancy", "--place", "library"]);
+    // Eight went in, four of them came out again.
+    assert_eq!(
+        (
+            occ["inside"].as_u64(),
+            occ["ins"].as_u64(),
+            occ["outs"].as_u64()
+        ),
+        (Some(4), Some(8), Some(4)),
+        "{occ}"
+    );
+    let boxes = central.query(&["boxes"]);
+    let rows = boxes.as_array().unwrap();
+    let names: HashSet<&str> = rows.iter().map(|b| b["box_id"].as_str().unwrap()).collect();
+    assert_eq!(names, HashSet::from(["lib-in", "lib-out"]));
+    assert!(
+        rows.iter()
+            .all(|b| b["state"] == "online" && b["outbox_depth"] == 0),
+        "{boxes}"
+    );
+    let denied = checkpoint_e2e::run(
+        "checkpoint-central",
+        &["boxes", "--api", &central.api, "--token-file", "/dev/null"],
+    );
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("401"),
+        "{denied:?}"
+    );
+
     assert!(
         central.terminate().unwrap().success(),
         "{}",

@@ -1,0 +1,197 @@
+//! The query commands of the CLI (`trace`, `contacts`, `occupancy`, `boxes`): they call the
+//! running central's HTTP API and print a table, JSON or CSV.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::{BoxRow, ContactRow, OccupancyDto, TrajectoryRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("token file {path}: {message}")]
+    Token { path: String, message: String },
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(base: &str, token_file: &Path) -> Result<Client, ClientError> {
+        let token = std::fs::read_to_string(token_file).map_err(|e| ClientError::Token {
+            path: token_file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let err = |message: String| ClientError::Http {
+            url: url.clone(),
+            message,
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token));
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        let mut resp = req.call().map_err(|e| err(e.to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| err(e.to_string()))?;
+        if !status.is_success() {
+            let msg = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            return Err(err(format!("{status}: {msg}")));
+        }
+        serde_json::from_str(&body).map_err(|e| err(format!("unexpected answer: {e}")))
+    }
+
+    pub fn trajectory(
+        &self,
+        person: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<TrajectoryRow>, ClientError> {
+        let mut q = vec![("person", person)];
+        q.extend(from.map(|f| ("from", f)));
+        q.extend(to.map(|t| ("to", t)));
+        self.get("/api/v1/trajectory", &q)
+    }
+
+    pub fn contacts(
+        &self,
+        person: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        window_s: Option<u64>,
+        depth: u8,
+    ) -> Result<Vec<ContactRow>, ClientError> {
+        let window = window_s.map(|w| w.to_string());
+        let depth = depth.to_string();
+        let mut q = vec![("person", person), ("depth", depth.as_str())];
+        q.extend(from.map(|f| ("from", f)));
+        q.extend(to.map(|t| ("to", t)));
+        q.extend(window.as_deref().map(|w| ("window_s", w)));
+        self.get("/api/v1/contacts", &q)
+    }
+
+    pub fn occupancy(&self, place: &str) -> Result<OccupancyDto, ClientError> {
+        self.get("/api/v1/occupancy", &[("place", place)])
+    }
+
+    pub fn boxes(&self) -> Result<Vec<BoxRow>, ClientError> {
+        self.get("/api/v1/boxes", &[])
+    }
+}
+
+/// Prints rows as an aligned table, JSON or CSV. `cells` turns a row into its columns.
+pub fn print<T: Serialize>(
+    rows: &[T],
+    header: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+    out: Output,
+) -> String {
+    match out {
+        Output::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        Output::Csv => {
+            let esc = |c: &str| {
+                if c.contains([',', '"', '\n']) {
+                    format!("\"{}\"", c.replace('"', "\"\""))
+                } else {
+                    c.to_string()
+                }
+            };
+            let mut s = header.join(",") + "\n";
+            for r in rows {
+                s += &cells(r)
+                    .iter()
+                    .map(|c| esc(c))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                s.push('\n');
+            }
+            s
+        }
+        Output::Table => {
+            let body: Vec<Vec<String>> = rows.iter().map(&cells).collect();
+            let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+            for r in &body {
+                for (i, c) in r.iter().enumerate() {
+                    if let Some(w) = width.get_mut(i) {
+                        *w = (*w).max(c.chars().count());
+                    }
+                }
+            }
+            let line = |cols: Vec<String>| {
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c:<w$}", w = width.get(i).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+                    + "\n"
+            };
+            let mut s = line(header.iter().map(|h| h.to_string()).collect());
+            for r in body {
+                s += &line(r);
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct R(&'static str, u32);
+
+    #[test]
+    fn tables_csv_and_json() {
+        let rows = [R("alice", 3), R("bob, jr", 10)];
+        let cells = |r: &R| vec![r.0.to_string(), r.1.to_string()];
+        assert_eq!(
+            print(&rows, &["who", "n"], cells, Output::Table),
+            "who      n\nalice    3\nbob, jr  10\n"
+        );
+        assert_eq!(
+            print(&rows, &["who", "n"], cells, Output::Csv),
+            "who,n\nalice,3\n\"bob, jr\",10\n"
+        );
+        assert!(print(&rows, &["who", "n"], cells, Output::Json).contains("\"alice\""));
+    }
+}

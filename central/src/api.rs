@@ -28,6 +28,8 @@ pub struct ApiState {
     pub token: Arc<String>,
     pub window_s: u64,
     pub max_stay_s: u64,
+    /// Signalled after a revocation so the trust material is republished at once.
+    pub trust_changed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -90,6 +92,13 @@ pub struct PersonQuery {
     pub to: Option<String>,
     pub window_s: Option<u64>,
     pub depth: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationDto {
+    pub subject: String,
+    /// Codes of the subject issued before this instant (RFC 3339) are revoked; default now.
+    pub issued_before: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,8 +311,47 @@ async fn boxes(
     ))
 }
 
+async fn revoke(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Json(r): Json<RevocationDto>,
+) -> Result<Json<RevocationDto>, ApiError> {
+    authorise(&st, &headers)?;
+    let subject = SubjectId::new(r.subject.clone()).map_err(|e| bad(e.to_string()))?;
+    let before_ms = parse_ms(r.issued_before.as_deref(), now_ms())?;
+    let before =
+        u32::try_from(before_ms / 1000).map_err(|_| bad("issued_before is outside 1970..2106"))?;
+    let store = st.store.clone();
+    let s2 = subject.clone();
+    blocking(move || store.revoke(&s2, before)).await?;
+    st.trust_changed.notify_one();
+    tracing::info!(message = "Pass codes revoked.", subject = %subject, issued_before = before);
+    Ok(Json(RevocationDto {
+        subject: subject.to_string(),
+        issued_before: Some(rfc3339_ms(i64::from(before) * 1000)),
+    }))
+}
+
+async fn revocations(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RevocationDto>>, ApiError> {
+    authorise(&st, &headers)?;
+    let store = st.store.clone();
+    let list = blocking(move || store.revocations()).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(s, b)| RevocationDto {
+                subject: s.to_string(),
+                issued_before: Some(rfc3339_ms(i64::from(b) * 1000)),
+            })
+            .collect(),
+    ))
+}
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/api/v1/revocations", get(revocations).post(revoke))
         .route("/api/v1/trajectory", get(trajectory))
         .route("/api/v1/contacts", get(contacts))
         .route("/api/v1/occupancy", get(occupancy))

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::{BoxRow, ContactRow, OccupancyDto, TrajectoryRow};
+use crate::api::{BoxRow, ContactRow, OccupancyDto, RevocationDto, TrajectoryRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -42,27 +42,22 @@ impl Client {
         })
     }
 
-    fn get<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let err = |message: String| ClientError::Http {
-            url: url.clone(),
-            message,
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
-            .into();
-        let mut req = agent
-            .get(&url)
-            .header("Authorization", &format!("Bearer {}", self.token));
-        for (k, v) in query {
-            req = req.query(*k, *v);
-        }
-        let mut resp = req.call().map_err(|e| err(e.to_string()))?;
+            .into()
+    }
+
+    fn answer<T: DeserializeOwned>(
+        url: &str,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let err = |message: String| ClientError::Http {
+            url: url.to_string(),
+            message,
+        };
+        let mut resp = resp.map_err(|e| err(e.to_string()))?;
         let status = resp.status();
         let body = resp
             .body_mut()
@@ -76,6 +71,48 @@ impl Client {
             return Err(err(format!("{status}: {msg}")));
         }
         serde_json::from_str(&body).map_err(|e| err(format!("unexpected answer: {e}")))
+    }
+
+    fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let resp = Self::agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .send_json(body);
+        Self::answer(&url, resp)
+    }
+
+    pub fn revoke(
+        &self,
+        subject: &str,
+        issued_before: Option<&str>,
+    ) -> Result<RevocationDto, ClientError> {
+        self.post(
+            "/api/v1/revocations",
+            &RevocationDto {
+                subject: subject.to_string(),
+                issued_before: issued_before.map(str::to_string),
+            },
+        )
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = Self::agent()
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token));
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        Self::answer(&url, req.call())
     }
 
     pub fn trajectory(

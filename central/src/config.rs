@@ -21,6 +21,33 @@ pub struct CentralConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub trace: TraceConfig,
+    #[serde(default)]
+    pub trust: TrustSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// Issuer public keys boxes must trust (PEM files or key directories). Empty: central
+    /// publishes no trust material and boxes keep their bootstrap keys.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    /// Republish this often so boxes see fresh material (their staleness limit is longer).
+    #[serde(default = "default_republish")]
+    pub republish_h: u64,
+}
+
+fn default_republish() -> u64 {
+    6
+}
+
+impl Default for TrustSection {
+    fn default() -> Self {
+        TrustSection {
+            keys: Vec::new(),
+            republish_h: default_republish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +259,12 @@ impl CentralConfig {
             problems.push(format!(
                 "trace.max_stay_h: {} is not in 1..=168",
                 cfg.trace.max_stay_h
+            ));
+        }
+        if !(1..=48).contains(&cfg.trust.republish_h) {
+            problems.push(format!(
+                "trust.republish_h: {} is not in 1..=48",
+                cfg.trust.republish_h
             ));
         }
         if problems.is_empty() {

@@ -87,12 +87,22 @@ pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
         .collect()
 }
 
+/// What central publishes as trust material, and when.
+#[derive(Debug, Clone)]
+pub struct TrustPublish {
+    pub keys: Vec<checkpoint_protocol::passcode::TrustedKey>,
+    pub every: Duration,
+    /// Signalled after a revocation.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
 pub async fn run(
     broker: BrokerConfig,
     cfg: IngestConfig,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     counters: Arc<Mutex<Counters>>,
+    trust: TrustPublish,
     token: CancellationToken,
 ) -> Result<(), IngestError> {
     let opts = mqtt_options(&broker)?;
@@ -130,6 +140,9 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.batch_wait_ms.max(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut gap_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut republish = tokio::time::interval(trust.every);
+    republish.tick().await;
+    let mut connected = false;
     let mut warned = false;
     loop {
         tokio::select! {
@@ -138,14 +151,17 @@ pub async fn run(
                 None => break,
                 Some(Net::Connected) => {
                     warned = false;
+                    connected = true;
                     tracing::info!(message = "Connected to the broker.", host = %broker.host, port = broker.port);
                     for f in topic::central_filters() {
                         if let Err(error) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
                             tracing::error!(message = "Subscribe failed.", %error, filter = f);
                         }
                     }
+                    publish_trust(&trust, &store, &client).await;
                 }
                 Some(Net::Down(error)) => {
+                    connected = false;
                     if !warned {
                         tracing::warn!(message = "Broker unreachable; boxes keep their events until central is back.", %error);
                         warned = true;
@@ -166,6 +182,16 @@ pub async fn run(
             _ = tick.tick() => {
                 if !batch.is_empty() && batch_started.elapsed() >= wait {
                     store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                }
+            }
+            _ = trust.changed.notified() => {
+                if connected {
+                    publish_trust(&trust, &store, &client).await;
+                }
+            }
+            _ = republish.tick() => {
+                if connected {
+                    publish_trust(&trust, &store, &client).await;
                 }
             }
             _ = gap_tick.tick() => {
@@ -195,6 +221,35 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(200)).await;
     poller.abort();
     Ok(())
+}
+
+/// Publishes the current trust material, retained. A failure is logged; the next connect,
+/// revocation or period publishes again.
+async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, client: &AsyncClient) {
+    if trust.keys.is_empty() {
+        return;
+    }
+    let (keys, store) = (trust.keys.clone(), store.clone());
+    let record = tokio::task::spawn_blocking(move || {
+        crate::trust::current(&keys, store.as_ref(), time::OffsetDateTime::now_utc())
+    })
+    .await;
+    match record {
+        Ok(Ok(cfg)) => {
+            let topic =
+                Topic::SharedConfig(checkpoint_protocol::topic::ConfigKind::Trust).to_string();
+            match client.try_publish(topic, QoS::AtLeastOnce, true, records::encode(&cfg)) {
+                Ok(()) => tracing::info!(
+                    message = "Trust material published.",
+                    keys = cfg.keys.len(),
+                    revocations = cfg.revocations.len()
+                ),
+                Err(error) => tracing::warn!(message = "Trust material not published.", %error),
+            }
+        }
+        Ok(Err(error)) => tracing::error!(message = "Cannot build the trust material.", %error),
+        Err(error) => tracing::error!(message = "Trust task failed.", %error),
+    }
 }
 
 fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {

@@ -22,3 +22,4 @@ pub mod registry;
 pub mod serve;
 pub mod store;
 pub mod trace;
+pub mod trust;

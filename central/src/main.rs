@@ -109,6 +109,17 @@ enum PasscodeCommand {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
+    /// Revoke a person's codes issued before now (or --before); the running central publishes
+    /// the new revocation list to every box at once.
+    Revoke {
+        #[arg(value_name = "PERSON")]
+        person: String,
+        /// Revoke codes issued before this instant (RFC 3339) instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        before: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -379,6 +390,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out.join(issuer::PRIVATE_FILE).display(),
                 out.join(issuer::PUBLIC_FILE).display(),
                 key.kid()
+            );
+            Ok(())
+        }
+        Command::Passcode(PasscodeCommand::Revoke {
+            person,
+            before,
+            api,
+        }) => {
+            let (c, _) = api.client()?;
+            let r = c.revoke(&person, before.as_deref())?;
+            eprintln!(
+                "revoked codes of {} issued before {}; boxes receive it with the next trust update",
+                r.subject,
+                r.issued_before.unwrap_or_default()
             );
             Ok(())
         }

@@ -22,6 +22,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     #[error("ingest task: {0}")]
     Task(String),
     #[error("API token file {path}: {message}")]
@@ -71,12 +73,19 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let token = CancellationToken::new();
     let dyn_store: Arc<dyn Store> = store.clone();
     let registry_for_api = registry.clone();
+    let trust_changed = Arc::new(tokio::sync::Notify::new());
+    let trust = ingest::TrustPublish {
+        keys: crate::trust::load_keys(&cfg.trust.keys)?,
+        every: Duration::from_secs(cfg.trust.republish_h * 3600),
+        changed: trust_changed.clone(),
+    };
     let task = tokio::spawn(ingest::run(
         cfg.broker.clone(),
         cfg.ingest.clone(),
         dyn_store,
         registry.clone(),
         counters.clone(),
+        trust,
         token.clone(),
     ));
     let api_state = crate::api::ApiState {
@@ -85,6 +94,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         token: Arc::new(api_token),
         window_s: cfg.trace.window_s,
         max_stay_s: cfg.trace.max_stay_h * 3600,
+        trust_changed,
     };
     let api_stop = token.clone();
     let api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {

@@ -17,6 +17,7 @@
 //!   so keys sort by time.
 //! - `conflicts`: event id → the conflicting record.
 //! - `boxes`: box id → [`SeqState`] (JSON): what central holds of the box's sequence.
+//! - `revocations`: subject → revocation cut-off (Unix seconds, u32 BE).
 //!
 //! Index entries are written before the primary record and all trees are flushed before
 //! `insert` returns; after a crash in between, a dangling index entry points at nothing and is
@@ -122,6 +123,11 @@ pub trait Store: Send + Sync {
     fn by_time(&self, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Every box's sequence state.
     fn seq_states(&self) -> Result<Vec<(BoxId, SeqState)>, StoreError>;
+    /// Revokes every code of `subject` issued before `issued_before` (Unix seconds). A later
+    /// cut-off replaces an earlier one.
+    fn revoke(&self, subject: &SubjectId, issued_before: u32) -> Result<(), StoreError>;
+    /// Every revocation: `(subject, issued_before)`.
+    fn revocations(&self) -> Result<Vec<(SubjectId, u32)>, StoreError>;
     /// Records the box's gap `first..=last` as lost (see [`SeqState::skip`]).
     fn mark_lost(&self, box_id: &BoxId, first: u64, last: u64) -> Result<SeqState, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
@@ -165,6 +171,7 @@ pub struct SledStore {
     time: sled::Tree,
     conflicts: sled::Tree,
     boxes: sled::Tree,
+    revocations: sled::Tree,
     /// Serialises inserts so duplicate checks and sequence states stay consistent.
     write: std::sync::Mutex<()>,
 }
@@ -183,6 +190,7 @@ impl SledStore {
             time: db.open_tree("time")?,
             conflicts: db.open_tree("conflicts")?,
             boxes: db.open_tree("boxes")?,
+            revocations: db.open_tree("revocations")?,
             db,
             write: std::sync::Mutex::new(()),
         })
@@ -374,6 +382,31 @@ impl Store for SledStore {
             let b = BoxId::new(key.clone()).map_err(|e| corrupt(e.to_string()))?;
             let st: SeqState = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
             out.push((b, st));
+        }
+        Ok(out)
+    }
+
+    fn revoke(&self, subject: &SubjectId, issued_before: u32) -> Result<(), StoreError> {
+        self.revocations
+            .insert(subject.as_str().as_bytes(), &issued_before.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn revocations(&self) -> Result<Vec<(SubjectId, u32)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.revocations.iter() {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let subject = SubjectId::new(key.clone()).map_err(|e| StoreError::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            let cut = <[u8; 4]>::try_from(v.as_ref()).map_err(|_| StoreError::Corrupt {
+                key,
+                message: "revocation is not 4 bytes".into(),
+            })?;
+            out.push((subject, u32::from_be_bytes(cut)));
         }
         Ok(out)
     }

@@ -242,6 +242,16 @@ impl CentralProc {
     /// Writes a config for `broker` (mutual TLS as identity "central" when `pki` is given) and
     /// starts central.
     pub fn start(dir: &std::path::Path, broker: &Mosquitto, pki: Option<&Pki>) -> CentralProc {
+        Self::start_with(dir, broker, pki, "")
+    }
+
+    /// Like [`CentralProc::start`], with extra TOML appended to the configuration.
+    pub fn start_with(
+        dir: &std::path::Path,
+        broker: &Mosquitto,
+        pki: Option<&Pki>,
+        extra: &str,
+    ) -> CentralProc {
         std::fs::create_dir_all(dir).expect("central dir");
         let transport = match pki {
             Some(p) => {
@@ -266,7 +276,7 @@ impl CentralProc {
                 "data_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
                  client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
                  [ingest]\nbatch_wait_ms = 20\ngap_grace_s = 600\n[store]\ncache_bytes = 16777216\n\
-                 [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n",
+                 [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n{extra}\n",
                 data_dir.display(),
                 broker.port,
                 token_file.display(),
@@ -328,6 +338,24 @@ impl CentralProc {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs a command of the real CLI against this central's API, retrying for a few seconds
+    /// while the API comes up; returns its stderr.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut all: Vec<&str> = args.to_vec();
+        let token = self.token_file.to_str().unwrap_or_default();
+        all.extend(["--api", &self.api, "--token-file", token]);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = crate::run("checkpoint-central", &all);
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            if out.status.success() {
+                return err;
+            }
+            assert!(Instant::now() < deadline, "{all:?}: {err}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Runs a query command of the real CLI against this central (`--json`) and parses it.

@@ -265,3 +265,57 @@ fn bad_messages_are_counted_and_ingest_goes_on() {
     let store = open_store(&central.data_dir.join("store"));
     assert_eq!(store.len().unwrap(), 2, "only the box's own two events");
 }
+
+#[test]
+fn revocations_reach_the_boxes_through_central() {
+    let dir = TempDir::new("central-trust");
+    let broker = Mosquitto::start(&dir.path().join("broker"), None);
+    let keys = kiosk::keygen(&dir.path().join("keys"));
+    let extra = format!(
+        "[trust]\nkeys = [\"{}\"]\n",
+        keys.join("passcode.pub").display()
+    );
+    let mut central = CentralProc::start_with(&dir.path().join("central"), &broker, None, &extra);
+    let observer = TestCentral::connect_as("observer", &broker, None, false);
+
+    // The box has no keys of its own: everything it trusts comes from central.
+    let spec = BoxSpec::new("gate-t", dir.path(), &broker, None);
+    std::fs::create_dir_all(&spec.frames).unwrap();
+    for i in 0..15 {
+        kiosk::blank_frame(&spec.frames.join(format!("{i:02}.png")));
+    }
+    let alice = kiosk::issue(&keys, "alice", "green", "1h", None);
+    let carol = kiosk::issue(&keys, "carol", "green", "1h", None);
+    // Revoked after her code was issued (the cut-off is "now", in whole seconds).
+    std::thread::sleep(Duration::from_millis(1100));
+    let said = central.command(&["passcode", "revoke", "carol"]);
+    assert!(said.contains("revoked codes of carol"), "{said}");
+    kiosk::qr_frame(&alice, &spec.frames.join("20.png"));
+    kiosk::qr_frame(&carol, &spec.frames.join("21.png"));
+    let _k = Kiosk::start(&spec);
+    let events = observer.wait_events(2, Duration::from_secs(30));
+    let got: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.subject
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                format!("{:?}", e.reason),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alice".to_string(), "Ok".to_string()),
+            ("carol".to_string(), "Revoked".to_string())
+        ]
+    );
+    assert!(
+        central.terminate().unwrap().success(),
+        "{}",
+        central.log_text()
+    );
+}

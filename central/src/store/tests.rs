@@ -136,3 +136,18 @@ fn sequence_state_tracks_gaps_and_gives_up_on_lost_ones() {
     assert_eq!(st.contiguous, 4);
     assert_eq!(s.seq_states().unwrap()[0].1.lost, [(2, 3)]);
 }
+
+#[test]
+fn revocations_persist_and_a_later_cutoff_replaces_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let carol = SubjectId::new("carol").unwrap();
+    s.revoke(&carol, 100).unwrap();
+    s.revoke(&carol, 200).unwrap();
+    s.revoke(&SubjectId::new("dave").unwrap(), 50).unwrap();
+    drop(s);
+    let s = open(dir.path());
+    let mut r = s.revocations().unwrap();
+    r.sort();
+    assert_eq!(r, vec![(carol, 200), (SubjectId::new("dave").unwrap(), 50)]);
+}

@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use std::collections::HashMap;
+
 use crate::query::{self, ContactParams};
 use crate::registry::Registry;
+use crate::roster::{self, Person, Place};
 use crate::store::{event_ms, Store};
 
 #[derive(Clone)]
@@ -43,6 +46,11 @@ pub struct TrajectoryRow {
     pub ts: String,
     pub box_id: String,
     pub checkpoint: String,
+    /// The place's name and building from the roster, when it is there.
+    pub place: Option<String>,
+    pub building: Option<String>,
+    /// The person (events queries list several people).
+    pub subject: Option<String>,
     pub direction: String,
     pub decision: String,
     pub reason: String,
@@ -176,11 +184,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn row(e: &Event) -> TrajectoryRow {
+fn row(e: &Event, places: &HashMap<String, Place>) -> TrajectoryRow {
+    let place = places.get(e.checkpoint.as_str());
     TrajectoryRow {
         ts: rfc3339_ms(event_ms(e)),
         box_id: e.box_id.to_string(),
         checkpoint: e.checkpoint.to_string(),
+        place: place.map(|p| p.name.clone()),
+        building: place.map(|p| p.building.clone()).filter(|b| !b.is_empty()),
+        subject: e.subject.as_ref().map(|s| s.to_string()),
         direction: wire(&e.direction),
         decision: wire(&e.decision),
         reason: wire(&e.reason),
@@ -208,8 +220,141 @@ async fn trajectory(
     let to = parse_ms(q.to.as_deref(), now_ms())?;
     let from = parse_ms(q.from.as_deref(), to - DEFAULT_SPAN_MS)?;
     let store = st.store.clone();
-    let events = blocking(move || query::trajectory(store.as_ref(), &person, from, to)).await?;
-    Ok(Json(events.iter().map(row).collect()))
+    let (events, places) = blocking(move || {
+        let e = query::trajectory(store.as_ref(), &person, from, to)?;
+        Ok((e, places_by_id(store.as_ref())?))
+    })
+    .await?;
+    Ok(Json(events.iter().map(|e| row(e, &places)).collect()))
+}
+
+fn places_by_id(store: &dyn Store) -> Result<HashMap<String, Place>, crate::store::StoreError> {
+    Ok(store
+        .places()?
+        .into_iter()
+        .map(|p| (p.checkpoint.clone(), p))
+        .collect())
+}
+
+/// Filters of the in/out events table.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    pub person: Option<String>,
+    pub department: Option<String>,
+    pub class: Option<String>,
+    pub place: Option<String>,
+    pub direction: Option<String>,
+    pub decision: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Most rows one events query returns.
+pub const EVENTS_LIMIT: usize = 100_000;
+
+async fn events(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<TrajectoryRow>>, ApiError> {
+    authorise(&st, &headers)?;
+    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let from = parse_ms(q.from.as_deref(), to - 86_400_000)?;
+    let limit = q.limit.unwrap_or(10_000).min(EVENTS_LIMIT);
+    let person = q
+        .person
+        .clone()
+        .map(SubjectId::new)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    let place = q
+        .place
+        .clone()
+        .map(CheckpointId::new)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    for (name, v, allowed) in [
+        ("direction", &q.direction, ["in", "out"]),
+        ("decision", &q.decision, ["admit", "deny"]),
+    ] {
+        if let Some(v) = v {
+            if !allowed.contains(&v.as_str()) {
+                return Err(bad(format!("{name} is {} or {}", allowed[0], allowed[1])));
+            }
+        }
+    }
+    let store = st.store.clone();
+    let (rows, places) = blocking(move || {
+        // Read the narrowest index range the filters allow.
+        let mut evs = match (&person, &place) {
+            (Some(p), _) => store.by_person(p, from, to)?,
+            (None, Some(c)) => store.by_place(c, from, to)?,
+            (None, None) => store.by_time(from, to, usize::MAX)?,
+        };
+        let people: HashMap<String, Person> = if q.department.is_some() || q.class.is_some() {
+            store
+                .people()?
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        evs.retain(|e| {
+            let who = e.subject.as_ref().and_then(|s| people.get(s.as_str()));
+            place.as_ref().is_none_or(|c| &e.checkpoint == c)
+                && q.direction
+                    .as_ref()
+                    .is_none_or(|d| &wire(&e.direction) == d)
+                && q.decision.as_ref().is_none_or(|d| &wire(&e.decision) == d)
+                && q.department
+                    .as_ref()
+                    .is_none_or(|d| who.is_some_and(|p| &p.department == d))
+                && q.class
+                    .as_ref()
+                    .is_none_or(|c| who.is_some_and(|p| &p.class == c))
+        });
+        evs.truncate(limit);
+        Ok((evs, places_by_id(store.as_ref())?))
+    })
+    .await?;
+    Ok(Json(rows.iter().map(|e| row(e, &places)).collect()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    pub imported: usize,
+}
+
+async fn import_people(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<Imported>, ApiError> {
+    authorise(&st, &headers)?;
+    let people = roster::parse_people(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let n = people.len();
+    let store = st.store.clone();
+    blocking(move || store.replace_people(&people)).await?;
+    tracing::info!(message = "People roster imported.", people = n);
+    Ok(Json(Imported { imported: n }))
+}
+
+async fn import_places(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<Imported>, ApiError> {
+    authorise(&st, &headers)?;
+    let places = roster::parse_places(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let n = places.len();
+    let store = st.store.clone();
+    blocking(move || store.replace_places(&places)).await?;
+    tracing::info!(message = "Places roster imported.", places = n);
+    Ok(Json(Imported { imported: n }))
 }
 
 async fn contacts(
@@ -352,6 +497,9 @@ async fn revocations(
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/revocations", get(revocations).post(revoke))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/roster/people", axum::routing::post(import_people))
+        .route("/api/v1/roster/places", axum::routing::post(import_places))
         .route("/api/v1/trajectory", get(trajectory))
         .route("/api/v1/contacts", get(contacts))
         .route("/api/v1/occupancy", get(occupancy))

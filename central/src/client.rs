@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::{BoxRow, ContactRow, OccupancyDto, RevocationDto, TrajectoryRow};
+use crate::api::{BoxRow, ContactRow, Imported, OccupancyDto, RevocationDto, TrajectoryRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -84,6 +84,25 @@ impl Client {
             .header("Authorization", &format!("Bearer {}", self.token))
             .send_json(body);
         Self::answer(&url, resp)
+    }
+
+    fn post_text<T: DeserializeOwned>(&self, path: &str, body: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let resp = Self::agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "text/csv")
+            .send(body);
+        Self::answer(&url, resp)
+    }
+
+    /// Imports a people (`what` = "people") or places ("places") CSV file.
+    pub fn import(&self, what: &str, csv: &str) -> Result<Imported, ClientError> {
+        self.post_text(&format!("/api/v1/roster/{what}"), csv)
+    }
+
+    pub fn events(&self, filters: &[(&str, &str)]) -> Result<Vec<TrajectoryRow>, ClientError> {
+        self.get("/api/v1/events", filters)
     }
 
     pub fn revoke(

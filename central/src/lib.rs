@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod issuer;
 pub mod query;
 pub mod registry;
+pub mod roster;
 pub mod serve;
 pub mod store;
 pub mod trace;

@@ -69,6 +69,31 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The in/out events table, filtered; `--csv` exports it.
+    Events {
+        #[arg(long, value_name = "ID")]
+        person: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, value_name = "CHECKPOINT")]
+        place: Option<String>,
+        #[arg(long, value_parser = ["in", "out"])]
+        direction: Option<String>,
+        #[arg(long, value_parser = ["admit", "deny"])]
+        decision: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The roster of people and places.
+    #[command(subcommand)]
+    Roster(RosterCommand),
     /// Every box: status, backlog, trust age.
     Boxes {
         #[command(flatten)]
@@ -117,6 +142,22 @@ enum PasscodeCommand {
         /// Revoke codes issued before this instant (RFC 3339) instead of now.
         #[arg(long, value_name = "RFC3339")]
         before: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RosterCommand {
+    /// Replace the people and/or places roster with CSV files; a file with any bad row imports
+    /// nothing and every problem is listed with its line.
+    Import {
+        /// Columns: id,number,name,department,class,counsellor,department_head,wecom_id,email
+        #[arg(long, value_name = "CSV")]
+        people: Option<PathBuf>,
+        /// Columns: checkpoint,name,building,capacity,manager
+        #[arg(long, value_name = "CSV")]
+        places: Option<PathBuf>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -342,6 +383,87 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     out
                 )
             );
+            Ok(())
+        }
+        Command::Events {
+            person,
+            department,
+            class,
+            place,
+            direction,
+            decision,
+            limit,
+            range,
+            api,
+        } => {
+            let (c, out) = api.client()?;
+            let limit = limit.to_string();
+            let mut q: Vec<(&str, &str)> = vec![("limit", limit.as_str())];
+            for (k, v) in [
+                ("person", &person),
+                ("department", &department),
+                ("class", &class),
+                ("place", &place),
+                ("direction", &direction),
+                ("decision", &decision),
+                ("from", &range.from),
+                ("to", &range.to),
+            ] {
+                if let Some(v) = v {
+                    q.push((k, v.as_str()));
+                }
+            }
+            let rows = c.events(&q)?;
+            print!(
+                "{}",
+                client::print(
+                    &rows,
+                    &[
+                        "time",
+                        "person",
+                        "checkpoint",
+                        "place",
+                        "direction",
+                        "decision",
+                        "reason",
+                        "temp"
+                    ],
+                    |r| vec![
+                        r.ts.clone(),
+                        r.subject.clone().unwrap_or_default(),
+                        r.checkpoint.clone(),
+                        r.place.clone().unwrap_or_default(),
+                        r.direction.clone(),
+                        r.decision.clone(),
+                        r.reason.clone(),
+                        r.temperature_c
+                            .map(|t| format!("{t:.1}"))
+                            .unwrap_or_default(),
+                    ],
+                    out
+                )
+            );
+            Ok(())
+        }
+        Command::Roster(RosterCommand::Import {
+            people,
+            places,
+            api,
+        }) => {
+            if people.is_none() && places.is_none() {
+                bail!("give --people FILE, --places FILE or both");
+            }
+            let (c, _) = api.client()?;
+            for (what, file) in [("people", people), ("places", places)] {
+                if let Some(file) = file {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let r = c
+                        .import(what, &text)
+                        .with_context(|| format!("importing {}", file.display()))?;
+                    eprintln!("{}: {} {what} imported", file.display(), r.imported);
+                }
+            }
             Ok(())
         }
         Command::Boxes { api } => {

@@ -18,6 +18,7 @@
 //! - `conflicts`: event id → the conflicting record.
 //! - `boxes`: box id → [`SeqState`] (JSON): what central holds of the box's sequence.
 //! - `revocations`: subject → revocation cut-off (Unix seconds, u32 BE).
+//! - `people`, `places`: the roster (JSON), replaced as a whole on import.
 //!
 //! Index entries are written before the primary record and all trees are flushed before
 //! `insert` returns; after a crash in between, a dangling index entry points at nothing and is
@@ -28,7 +29,10 @@ use std::path::Path;
 
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::{self, Event};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::roster::{Person, Place};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -128,6 +132,12 @@ pub trait Store: Send + Sync {
     fn revoke(&self, subject: &SubjectId, issued_before: u32) -> Result<(), StoreError>;
     /// Every revocation: `(subject, issued_before)`.
     fn revocations(&self) -> Result<Vec<(SubjectId, u32)>, StoreError>;
+    /// Replaces the whole people roster in one atomic step.
+    fn replace_people(&self, people: &[Person]) -> Result<(), StoreError>;
+    /// Replaces the whole places roster in one atomic step.
+    fn replace_places(&self, places: &[Place]) -> Result<(), StoreError>;
+    fn people(&self) -> Result<Vec<Person>, StoreError>;
+    fn places(&self) -> Result<Vec<Place>, StoreError>;
     /// Records the box's gap `first..=last` as lost (see [`SeqState::skip`]).
     fn mark_lost(&self, box_id: &BoxId, first: u64, last: u64) -> Result<SeqState, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
@@ -172,6 +182,8 @@ pub struct SledStore {
     conflicts: sled::Tree,
     boxes: sled::Tree,
     revocations: sled::Tree,
+    people: sled::Tree,
+    places: sled::Tree,
     /// Serialises inserts so duplicate checks and sequence states stay consistent.
     write: std::sync::Mutex<()>,
 }
@@ -191,6 +203,8 @@ impl SledStore {
             conflicts: db.open_tree("conflicts")?,
             boxes: db.open_tree("boxes")?,
             revocations: db.open_tree("revocations")?,
+            people: db.open_tree("people")?,
+            places: db.open_tree("places")?,
             db,
             write: std::sync::Mutex::new(()),
         })
@@ -411,6 +425,25 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn replace_people(&self, people: &[Person]) -> Result<(), StoreError> {
+        self.replace_all(&self.people, people.iter().map(|p| (p.id.as_str(), p)))
+    }
+
+    fn replace_places(&self, places: &[Place]) -> Result<(), StoreError> {
+        self.replace_all(
+            &self.places,
+            places.iter().map(|p| (p.checkpoint.as_str(), p)),
+        )
+    }
+
+    fn people(&self) -> Result<Vec<Person>, StoreError> {
+        Self::all(&self.people)
+    }
+
+    fn places(&self) -> Result<Vec<Place>, StoreError> {
+        Self::all(&self.places)
+    }
+
     fn mark_lost(&self, box_id: &BoxId, first: u64, last: u64) -> Result<SeqState, StoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = self.seq_state(box_id)?;
@@ -430,6 +463,45 @@ impl Store for SledStore {
 }
 
 impl SledStore {
+    /// Replaces a tree's whole content with one atomic batch.
+    fn replace_all<'a, T: Serialize + 'a>(
+        &self,
+        tree: &sled::Tree,
+        items: impl Iterator<Item = (&'a str, &'a T)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut keep = HashSet::new();
+        for (k, v) in items {
+            let json = serde_json::to_vec(v).map_err(|e| StoreError::Corrupt {
+                key: k.to_string(),
+                message: e.to_string(),
+            })?;
+            batch.insert(k.as_bytes(), json);
+            keep.insert(k.as_bytes().to_vec());
+        }
+        for item in tree.iter() {
+            let (k, _) = item?;
+            if !keep.contains(k.as_ref()) {
+                batch.remove(k);
+            }
+        }
+        tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                message: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
     fn seq_state(&self, b: &BoxId) -> Result<SeqState, StoreError> {
         match self.boxes.get(b.as_str().as_bytes())? {
             Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {

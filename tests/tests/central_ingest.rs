@@ -91,8 +91,66 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
         "both outboxes drained by central's acks",
         || drained(&observer, "lib-in", 8) && drained(&observer, "lib-out", 4),
     );
+    // The roster: a bad file imports nothing and names its lines; good files replace the roster.
+    let people = dir.path().join("people.csv");
+    let places = dir.path().join("places.csv");
+    std::fs::write(
+        &people,
+        "id,name,department\nalice,Alice A,Physics\nbad id,X,Y\nbob,,Physics\n",
+    )
+    .unwrap();
+    let bad = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "roster",
+            "import",
+            "--people",
+            people.to_str().unwrap(),
+            "--api",
+            &central.api,
+            "--token-file",
+            central.token_file.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("line 3") && err.contains("line 4") && err.contains("nothing imported"),
+        "{err}"
+    );
+    let mut rows = String::from("id,name,department,class\n");
+    for (i, p) in people_in.iter().enumerate() {
+        let dept = if i % 2 == 0 { "Physics" } else { "History" };
+        rows += &format!("{p},Name {i},{dept},C{}\n", i % 3);
+    }
+    std::fs::write(&people, rows).unwrap();
+    std::fs::write(
+        &places,
+        "checkpoint,name,building,capacity\nlibrary,Main Library,B1,300\n",
+    )
+    .unwrap();
+    let said = central.command(&[
+        "roster",
+        "import",
+        "--people",
+        people.to_str().unwrap(),
+        "--places",
+        places.to_str().unwrap(),
+    ]);
+    assert!(
+        said.contains("8 people imported") && said.contains("1 places imported"),
+        "{said}"
+    );
+
     // The operators' questions through the real CLI and HTTP API.
     let traj = central.query(&["trace", "--person", "alice"]);
+    assert!(
+        traj.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["place"] == "Main Library"),
+        "{traj}"
+    );
     let dirs: Vec<&str> = traj
         .as_array()
         .unwrap()
@@ -124,6 +182,39 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
         (Some(4), Some(8), Some(4)),
         "{occ}"
     );
+    let physics_in = central.query(&["events", "--department", "Physics", "--direction", "in"]);
+    let who: HashSet<&str> = physics_in
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        who,
+        HashSet::from(["alice", "carol", "erin", "gina"]),
+        "{physics_in}"
+    );
+    let outs = central.query(&["events", "--place", "library", "--direction", "out"]);
+    assert_eq!(outs.as_array().unwrap().len(), 4);
+    let csv = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "events",
+            "--person",
+            "bob",
+            "--csv",
+            "--api",
+            &central.api,
+            "--token-file",
+            central.token_file.to_str().unwrap(),
+        ],
+    );
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        csv.starts_with("time,person,checkpoint,place,direction,decision,reason,temp\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
     let boxes = central.query(&["boxes"]);
     let rows = boxes.as_array().unwrap();
     let names: HashSet<&str> = rows.iter().map(|b| b["box_id"].as_str().unwrap()).collect();

@@ -33,6 +33,8 @@ pub struct ApiState {
     pub max_stay_s: u64,
     /// Signalled after a revocation so the trust material is republished at once.
     pub trust_changed: Arc<tokio::sync::Notify>,
+    /// A box not heard from for this long is shown as `silent`.
+    pub silent_after_s: u64,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -91,6 +93,10 @@ pub struct BoxRow {
     pub trust_age_s: Option<u64>,
     pub fps: Option<f32>,
     pub clock_synced: Option<bool>,
+    /// Highest sequence number stored with nothing missing below it.
+    pub stored_upto: u64,
+    pub gaps: Vec<(u64, u64)>,
+    pub lost_events: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -442,7 +448,12 @@ async fn boxes(
             .into_iter()
             .map(|(b, e)| BoxRow {
                 box_id: b.to_string(),
-                state: e.state.map(|s| wire(&s)),
+                // Silent for too long means offline, whatever the last status said.
+                state: if now.duration_since(e.last_seen).as_secs() > st.silent_after_s {
+                    Some("silent".to_string())
+                } else {
+                    e.state.map(|s| wire(&s))
+                },
                 version: e.version,
                 last_seen_s: now.duration_since(e.last_seen).as_secs(),
                 outbox_depth: e.telemetry.as_ref().map(|t| t.outbox_depth),
@@ -451,6 +462,9 @@ async fn boxes(
                 trust_age_s: e.telemetry.as_ref().and_then(|t| t.trust_age_s),
                 fps: e.telemetry.as_ref().map(|t| t.fps),
                 clock_synced: e.telemetry.as_ref().map(|t| t.clock_synced),
+                stored_upto: e.contiguous,
+                gaps: e.gaps,
+                lost_events: e.lost,
             })
             .collect(),
     ))

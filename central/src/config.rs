@@ -129,6 +129,13 @@ pub struct IngestConfig {
     pub batch_wait_ms: u64,
     #[serde(default = "default_gap_grace")]
     pub gap_grace_s: u64,
+    /// A box not heard from (status, telemetry or events) for this long is offline.
+    #[serde(default = "default_silent")]
+    pub box_silent_s: u64,
+}
+
+fn default_silent() -> u64 {
+    120
 }
 
 fn default_batch_max() -> usize {
@@ -147,6 +154,7 @@ impl Default for IngestConfig {
             batch_max: default_batch_max(),
             batch_wait_ms: default_batch_wait(),
             gap_grace_s: default_gap_grace(),
+            box_silent_s: default_silent(),
         }
     }
 }

@@ -175,6 +175,7 @@ pub async fn run(
                         batch.push(e);
                         if batch.len() >= cfg.batch_max {
                             store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                            gaps.report(&registry);
                         }
                     }
                 }
@@ -182,6 +183,7 @@ pub async fn run(
             _ = tick.tick() => {
                 if !batch.is_empty() && batch_started.elapsed() >= wait {
                     store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                    gaps.report(&registry);
                 }
             }
             _ = trust.changed.notified() => {
@@ -204,6 +206,7 @@ pub async fn run(
                     match st {
                         Ok(Ok(st)) => {
                             tracing::warn!(message = "Sequence gap: events lost.", box_id = %b, first, last);
+                            registry.sequence(&b, &st);
                             gaps.replace(&b, st);
                             lock(&counters).gaps_lost += last - first + 1;
                         }
@@ -385,6 +388,8 @@ async fn store_batch(
 #[derive(Debug)]
 struct GapWatch {
     boxes: HashMap<BoxId, SeqState>,
+    /// Boxes whose state changed since the last report to the registry.
+    dirty: std::collections::HashSet<BoxId>,
     since: HashMap<(BoxId, u64), Instant>,
     grace: Duration,
 }
@@ -392,6 +397,7 @@ struct GapWatch {
 impl GapWatch {
     fn new(states: Vec<(BoxId, SeqState)>, grace: Duration) -> Self {
         GapWatch {
+            dirty: states.iter().map(|(b, _)| b.clone()).collect(),
             boxes: states.into_iter().collect(),
             since: HashMap::new(),
             grace,
@@ -400,6 +406,18 @@ impl GapWatch {
 
     fn add(&mut self, b: &BoxId, seq: u64) {
         self.boxes.entry(b.clone()).or_default().add(seq);
+        if !self.dirty.contains(b) {
+            self.dirty.insert(b.clone());
+        }
+    }
+
+    /// Copies the sequence state of the boxes that changed into the registry.
+    fn report(&mut self, registry: &Registry) {
+        for b in self.dirty.drain() {
+            if let Some(st) = self.boxes.get(&b) {
+                registry.sequence(&b, st);
+            }
+        }
     }
 
     fn replace(&mut self, b: &BoxId, st: SeqState) {

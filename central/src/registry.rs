@@ -16,6 +16,12 @@ pub struct BoxEntry {
     pub telemetry: Option<Telemetry>,
     /// When central last heard anything from the box.
     pub last_seen: Instant,
+    /// Highest sequence number stored with nothing missing below it.
+    pub contiguous: u64,
+    /// Missing sequence numbers not yet given up on.
+    pub gaps: Vec<(u64, u64)>,
+    /// Events given up on as lost.
+    pub lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +37,9 @@ impl Registry {
             version: None,
             telemetry: None,
             last_seen: Instant::now(),
+            contiguous: 0,
+            gaps: Vec::new(),
+            lost: 0,
         });
         entry.last_seen = Instant::now();
         f(entry)
@@ -56,6 +65,29 @@ impl Registry {
         }
         let b = t.box_id.clone();
         self.with(&b, |e| e.telemetry = Some(t));
+    }
+
+    /// What central holds of the box's sequence (from ingest).
+    pub fn sequence(&self, b: &BoxId, st: &crate::store::SeqState) {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = boxes.get_mut(b) {
+            e.contiguous = st.contiguous;
+            e.gaps = st.gaps();
+            e.lost = st.lost.iter().map(|(a, z)| z - a + 1).sum();
+        } else {
+            boxes.insert(
+                b.clone(),
+                BoxEntry {
+                    state: None,
+                    version: None,
+                    telemetry: None,
+                    last_seen: Instant::now(),
+                    contiguous: st.contiguous,
+                    gaps: st.gaps(),
+                    lost: st.lost.iter().map(|(a, z)| z - a + 1).sum(),
+                },
+            );
+        }
     }
 
     pub fn snapshot(&self) -> BTreeMap<BoxId, BoxEntry> {

@@ -95,6 +95,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         window_s: cfg.trace.window_s,
         max_stay_s: cfg.trace.max_stay_h * 3600,
         trust_changed,
+        silent_after_s: cfg.ingest.box_silent_s,
     };
     let api_stop = token.clone();
     let api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {

@@ -242,7 +242,7 @@ impl CentralProc {
     /// Writes a config for `broker` (mutual TLS as identity "central" when `pki` is given) and
     /// starts central.
     pub fn start(dir: &std::path::Path, broker: &Mosquitto, pki: Option<&Pki>) -> CentralProc {
-        Self::start_with(dir, broker, pki, "")
+        Self::start_with(dir, broker, pki, 600, "")
     }
 
     /// Like [`CentralProc::start`], with extra TOML appended to the configuration.
@@ -250,6 +250,7 @@ impl CentralProc {
         dir: &std::path::Path,
         broker: &Mosquitto,
         pki: Option<&Pki>,
+        gap_grace_s: u64,
         extra: &str,
     ) -> CentralProc {
         std::fs::create_dir_all(dir).expect("central dir");
@@ -275,7 +276,7 @@ impl CentralProc {
             format!(
                 "data_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
                  client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
-                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = 600\n[store]\ncache_bytes = 16777216\n\
+                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n[store]\ncache_bytes = 16777216\n\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n{extra}\n",
                 data_dir.display(),
                 broker.port,

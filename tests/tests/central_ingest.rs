@@ -220,8 +220,11 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
     let names: HashSet<&str> = rows.iter().map(|b| b["box_id"].as_str().unwrap()).collect();
     assert_eq!(names, HashSet::from(["lib-in", "lib-out"]));
     assert!(
-        rows.iter()
-            .all(|b| b["state"] == "online" && b["outbox_depth"] == 0),
+        rows.iter().all(|b| b["state"] == "online"
+            && b["outbox_depth"] == 0
+            && b["lost_events"] == 0
+            && b["gaps"].as_array().is_some_and(|g| g.is_empty())
+            && b["stored_upto"].as_u64().is_some_and(|s| s >= 4)),
         "{boxes}"
     );
     let denied = checkpoint_e2e::run(
@@ -366,7 +369,8 @@ fn revocations_reach_the_boxes_through_central() {
         "[trust]\nkeys = [\"{}\"]\n",
         keys.join("passcode.pub").display()
     );
-    let mut central = CentralProc::start_with(&dir.path().join("central"), &broker, None, &extra);
+    let mut central =
+        CentralProc::start_with(&dir.path().join("central"), &broker, None, 600, &extra);
     let observer = TestCentral::connect_as("observer", &broker, None, false);
 
     // The box has no keys of its own: everything it trusts comes from central.
@@ -408,5 +412,69 @@ fn revocations_reach_the_boxes_through_central() {
         central.terminate().unwrap().success(),
         "{}",
         central.log_text()
+    );
+}
+
+#[test]
+fn gaps_are_reported_exactly_where_a_full_outbox_dropped_events() {
+    let dir = TempDir::new("central-gaps");
+    let broker = Mosquitto::start(&dir.path().join("broker"), None);
+    let keys = kiosk::keygen(&dir.path().join("keys"));
+    let observer = TestCentral::connect_as("observer", &broker, None, false);
+    // Central is down: the box fills its smallest outbox and refuses what does not fit.
+    let spec = BoxSpec {
+        bootstrap_key: Some(keys.join("passcode.pub")),
+        fps: 30.0,
+        looping: true,
+        policy: "duplicate_cooldown_ms = 0\n".to_string(),
+        outbox: "max_bytes = 65536\nwhen_full = \"refuse_new\"\n".to_string(),
+        ..BoxSpec::new("gate-g", dir.path(), &broker, None)
+    };
+    frames(&spec, &keys, &["p1", "p2"]);
+    let mut k = Kiosk::start(&spec);
+    wait_until(
+        Duration::from_secs(40),
+        "events refused by the full outbox",
+        || {
+            observer
+                .telemetry()
+                .last()
+                .is_some_and(|t| t.dropped_events >= 5)
+        },
+    );
+    // Central comes up and drains the box; the refused numbers are gaps that never fill.
+    let mut central = CentralProc::start_with(&dir.path().join("central"), &broker, None, 2, "");
+    central.command(&["boxes"]); // waits for the API
+    wait_until(Duration::from_secs(60), "lost events reported", || {
+        let b = central.query(&["boxes"]);
+        let lost = b[0]["lost_events"].as_u64().unwrap_or(0);
+        let dropped = observer.telemetry().last().map_or(0, |t| t.dropped_events);
+        lost > 0 && lost == dropped
+    });
+    assert!(central.log_text().contains("Sequence gap: events lost."));
+    // Stop the box; its log has the final count of refused events.
+    assert!(k.terminate().unwrap().success());
+    let dropped: u64 = k
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("Outbox full; events lost."))
+        .filter_map(|l| l.split("total_dropped=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .last()
+        .expect("the box logged its drops");
+    wait_until(Duration::from_secs(30), "every gap settled", || {
+        let b = central.query(&["boxes"]);
+        b[0]["lost_events"].as_u64() == Some(dropped)
+            && b[0]["gaps"].as_array().is_some_and(|g| g.is_empty())
+    });
+    assert!(central.terminate().unwrap().success());
+    let store = open_store(&central.data_dir.join("store"));
+    let st = &store.seq_states().unwrap()[0].1;
+    let lost: u64 = st.lost.iter().map(|(a, z)| z - a + 1).sum();
+    assert!(st.gaps().is_empty(), "{st:?}");
+    assert_eq!(
+        store.len().unwrap() + lost,
+        st.highest(),
+        "stored + lost = every number"
     );
 }

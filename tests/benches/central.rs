@@ -1,0 +1,302 @@
+//! Central benchmark. `cargo bench -p checkpoint-e2e --bench central [-- ingest|queries] [N]`:
+//! 1. ingest: simulated boxes publish events through a real Mosquitto on loopback to a real
+//!    `checkpoint-central serve`, which stores and acks them; beside it the raw rate of the same
+//!    broker for the same messages to a subscriber that stores nothing;
+//! 2. queries: trajectory and contacts latency on a sled store filled with a campus-like
+//!    population (30,000 people, 2,000 checkpoints), at 1 M events (or N).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checkpoint_central::query::{self, ContactParams};
+use checkpoint_central::store::{SledStore, Store};
+use checkpoint_e2e::broker::Mosquitto;
+use checkpoint_e2e::central::CentralProc;
+use checkpoint_e2e::TempDir;
+use checkpoint_protocol::ids::SubjectId;
+use checkpoint_protocol::passcode::PassStatus;
+use checkpoint_protocol::records::{self, Ack, Decision, Direction, Event, Method, Reason, Schema};
+use checkpoint_protocol::topic::Topic;
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+
+const T0: i64 = 1_800_000_000;
+
+fn event(b: &str, seq: u64, person: u64, place: u64, ts: i64) -> Event {
+    Event {
+        schema: Schema,
+        id: uuid::Uuid::new_v4(),
+        seq,
+        site: "campus".parse().unwrap(),
+        box_id: b.parse().unwrap(),
+        checkpoint: format!("cp-{place}").parse().unwrap(),
+        direction: if seq % 2 == 0 {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        method: Method::Qr,
+        subject: Some(SubjectId::new(format!("p-{person}")).unwrap()),
+        dependants: vec![],
+        pass_status: Some(PassStatus::Green),
+        decision: Decision::Admit,
+        reason: Reason::Ok,
+        flags: vec![],
+        temperature_c: Some(36.5),
+        ts: time::OffsetDateTime::from_unix_timestamp(ts).unwrap(),
+        clock_synced: true,
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Publishes `per_box` events from each of `boxes` simulated boxes; with `want_acks`, waits for
+/// central's acks of every one, else for the broker's PUBACKs. Returns the seconds taken.
+async fn publish_all(port: u16, boxes: usize, per_box: u64, want_acks: bool) -> f64 {
+    let payloads: Vec<Vec<Vec<u8>>> = (0..boxes)
+        .map(|b| {
+            (1..=per_box)
+                .map(|s| {
+                    records::encode(&event(
+                        &format!("sim-{b}"),
+                        s,
+                        s % 30_000,
+                        s % 2000,
+                        T0 + s as i64,
+                    ))
+                })
+                .collect()
+        })
+        .collect();
+    let acked = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (b, payloads) in payloads.into_iter().enumerate() {
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("sim-{b}");
+            let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
+            o.set_keep_alive(Duration::from_secs(30));
+            o.set_inflight(200);
+            let (client, mut ev) = AsyncClient::new(o, 1000);
+            let ack_topic = Topic::Ack(id.parse().unwrap()).to_string();
+            client
+                .subscribe(&ack_topic, QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            let topic = Topic::Event(id.parse().unwrap()).to_string();
+            let pubber = {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for p in payloads {
+                        client
+                            .publish(&topic, QoS::AtLeastOnce, false, p)
+                            .await
+                            .unwrap();
+                    }
+                })
+            };
+            // `mine`: central's end-to-end acks, or in raw mode the broker's PUBACKs: either
+            // way every event has left this box.
+            let mut mine = 0u64;
+            loop {
+                if pubber.is_finished() && mine >= per_box {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_secs(60), ev.poll()).await {
+                    Ok(Ok(MqttEvent::Incoming(Packet::Publish(p)))) => {
+                        if let Ok(a) = records::decode::<Ack>(&p.payload) {
+                            let n: u64 = a.ranges.iter().map(|r| r.last - r.first + 1).sum();
+                            mine += n;
+                            acked.fetch_add(n, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(Ok(MqttEvent::Incoming(Packet::PubAck(_)))) if !want_acks => mine += 1,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => panic!("{id}: {e}"),
+                    Err(_) => panic!("{id}: no progress for 60 s"),
+                }
+                if pubber.is_finished() && (!want_acks || mine >= per_box) {
+                    break;
+                }
+            }
+            // Let the last PUBACKs through before disconnecting.
+            let _ = tokio::time::timeout(Duration::from_millis(300), async {
+                loop {
+                    let _ = ev.poll().await;
+                }
+            })
+            .await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed().as_secs_f64()
+}
+
+fn ingest() {
+    println!("## Ingest through Mosquitto on loopback (QoS 1)\n");
+    println!("| boxes | events | path | seconds | events/s |");
+    println!("|---:|---:|---|---:|---:|");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (boxes, per_box) = (20usize, 5_000u64);
+    let total = boxes as u64 * per_box;
+    // Raw: the broker alone, to `mosquitto_sub` (C, prints nothing), which exits after the last.
+    {
+        let dir = TempDir::new("bench-raw");
+        let broker = Mosquitto::start(&dir.path().join("broker"), None);
+        let mut sub = std::process::Command::new("mosquitto_sub")
+            .args([
+                "-p",
+                &broker.port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                "checkpoint/v1/box/+/event",
+            ])
+            .args(["-C", &total.to_string(), "-i", "raw-counter", "-c"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (scripts/setup installs mosquitto-clients)");
+        std::thread::sleep(Duration::from_millis(500));
+        let start = Instant::now();
+        rt.block_on(publish_all(broker.port, boxes, per_box, false));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while matches!(sub.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let done = matches!(sub.try_wait(), Ok(Some(_)));
+        let _ = sub.kill();
+        let note = if done {
+            ""
+        } else {
+            " (subscriber did not get them all in 60 s)"
+        };
+        println!(
+            "| {boxes} | {total} | broker only, one subscriber{note} | {secs:.1} | {:.0} |",
+            total as f64 / secs
+        );
+    }
+    // Central: stored durably, then acked to each box.
+    {
+        let dir = TempDir::new("bench-ingest");
+        let broker = Mosquitto::start(&dir.path().join("broker"), None);
+        let mut central = CentralProc::start(&dir.path().join("central"), &broker, None);
+        std::thread::sleep(Duration::from_secs(1));
+        let secs = rt.block_on(publish_all(broker.port, boxes, per_box, true));
+        println!(
+            "| {boxes} | {total} | central: stored + acked | {secs:.1} | {:.0} |",
+            total as f64 / secs
+        );
+        central.terminate();
+    }
+    println!();
+}
+
+fn queries(n: u64) {
+    println!("## Queries on a sled store of {n} events (30,000 people, 2,000 checkpoints)\n");
+    let dir = TempDir::new("bench-queries");
+    let store = SledStore::open(dir.path(), 256 << 20).unwrap();
+    let people = 30_000u64;
+    // Each event: a person at one of their few usual places, spread over 14 days.
+    let span = 14 * 86_400i64;
+    let t = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let batch = 20_000u64;
+    let mut seqs: HashMap<u64, u64> = HashMap::new();
+    for start in (0..n).step_by(batch as usize) {
+        let evs: Vec<Event> = (start..(start + batch).min(n))
+            .map(|_| {
+                let person = rng.u64(0..people);
+                let place = (person * 7 + rng.u64(0..4)) % 2000;
+                let b = place;
+                let seq = seqs.entry(b).or_insert(0);
+                *seq += 1;
+                event(
+                    &format!("box-{b}"),
+                    *seq,
+                    person,
+                    place,
+                    T0 + rng.i64(0..span),
+                )
+            })
+            .collect();
+        store.insert(&evs).unwrap();
+    }
+    let fill = t.elapsed().as_secs_f64();
+    println!(
+        "Filled in {fill:.0} s ({:.0} events/s through `Store::insert`, batches of {batch}).\n",
+        n as f64 / fill
+    );
+    println!("| query | runs | p50 ms | p99 ms | mean result rows |");
+    println!("|---|---:|---:|---:|---:|");
+    let runs = 200;
+    let mut lat = Vec::new();
+    let mut rows = 0usize;
+    for _ in 0..runs {
+        let p = SubjectId::new(format!("p-{}", rng.u64(0..people))).unwrap();
+        let s = Instant::now();
+        rows += query::trajectory(&store, &p, T0 * 1000, (T0 + span) * 1000)
+            .unwrap()
+            .len();
+        lat.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "| trajectory, 14 days | {runs} | {:.2} | {:.2} | {:.0} |",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        rows as f64 / runs as f64
+    );
+    for depth in [1u8, 2] {
+        let runs = if depth == 1 { 100 } else { 20 };
+        let mut lat = Vec::new();
+        let mut rows = 0usize;
+        for _ in 0..runs {
+            let p = SubjectId::new(format!("p-{}", rng.u64(0..people))).unwrap();
+            let params = ContactParams {
+                from_ms: T0 * 1000,
+                to_ms: (T0 + span) * 1000,
+                window_ms: 300_000,
+                max_stay_ms: 12 * 3_600_000,
+                depth,
+            };
+            let s = Instant::now();
+            rows += query::contacts(&store, &p, &params).unwrap().len();
+            lat.push(s.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(
+            "| contacts depth {depth}, 14 days, ±5 min | {runs} | {:.1} | {:.1} | {:.0} |",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            rows as f64 / runs as f64
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let n: u64 = args
+        .iter()
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let want = |name: &str| {
+        !args.iter().any(|a| a.parse::<u64>().is_err()) || args.iter().any(|a| a == name)
+    };
+    if want("ingest") {
+        ingest();
+    }
+    if want("queries") {
+        queries(n);
+    }
+}

@@ -32,7 +32,7 @@ fn event(b: &str, seq: u64, person: u64, place: u64, ts: i64) -> Event {
         site: "campus".parse().unwrap(),
         box_id: b.parse().unwrap(),
         checkpoint: format!("cp-{place}").parse().unwrap(),
-        direction: if seq % 2 == 0 {
+        direction: if seq.is_multiple_of(2) {
             Direction::Out
         } else {
             Direction::In

@@ -457,10 +457,10 @@ fn gaps_are_reported_exactly_where_a_full_outbox_dropped_events() {
     let dropped: u64 = k
         .log_text()
         .lines()
+        .rev()
         .filter(|l| l.contains("Outbox full; events lost."))
         .filter_map(|l| l.split("total_dropped=").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
-        .last()
+        .find_map(|v| v.split_whitespace().next()?.parse().ok())
         .expect("the box logged its drops");
     wait_until(Duration::from_secs(30), "every gap settled", || {
         let b = central.query(&["boxes"]);

@@ -17,12 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use checkpoint_link::Backoff;
+use checkpoint_link::{Backoff, Net};
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, Event, SeqRange, Status, Telemetry, MAX_ACK_RANGES};
 use checkpoint_protocol::topic::{self, Topic};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-use tokio::sync::mpsc;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, IngestConfig};
@@ -64,12 +63,6 @@ pub fn mqtt_options(cfg: &BrokerConfig) -> Result<MqttOptions, IngestError> {
     Ok(opts)
 }
 
-enum Net {
-    Connected,
-    Message(rumqttc::Publish),
-    Down(String),
-}
-
 /// Ranges of sorted, deduplicated sequence numbers, at most [`MAX_ACK_RANGES`] per ack.
 pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
     seqs.sort_unstable();
@@ -106,32 +99,12 @@ pub async fn run(
     token: CancellationToken,
 ) -> Result<(), IngestError> {
     let opts = mqtt_options(&broker)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, 4096);
-    let (tx, mut rx) = mpsc::channel::<Net>(8192);
-    let mut backoff = Backoff::new(
+    let (client, eventloop) = AsyncClient::new(opts, 4096);
+    let backoff = Backoff::new(
         Duration::from_millis(broker.backoff_min_ms),
         Duration::from_millis(broker.backoff_max_ms),
     );
-    let poller = tokio::spawn(async move {
-        loop {
-            let net = match eventloop.poll().await {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    Net::Connected
-                }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => Net::Message(p),
-                Ok(_) => continue,
-                Err(e) => {
-                    let _ = tx.send(Net::Down(e.to_string())).await;
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-            };
-            if tx.send(net).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (poller, mut rx) = checkpoint_link::spawn_poller(eventloop, backoff, 8192);
 
     let mut gaps = GapWatch::new(store.seq_states()?, Duration::from_secs(cfg.gap_grace_s));
     let mut batch: Vec<Event> = Vec::new();
@@ -160,6 +133,7 @@ pub async fn run(
                     }
                     publish_trust(&trust, &store, &client).await;
                 }
+                Some(Net::Disconnected) => break,
                 Some(Net::Down(error)) => {
                     connected = false;
                     if !warned {

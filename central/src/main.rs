@@ -248,23 +248,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(message = "Cannot listen for SIGTERM; only Ctrl-C stops central.", %error);
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
@@ -273,7 +256,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?
-                .block_on(checkpoint_central::serve::run(cfg, shutdown_signal()))
+                .block_on(checkpoint_central::serve::run(
+                    cfg,
+                    checkpoint_link::shutdown_signal(),
+                ))
                 .context("checkpoint-central serve")?;
             Ok(())
         }

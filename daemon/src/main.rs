@@ -102,29 +102,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(message = "Cannot listen for SIGTERM; only Ctrl-C stops the daemon.", %error);
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
             let cfg = DaemonConfig::load(&config)?;
             runtime()?
-                .block_on(checkpoint_daemon::run(cfg, shutdown_signal()))
+                .block_on(checkpoint_daemon::run(
+                    cfg,
+                    checkpoint_link::shutdown_signal(),
+                ))
                 .context("checkpointd")?;
             Ok(ExitCode::SUCCESS)
         }

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, BoxState, Status};
 use checkpoint_protocol::topic::{self, ConfigKind, Topic};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::{mpsc, Notify};
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::ClockWatch;
-use checkpoint_link::Backoff;
+use checkpoint_link::{Backoff, Net};
 
 use crate::config::UplinkConfig;
 use crate::outbox::Outbox;
@@ -83,14 +83,6 @@ pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, U
     Ok(opts)
 }
 
-/// What the polling task reports.
-#[derive(Debug)]
-enum Net {
-    Connected,
-    Incoming(rumqttc::Publish),
-    Down(String),
-}
-
 /// Runs the uplink until `token` is cancelled; then publishes the retained `offline` status
 /// (a clean disconnect does not trigger the Last Will) and disconnects.
 pub async fn run(
@@ -99,41 +91,12 @@ pub async fn run(
     shared: Shared,
     token: CancellationToken,
 ) -> Result<(), UplinkError> {
-    let (client, mut eventloop) = AsyncClient::new(opts, 256);
-    let (tx, mut rx) = mpsc::channel::<Net>(256);
-    let mut backoff = Backoff::new(
+    let (client, eventloop) = AsyncClient::new(opts, 256);
+    let backoff = Backoff::new(
         Duration::from_millis(cfg.backoff_min_ms),
         Duration::from_millis(cfg.backoff_max_ms),
     );
-    let poller = tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    if tx.send(Net::Connected).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(Net::Incoming(p)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    // Our own clean disconnect at shutdown has been written.
-                    let _ = tx.send(Net::Down("disconnected".into())).await;
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if tx.send(Net::Down(e.to_string())).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-            }
-        }
-    });
+    let (poller, mut rx) = checkpoint_link::spawn_poller(eventloop, backoff, 256);
 
     let mut sender = Sender::new(
         cfg.drain_per_s,
@@ -189,7 +152,8 @@ pub async fn run(
                     }
                     connected = false;
                 }
-                Some(Net::Incoming(p)) => {
+                Some(Net::Disconnected) => break,
+                Some(Net::Message(p)) => {
                     incoming(p, &shared, &mut sender).await;
                     if connected {
                         pump(&mut sender, &client, &shared);
@@ -230,7 +194,7 @@ pub async fn run(
         // Give the event loop a moment to write the status and the DISCONNECT.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(net) = rx.recv().await {
-                if matches!(net, Net::Down(_)) {
+                if matches!(net, Net::Down(_) | Net::Disconnected) {
                     break;
                 }
             }

@@ -5,6 +5,8 @@
 //! - [`Transport`]: `{ kind = "tls", ca, cert, key }` or an explicit `{ kind = "plain" }`.
 //! - [`tls`]: PEM files to a rustls `ClientConfig` (ring provider passed explicitly).
 //! - [`Backoff`]: exponential backoff with full jitter.
+//! - [`spawn_poller`]: drives a rumqttc event loop on its own task and reports what matters.
+//! - [`shutdown_signal`]: SIGTERM (systemd stop) or SIGINT (Ctrl-C), for both binaries' `main`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +76,78 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.ceiling = self.min;
+    }
+}
+
+/// What the polling task reports to its owner.
+#[derive(Debug)]
+pub enum Net {
+    /// CONNACK received: (re)subscribe and publish what goes out on connect.
+    Connected,
+    Message(rumqttc::Publish),
+    /// The connection failed or dropped; the task waits a backoff delay and reconnects.
+    Down(String),
+    /// Our own clean DISCONNECT has been written; the task has ended.
+    Disconnected,
+}
+
+/// Polls `eventloop` on its own task, forwarding connects, messages and failures over a bounded
+/// channel (back-pressure: while the owner is busy, the task stops reading the socket).
+/// Reconnects after `backoff`. The task ends when the receiver is dropped or after a clean
+/// disconnect.
+pub fn spawn_poller(
+    mut eventloop: rumqttc::EventLoop,
+    mut backoff: Backoff,
+    capacity: usize,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::Receiver<Net>,
+) {
+    use rumqttc::{Event, Outgoing, Packet};
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let task = tokio::spawn(async move {
+        loop {
+            let net = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    Net::Connected
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => Net::Message(p),
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    let _ = tx.send(Net::Disconnected).await;
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    if tx.send(Net::Down(e.to_string())).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            };
+            if tx.send(net).await.is_err() {
+                return;
+            }
+        }
+    });
+    (task, rx)
+}
+
+/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(message = "Cannot listen for SIGTERM; only Ctrl-C stops the process.", %error);
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

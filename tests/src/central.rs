@@ -229,10 +229,9 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 /// A running `checkpoint-central serve`, its log next to its config. Killed when dropped.
 #[derive(Debug)]
 pub struct CentralProc {
-    child: Option<std::process::Child>,
+    proc_: crate::Proc,
     pub config: std::path::PathBuf,
     pub data_dir: std::path::PathBuf,
-    pub log: std::path::PathBuf,
     /// `http://127.0.0.1:PORT` of its API.
     pub api: String,
     pub token_file: std::path::PathBuf,
@@ -284,61 +283,16 @@ impl CentralProc {
             ),
         )
         .expect("write central config");
-        let mut c = CentralProc {
-            child: None,
-            log: dir.join("central.log"),
+        let args: [&std::ffi::OsStr; 3] =
+            ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
+        let log = dir.join("central.log");
+        CentralProc {
+            proc_: crate::Proc::start("checkpoint-central", &args, &[("RUST_LOG", "info")], log),
             config,
             data_dir,
             api: format!("http://127.0.0.1:{api_port}"),
             token_file,
-        };
-        c.restart();
-        c
-    }
-
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = std::process::Command::new(crate::binary("checkpoint-central"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start checkpoint-central");
-        self.child = Some(child);
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
-    }
-
-    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = c.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        c.wait().ok()
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs a command of the real CLI against this central's API, retrying for a few seconds
@@ -374,8 +328,15 @@ impl CentralProc {
     }
 }
 
-impl Drop for CentralProc {
-    fn drop(&mut self) {
-        self.kill9();
+impl std::ops::Deref for CentralProc {
+    type Target = crate::Proc;
+    fn deref(&self) -> &crate::Proc {
+        &self.proc_
+    }
+}
+
+impl std::ops::DerefMut for CentralProc {
+    fn deref_mut(&mut self) -> &mut crate::Proc {
+        &mut self.proc_
     }
 }

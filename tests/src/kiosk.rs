@@ -2,13 +2,12 @@
 //! frames their sim camera replays, and process control (SIGTERM, `kill -9`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 use checkpoint_protocol::passcode;
 use image::Luma;
 
 use crate::broker::{Identity, Mosquitto, Pki};
+use crate::Proc;
 
 /// What a test box looks like. `render` turns it into a `daemon.toml`.
 #[derive(Debug, Clone)]
@@ -148,14 +147,9 @@ impl BoxSpec {
     }
 }
 
-/// A running `checkpointd run`, its log in `<state_dir>/../<box>.log`. Killed when dropped.
+/// A running `checkpointd run` (a [`Proc`]), its log next to its config.
 #[derive(Debug)]
-pub struct Kiosk {
-    child: Option<Child>,
-    pub log: PathBuf,
-    config: PathBuf,
-    env: Vec<(String, String)>,
-}
+pub struct Kiosk(Proc);
 
 impl Kiosk {
     pub fn start(spec: &BoxSpec) -> Kiosk {
@@ -166,83 +160,23 @@ impl Kiosk {
     pub fn start_with_env(spec: &BoxSpec, env: &[(&str, &str)]) -> Kiosk {
         let config = spec.write();
         let log = config.with_extension("log");
-        let mut k = Kiosk {
-            child: None,
-            log,
-            config,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        k.restart();
-        k
-    }
-
-    /// Starts the process again with the same configuration (after a kill).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(crate::binary("checkpointd"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info,checkpoint_daemon=debug")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start checkpointd");
-        self.child = Some(child);
-    }
-
-    /// `kill -9`: no chance to flush or say goodbye.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then waits for the exit status.
-    pub fn terminate(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = c.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        c.wait().ok()
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let mut vars = vec![("RUST_LOG", "info,checkpoint_daemon=debug")];
+        vars.extend_from_slice(env);
+        let args: [&std::ffi::OsStr; 3] = ["run".as_ref(), "--config".as_ref(), config.as_os_str()];
+        Kiosk(Proc::start("checkpointd", &args, &vars, log))
     }
 }
 
-impl Drop for Kiosk {
-    fn drop(&mut self) {
-        self.kill9();
+impl std::ops::Deref for Kiosk {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kiosk {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.0
     }
 }
 

@@ -115,3 +115,100 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A real binary of this workspace running in the background, stderr appended to a log file.
+/// Killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    child: Option<std::process::Child>,
+    name: &'static str,
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn start(
+        name: &'static str,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Proc {
+        let mut p = Proc {
+            child: None,
+            name,
+            args: args.iter().map(|a| a.to_os_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            log,
+        };
+        p.restart();
+        p
+    }
+
+    /// Starts the process again with the same arguments (after a kill or a stop).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(binary(self.name))
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    /// `kill -9`: no chance to flush or say goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (at most 20 s) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

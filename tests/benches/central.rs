@@ -3,7 +3,8 @@
 //!    `checkpoint-central serve`, which stores and acks them; beside it the raw rate of the same
 //!    broker for the same messages to a subscriber that stores nothing;
 //! 2. queries: trajectory and contacts latency on a sled store filled with a campus-like
-//!    population (30,000 people, 2,000 checkpoints), at 1 M events (or N).
+//!    population (30,000 people, 2,000 checkpoints), at 1 M events (or N); `shallow` skips the
+//!    slow depth-2 contacts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -200,7 +201,7 @@ fn ingest() {
     println!();
 }
 
-fn queries(n: u64) {
+fn queries(n: u64, shallow: bool) {
     println!("## Queries on a sled store of {n} events (30,000 people, 2,000 checkpoints)\n");
     let dir = TempDir::new("bench-queries");
     let store = SledStore::open(dir.path(), 256 << 20).unwrap();
@@ -254,7 +255,8 @@ fn queries(n: u64) {
         pct(&mut lat, 0.99),
         rows as f64 / runs as f64
     );
-    for depth in [1u8, 2] {
+    let depths: &[u8] = if shallow { &[1] } else { &[1, 2] };
+    for &depth in depths {
         let runs = if depth == 1 { 100 } else { 20 };
         let mut lat = Vec::new();
         let mut rows = 0usize;
@@ -290,13 +292,15 @@ fn main() {
         .iter()
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let want = |name: &str| {
-        !args.iter().any(|a| a.parse::<u64>().is_err()) || args.iter().any(|a| a == name)
-    };
+    let names: Vec<&String> = args
+        .iter()
+        .filter(|a| a.parse::<u64>().is_err() && *a != "shallow")
+        .collect();
+    let want = |name: &str| names.is_empty() || names.iter().any(|a| *a == name);
     if want("ingest") {
         ingest();
     }
     if want("queries") {
-        queries(n);
+        queries(n, args.iter().any(|a| a == "shallow"));
     }
 }

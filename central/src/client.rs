@@ -229,6 +229,8 @@ pub fn print<T: Serialize>(
     }
 }
 
+pub mod tables;
+
 #[cfg(test)]
 mod tests {
     use super::*;

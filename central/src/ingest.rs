@@ -19,14 +19,19 @@ use std::time::{Duration, Instant};
 
 use checkpoint_link::{Backoff, Net};
 use checkpoint_protocol::ids::BoxId;
-use checkpoint_protocol::records::{self, Ack, Event, SeqRange, Status, Telemetry, MAX_ACK_RANGES};
+use checkpoint_protocol::records::{self, Ack, Event, SeqRange, MAX_ACK_RANGES};
 use checkpoint_protocol::topic::{self, Topic};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, IngestConfig};
 use crate::registry::Registry;
-use crate::store::{Inserted, SeqState, Store};
+use crate::store::{Inserted, Store};
+
+mod accept;
+mod gaps;
+use accept::{accept, LogThrottle};
+use gaps::GapWatch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -48,6 +53,8 @@ pub struct Counters {
     /// `box_mismatch`, `topic`).
     pub rejected: BTreeMap<String, u64>,
     pub gaps_lost: u64,
+    /// Events the store could not take (full disk, I/O error): not acked, so boxes resend them.
+    pub store_failures: u64,
 }
 
 pub fn mqtt_options(cfg: &BrokerConfig) -> Result<MqttOptions, IngestError> {
@@ -79,6 +86,9 @@ pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
         .map(<[SeqRange]>::to_vec)
         .collect()
 }
+
+/// How long ingest waits after the store refused a batch.
+const STORE_PAUSE: Duration = Duration::from_secs(2);
 
 /// What central publishes as trust material, and when.
 #[derive(Debug, Clone)]
@@ -117,6 +127,7 @@ pub async fn run(
     republish.tick().await;
     let mut connected = false;
     let mut warned = false;
+    let mut rejections = LogThrottle::new(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
@@ -142,13 +153,13 @@ pub async fn run(
                     }
                 }
                 Some(Net::Message(p)) => {
-                    if let Some(e) = accept(&p, &registry, &counters) {
+                    if let Some(e) = accept(&p, &registry, &counters, &mut rejections) {
                         if batch.is_empty() {
                             batch_started = Instant::now();
                         }
                         batch.push(e);
                         if batch.len() >= cfg.batch_max {
-                            store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                            store_batch(&mut batch, &store, &client, &counters, &mut gaps).await;
                             gaps.report(&registry);
                         }
                     }
@@ -156,7 +167,7 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 if !batch.is_empty() && batch_started.elapsed() >= wait {
-                    store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+                    store_batch(&mut batch, &store, &client, &counters, &mut gaps).await;
                     gaps.report(&registry);
                 }
             }
@@ -192,7 +203,7 @@ pub async fn run(
         }
     }
     if !batch.is_empty() {
-        store_batch(&mut batch, &store, &client, &counters, &mut gaps).await?;
+        store_batch(&mut batch, &store, &client, &counters, &mut gaps).await;
     }
     let _ = client.try_disconnect();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -233,89 +244,38 @@ fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn reject(counters: &Mutex<Counters>, topic: &str, reason: &str, detail: &dyn std::fmt::Display) {
-    tracing::warn!(message = "Message rejected.", topic, reason, %detail);
-    *lock(counters)
-        .rejected
-        .entry(reason.to_string())
-        .or_default() += 1;
-}
-
-/// Validates one message. Events are returned for storing; status and telemetry go to the
-/// registry.
-fn accept(p: &rumqttc::Publish, registry: &Registry, counters: &Mutex<Counters>) -> Option<Event> {
-    lock(counters).received += 1;
-    let topic = match Topic::parse(&p.topic) {
-        Ok(t) => t,
-        Err(error) => {
-            reject(counters, &p.topic, "topic", &error);
-            return None;
-        }
-    };
-    let check_box = |payload_box: &BoxId, topic_box: &BoxId| {
-        if payload_box == topic_box {
-            true
-        } else {
-            let detail = format!("payload names box {payload_box}");
-            reject(counters, &p.topic, "box_mismatch", &detail);
-            false
-        }
-    };
-    match topic {
-        Topic::Event(b) => match records::decode::<Event>(&p.payload) {
-            Ok(e) => check_box(&e.box_id, &b).then_some(e),
-            Err(error) => {
-                reject(counters, &p.topic, error.kind(), &error);
-                None
-            }
-        },
-        Topic::Status(b) => {
-            match records::decode::<Status>(&p.payload) {
-                Ok(s) if check_box(&s.box_id, &b) => registry.status(s),
-                Ok(_) => {}
-                Err(error) => reject(counters, &p.topic, error.kind(), &error),
-            }
-            None
-        }
-        Topic::Telemetry(b) => {
-            match records::decode::<Telemetry>(&p.payload) {
-                Ok(t) if check_box(&t.box_id, &b) => registry.telemetry(t),
-                Ok(_) => {}
-                Err(error) => reject(counters, &p.topic, error.kind(), &error),
-            }
-            None
-        }
-        other => {
-            reject(
-                counters,
-                &p.topic,
-                "topic",
-                &format!("central does not read {other}"),
-            );
-            None
-        }
-    }
-}
-
 async fn store_batch(
     batch: &mut Vec<Event>,
     store: &Arc<dyn Store>,
     client: &AsyncClient,
     counters: &Mutex<Counters>,
     gaps: &mut GapWatch,
-) -> Result<(), IngestError> {
+) {
     let events = std::mem::take(batch);
     let result = {
         let store = store.clone();
         let events = events.clone();
         tokio::task::spawn_blocking(move || store.insert(&events)).await
     };
-    let outcomes = match result {
-        Ok(r) => r?,
+    let failure = match result {
+        Ok(Ok(outcomes)) => Ok(outcomes),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    let outcomes = match failure {
+        Ok(o) => o,
         Err(error) => {
-            // Not stored, not acked: the boxes resend.
-            tracing::error!(message = "Store task failed; the batch will be resent by the boxes.", %error);
-            return Ok(());
+            // Not stored, not acked: the boxes keep the events and resend them. Pausing lets a
+            // full disk or a stalled device recover instead of failing every message at once.
+            lock(counters).store_failures += events.len() as u64;
+            tracing::error!(
+                message = "The store refused a batch; not acked, boxes will resend. Pausing ingest.",
+                events = events.len(),
+                %error,
+                pause_s = STORE_PAUSE.as_secs()
+            );
+            tokio::time::sleep(STORE_PAUSE).await;
+            return;
         }
     };
     let mut per_box: HashMap<&BoxId, Vec<u64>> = HashMap::new();
@@ -355,66 +315,6 @@ async fn store_batch(
             }
         }
     }
-    Ok(())
-}
-
-/// Per-box sequence state with the time each gap was first seen.
-#[derive(Debug)]
-struct GapWatch {
-    boxes: HashMap<BoxId, SeqState>,
-    /// Boxes whose state changed since the last report to the registry.
-    dirty: std::collections::HashSet<BoxId>,
-    since: HashMap<(BoxId, u64), Instant>,
-    grace: Duration,
-}
-
-impl GapWatch {
-    fn new(states: Vec<(BoxId, SeqState)>, grace: Duration) -> Self {
-        GapWatch {
-            dirty: states.iter().map(|(b, _)| b.clone()).collect(),
-            boxes: states.into_iter().collect(),
-            since: HashMap::new(),
-            grace,
-        }
-    }
-
-    fn add(&mut self, b: &BoxId, seq: u64) {
-        self.boxes.entry(b.clone()).or_default().add(seq);
-        if !self.dirty.contains(b) {
-            self.dirty.insert(b.clone());
-        }
-    }
-
-    /// Copies the sequence state of the boxes that changed into the registry.
-    fn report(&mut self, registry: &Registry) {
-        for b in self.dirty.drain() {
-            if let Some(st) = self.boxes.get(&b) {
-                registry.sequence(&b, st);
-            }
-        }
-    }
-
-    fn replace(&mut self, b: &BoxId, st: SeqState) {
-        self.boxes.insert(b.clone(), st);
-    }
-
-    /// Gaps older than the grace period (the lowest one of each box; the next is seen after).
-    fn expired(&mut self, now: Instant) -> Vec<(BoxId, u64, u64)> {
-        let mut out = Vec::new();
-        let mut live = HashMap::new();
-        for (b, st) in &self.boxes {
-            if let Some(&(first, last)) = st.gaps().first() {
-                let key = (b.clone(), first);
-                let seen = *self.since.get(&key).unwrap_or(&now);
-                live.insert(key, seen);
-                if now.duration_since(seen) >= self.grace {
-                    out.push((b.clone(), first, last));
-                }
-            }
-        }
-        self.since = live;
-        out
-    }
 }
 
 #[cfg(test)]
@@ -433,26 +333,5 @@ mod tests {
             chunks.iter().map(Vec::len).collect::<Vec<_>>(),
             [1024, 1024, 952]
         );
-    }
-
-    #[test]
-    fn gaps_expire_after_the_grace_period() {
-        let b: BoxId = "b".parse().unwrap();
-        let mut g = GapWatch::new(vec![], Duration::from_secs(10));
-        for s in [1, 2, 5] {
-            g.add(&b, s);
-        }
-        let t0 = Instant::now();
-        assert!(g.expired(t0).is_empty(), "first seen now");
-        assert!(g.expired(t0 + Duration::from_secs(5)).is_empty());
-        g.add(&b, 3);
-        // The gap changed (now 4..4): its clock starts again.
-        assert!(g.expired(t0 + Duration::from_secs(11)).is_empty());
-        assert_eq!(
-            g.expired(t0 + Duration::from_secs(22)),
-            vec![(b.clone(), 4, 4)]
-        );
-        g.add(&b, 4);
-        assert!(g.expired(t0 + Duration::from_secs(40)).is_empty());
     }
 }

@@ -10,9 +10,11 @@
 //! - [`query`]: the operators' questions, answered from the store's indexes with `trace`.
 //! - [`api`]: the HTTP API (bearer token) over `query` and the registry.
 //! - [`serve`]: wiring for `checkpoint-central serve`.
+//! - [`cli`]: the command line's arguments; [`client`]: the CLI's HTTP client and tables.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
 
 pub mod api;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod ingest;

@@ -1,6 +1,9 @@
 //! The operators' questions, answered from the store through its indexes with the pure logic of
 //! [`crate::trace`]: trajectory, close contacts (depth 1 or 2), occupancy and flow.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
 use checkpoint_protocol::ids::{CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 
@@ -31,36 +34,58 @@ fn scans(events: Vec<Event>) -> Vec<Scan> {
     events.iter().filter_map(Scan::of).collect()
 }
 
+/// Index reads of one contacts query, remembered: depth 2 asks for the same places' windows
+/// again and again.
+struct Reads<'a> {
+    store: &'a dyn Store,
+    places: HashMap<(CheckpointId, i64, i64), Vec<Scan>>,
+    two_way: HashMap<CheckpointId, bool>,
+}
+
+impl Reads<'_> {
+    fn two_way(&mut self, cp: &CheckpointId) -> Result<bool, StoreError> {
+        if let Some(b) = self.two_way.get(cp) {
+            return Ok(*b);
+        }
+        let b = self.store.two_way(cp)?;
+        self.two_way.insert(cp.clone(), b);
+        Ok(b)
+    }
+
+    fn place(&mut self, cp: &CheckpointId, from: i64, to: i64) -> Result<Vec<Scan>, StoreError> {
+        let key = (cp.clone(), from, to);
+        if let Some(v) = self.places.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = scans(self.store.by_place(cp, from, to)?);
+        self.places.insert(key, v.clone());
+        Ok(v)
+    }
+}
+
 fn first_degree(
-    store: &dyn Store,
+    reads: &mut Reads<'_>,
     person: &SubjectId,
     p: &ContactParams,
 ) -> Result<Vec<Contact>, StoreError> {
-    let mine = scans(store.by_person(person, p.from_ms, p.to_ms)?);
-    let mut failure: Option<StoreError> = None;
-    let mut nearby = |cp: &CheckpointId, from: i64, to: i64| -> Vec<Scan> {
-        match store.by_place(cp, from, to.saturating_add(1)) {
-            Ok(e) => scans(e),
-            Err(e) => {
-                failure.get_or_insert(e);
-                Vec::new()
-            }
-        }
+    let mine = scans(reads.store.by_person(person, p.from_ms, p.to_ms)?);
+    let failure: RefCell<Option<StoreError>> = RefCell::new(None);
+    let reads = RefCell::new(reads);
+    let fail = |e: StoreError| {
+        failure.borrow_mut().get_or_insert(e);
+        Vec::new()
     };
-    // Presence needs the other person's stays around the period, not only inside it.
-    let (lo, hi) = (
-        p.from_ms.saturating_sub(p.max_stay_ms),
-        p.to_ms.saturating_add(p.max_stay_ms),
-    );
-    let mut failure2: Option<StoreError> = None;
-    let mut presence_of = |s: &SubjectId| -> Vec<Scan> {
-        match store.by_person(s, lo, hi) {
-            Ok(e) => scans(e),
-            Err(e) => {
-                failure2.get_or_insert(e);
-                Vec::new()
-            }
-        }
+    let mut nearby = |cp: &CheckpointId, from: i64, to: i64| -> Vec<Scan> {
+        reads
+            .borrow_mut()
+            .place(cp, from, to.saturating_add(1))
+            .unwrap_or_else(fail)
+    };
+    let mut two_way = |cp: &CheckpointId| -> bool {
+        reads.borrow_mut().two_way(cp).unwrap_or_else(|e| {
+            failure.borrow_mut().get_or_insert(e);
+            false
+        })
     };
     let list = trace::contacts(
         person,
@@ -68,12 +93,12 @@ fn first_degree(
         p.window_ms,
         p.max_stay_ms,
         &mut nearby,
-        &mut presence_of,
+        &mut two_way,
     );
-    if let Some(e) = failure.or(failure2) {
-        return Err(e);
+    match failure.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(list),
     }
-    Ok(list)
 }
 
 /// Contacts of `person`, ranked; with depth 2, contacts of each first-degree contact who are
@@ -83,17 +108,21 @@ pub fn contacts(
     person: &SubjectId,
     p: &ContactParams,
 ) -> Result<Vec<Contact>, StoreError> {
-    let first = first_degree(store, person, p)?;
+    let mut reads = Reads {
+        store,
+        places: HashMap::new(),
+        two_way: HashMap::new(),
+    };
+    let first = first_degree(&mut reads, person, p)?;
     if p.depth < 2 {
         return Ok(first);
     }
+    let mut seen: HashSet<SubjectId> = first.iter().map(|c| c.subject.clone()).collect();
+    seen.insert(person.clone());
     let mut second: Vec<Contact> = Vec::new();
     for c in &first {
-        for mut cc in first_degree(store, &c.subject, p)? {
-            let known = &cc.subject == person
-                || first.iter().any(|f| f.subject == cc.subject)
-                || second.iter().any(|s| s.subject == cc.subject);
-            if !known {
+        for mut cc in first_degree(&mut reads, &c.subject, p)? {
+            if seen.insert(cc.subject.clone()) {
                 cc.degree = 2;
                 cc.via = Some(c.subject.clone());
                 second.push(cc);

@@ -113,7 +113,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
             r = &mut task => break Some(r),
             _ = report.tick() => {
                 let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                tracing::info!(message = "Ingest.", received = c.received, stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected, gaps_lost = c.gaps_lost);
+                tracing::info!(message = "Ingest.", received = c.received, stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected, gaps_lost = c.gaps_lost, store_failures = c.store_failures);
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             }
         }

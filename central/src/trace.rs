@@ -103,15 +103,15 @@ pub fn presence(
 /// First-degree contacts of `person`.
 ///
 /// `scans` are the person's scans; `nearby(checkpoint, from_ms, to_ms)` returns every scan at
-/// that checkpoint in the range (the store's place index). `presence_of(subject)` returns a
-/// subject's scans in the period, for presence overlap.
+/// that checkpoint in the range (the store's place index); `two_way(checkpoint)` tells whether
+/// a place records both directions, so that its scans make stays (presence overlap).
 pub fn contacts(
     person: &SubjectId,
     scans: &[Scan],
     window_ms: i64,
     max_stay_ms: i64,
     nearby: &mut dyn FnMut(&CheckpointId, i64, i64) -> Vec<Scan>,
-    presence_of: &mut dyn FnMut(&SubjectId) -> Vec<Scan>,
+    two_way: &mut dyn FnMut(&CheckpointId) -> bool,
 ) -> Vec<Contact> {
     let mut found: BTreeMap<SubjectId, Contact> = BTreeMap::new();
     for s in scans {
@@ -138,61 +138,46 @@ pub fn contacts(
         }
     }
     // Presence overlap, for everyone met and for anyone present at the same places: the places'
-    // scans during the person's stays name the candidates. A place records both directions if
-    // anyone left through it around the person's scans.
-    let (lo, hi) = (
-        scans.iter().map(|s| s.ts_ms).min().unwrap_or(0) - max_stay_ms,
-        scans.iter().map(|s| s.ts_ms).max().unwrap_or(0) + max_stay_ms,
-    );
-    let mut known: HashMap<CheckpointId, bool> = HashMap::new();
-    for sc in scans {
-        if !known.contains_key(&sc.checkpoint) {
-            let b = nearby(&sc.checkpoint, lo, hi)
-                .iter()
-                .any(|s| s.direction == Direction::Out);
-            known.insert(sc.checkpoint.clone(), b);
-        }
-    }
-    // Overlap only counts at the person's own places, so only those need to be known.
-    let mut two_way = |cp: &CheckpointId| known.get(cp).copied().unwrap_or(false);
-    let mine = presence(scans, max_stay_ms, &mut two_way);
-    let mut candidates: Vec<SubjectId> = found.keys().cloned().collect();
-    for (cp, start, end) in &mine {
-        for o in nearby(cp, start - max_stay_ms, *end) {
-            if &o.subject != person && !candidates.contains(&o.subject) {
-                candidates.push(o.subject);
+    // scans during the person's stays name the candidates.
+    let mut mine = presence(scans, max_stay_ms, two_way);
+    mine.sort_by_key(|(_, a0, _)| *a0);
+    // Anyone whose stay overlaps one of the person's was scanned at that place within
+    // `max_stay` of it, so that window's scans give their stays there exactly.
+    let mut overlap: BTreeMap<SubjectId, (i64, Meeting)> = BTreeMap::new();
+    for (cp, a0, a1) in &mine {
+        let mut theirs: BTreeMap<SubjectId, Vec<Scan>> = BTreeMap::new();
+        for o in nearby(cp, a0 - max_stay_ms, a1 + max_stay_ms) {
+            if &o.subject != person {
+                theirs.entry(o.subject.clone()).or_default().push(o);
             }
         }
-    }
-    for other in candidates {
-        let theirs = presence(&presence_of(&other), max_stay_ms, &mut two_way);
-        let mut overlap_ms = 0;
-        let mut first_meeting = None;
-        for (cp, a0, a1) in &mine {
-            for (cp2, b0, b1) in &theirs {
-                if cp == cp2 {
-                    let (lo, hi) = ((*a0).max(*b0), (*a1).min(*b1));
-                    if hi > lo {
-                        overlap_ms += hi - lo;
-                        first_meeting.get_or_insert(Meeting {
+        for (other, mut their_scans) in theirs {
+            their_scans.sort_by_key(|s| s.ts_ms);
+            for (_, b0, b1) in presence(&their_scans, max_stay_ms, &mut |_| true) {
+                let (lo, hi) = ((*a0).max(b0), (*a1).min(b1));
+                if hi > lo {
+                    let e = overlap.entry(other.clone()).or_insert((
+                        0,
+                        Meeting {
                             checkpoint: cp.clone(),
                             ts_ms: lo,
-                        });
-                    }
+                        },
+                    ));
+                    e.0 += hi - lo;
                 }
             }
         }
-        if overlap_ms > 0 {
-            let c = found.entry(other.clone()).or_insert_with(|| Contact {
-                subject: other.clone(),
-                degree: 1,
-                via: None,
-                encounters: 0,
-                overlap_s: 0,
-                meetings: first_meeting.into_iter().collect(),
-            });
-            c.overlap_s = overlap_ms / 1000;
-        }
+    }
+    for (other, (overlap_ms, first_meeting)) in overlap {
+        let c = found.entry(other.clone()).or_insert_with(|| Contact {
+            subject: other,
+            degree: 1,
+            via: None,
+            encounters: 0,
+            overlap_s: 0,
+            meetings: vec![first_meeting],
+        });
+        c.overlap_s = overlap_ms / 1000;
     }
     let mut list: Vec<Contact> = found.into_values().collect();
     rank(&mut list);

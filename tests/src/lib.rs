@@ -112,6 +112,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // `CHECKPOINT_KEEP_TMP=1` keeps logs and stores for a post-mortem.
+        if std::env::var_os("CHECKPOINT_KEEP_TMP").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

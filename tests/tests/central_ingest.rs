@@ -288,21 +288,14 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
             .filter_map(Scan::of)
             .collect()
     };
-    let mut presence_of = |s: &SubjectId| {
-        store
-            .by_person(s, 0, i64::MAX)
-            .unwrap()
-            .iter()
-            .filter_map(Scan::of)
-            .collect()
-    };
+    let mut two_way = |cp: &checkpoint_protocol::ids::CheckpointId| store.two_way(cp).unwrap();
     let contacts = trace::contacts(
         &alice,
         &scans,
         5 * 60_000,
         2 * 3_600_000,
         &mut nearby,
-        &mut presence_of,
+        &mut two_way,
     );
     let names: HashSet<&str> = contacts.iter().map(|c| c.subject.as_str()).collect();
     // Everyone passed the same place within a few seconds of alice.

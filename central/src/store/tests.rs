@@ -2,6 +2,8 @@ use checkpoint_protocol::passcode::PassStatus;
 use checkpoint_protocol::records::{Decision, Direction, Method, Reason, Schema};
 use time::OffsetDateTime;
 
+use std::path::Path;
+
 use super::*;
 
 fn ev(b: &str, seq: u64, who: Option<&str>, cp: &str, minute: i64) -> Event {
@@ -150,4 +152,29 @@ fn revocations_persist_and_a_later_cutoff_replaces_an_earlier_one() {
     let mut r = s.revocations().unwrap();
     r.sort();
     assert_eq!(r, vec![(carol, 200), (SubjectId::new("dave").unwrap(), 50)]);
+}
+
+#[test]
+fn a_checkpoint_is_two_way_once_both_directions_are_stored_and_this_survives_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let mut out = ev("b2", 1, Some("bob"), "lab", 1);
+        out.direction = Direction::Out;
+        s.insert(&[ev("b1", 1, Some("alice"), "gate", 0)]).unwrap();
+        let lab = CheckpointId::new("lab").unwrap();
+        let gate = CheckpointId::new("gate").unwrap();
+        assert!(!s.two_way(&gate).unwrap(), "only ins so far");
+        s.insert(&[out, ev("b2", 2, Some("bob"), "lab", 2)])
+            .unwrap();
+        assert!(s.two_way(&lab).unwrap());
+        assert!(!s.two_way(&gate).unwrap());
+        assert!(!s.two_way(&CheckpointId::new("nowhere").unwrap()).unwrap());
+        // A store written before the tree existed derives it on open.
+        s.directions.clear().unwrap();
+        s.flush().unwrap();
+    }
+    let s = open(dir.path());
+    assert!(s.two_way(&CheckpointId::new("lab").unwrap()).unwrap());
+    assert!(!s.two_way(&CheckpointId::new("gate").unwrap()).unwrap());
 }

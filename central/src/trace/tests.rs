@@ -35,14 +35,21 @@ impl World {
                 .cloned()
                 .collect()
         };
-        let mut presence_of = |sub: &SubjectId| self.of(sub.as_str());
+        let mut two_way = |cp: &CheckpointId| {
+            let at = |d: Direction| {
+                self.0
+                    .iter()
+                    .any(|s| &s.checkpoint == cp && s.direction == d)
+            };
+            at(In) && at(Out)
+        };
         contacts(
             &SubjectId::new(who).unwrap(),
             &me,
             window_min * MIN,
             120 * MIN,
             &mut nearby,
-            &mut presence_of,
+            &mut two_way,
         )
     }
 }
@@ -85,6 +92,35 @@ fn presence_overlap_where_places_record_in_and_out() {
     assert_eq!(erin.encounters, 0);
     assert_eq!(erin.overlap_s, 30 * 60);
     assert!(!c.iter().any(|c| c.subject.as_str() == "frank"), "{c:#?}");
+}
+
+#[test]
+fn overlap_from_stays_that_began_long_before_is_exact() {
+    // Max stay 2 h. Alice 10:00–11:00 in the library.
+    let w = World(vec![
+        s("alice", "library", In, 600),
+        s("alice", "library", Out, 660),
+        // Gus entered at 06:00 and left at 10:30: his stay ended at 08:00 (max stay).
+        s("gus", "library", In, 360),
+        s("gus", "library", Out, 630),
+        // Hana entered 09:15, left 12:30: capped at 11:15, overlaps all of alice's hour.
+        s("hana", "library", In, 555),
+        s("hana", "library", Out, 750),
+        // Ivan entered 09:00 and again 10:10 without leaving, then left 10:20.
+        s("ivan", "library", In, 540),
+        s("ivan", "library", In, 610),
+        s("ivan", "library", Out, 620),
+    ]);
+    let c = w.contacts("alice", 1);
+    let overlap = |who: &str| {
+        c.iter()
+            .find(|c| c.subject.as_str() == who)
+            .map(|c| c.overlap_s)
+    };
+    assert_eq!(overlap("gus"), None, "{c:#?}");
+    assert_eq!(overlap("hana"), Some(60 * 60));
+    // 10:00–10:10 of the first stay, 10:10–10:20 of the second.
+    assert_eq!(overlap("ivan"), Some(20 * 60));
 }
 
 #[test]

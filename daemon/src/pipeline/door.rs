@@ -171,7 +171,7 @@ impl Door {
         );
         let event = |seq: u64| Event {
             schema: Schema,
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             seq,
             site: self.identity.site.clone(),
             box_id: self.identity.box_id.clone(),

@@ -1,0 +1,315 @@
+//! The API's request handlers.
+
+use super::*;
+
+const DEFAULT_SPAN_MS: i64 = 14 * 86_400_000;
+
+pub(super) async fn trajectory(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<PersonQuery>,
+) -> Result<Json<Vec<TrajectoryRow>>, ApiError> {
+    authorise(&st, &headers)?;
+    let person = SubjectId::new(q.person.clone()).map_err(|e| bad(e.to_string()))?;
+    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let from = parse_ms(q.from.as_deref(), to - DEFAULT_SPAN_MS)?;
+    let store = st.store.clone();
+    let (events, places) = blocking(move || {
+        let e = query::trajectory(store.as_ref(), &person, from, to)?;
+        Ok((e, places_by_id(store.as_ref())?))
+    })
+    .await?;
+    Ok(Json(events.iter().map(|e| row(e, &places)).collect()))
+}
+
+fn places_by_id(store: &dyn Store) -> Result<HashMap<String, Place>, crate::store::StoreError> {
+    Ok(store
+        .places()?
+        .into_iter()
+        .map(|p| (p.checkpoint.clone(), p))
+        .collect())
+}
+
+/// Filters of the in/out events table.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    pub person: Option<String>,
+    pub department: Option<String>,
+    pub class: Option<String>,
+    pub place: Option<String>,
+    pub direction: Option<String>,
+    pub decision: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Most rows one events query returns.
+pub const EVENTS_LIMIT: usize = 100_000;
+
+pub(super) async fn events(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<TrajectoryRow>>, ApiError> {
+    authorise(&st, &headers)?;
+    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let from = parse_ms(q.from.as_deref(), to - 86_400_000)?;
+    let limit = q.limit.unwrap_or(10_000).min(EVENTS_LIMIT);
+    let person = q
+        .person
+        .clone()
+        .map(SubjectId::new)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    let place = q
+        .place
+        .clone()
+        .map(CheckpointId::new)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    for (name, v, allowed) in [
+        ("direction", &q.direction, ["in", "out"]),
+        ("decision", &q.decision, ["admit", "deny"]),
+    ] {
+        if let Some(v) = v {
+            if !allowed.contains(&v.as_str()) {
+                return Err(bad(format!("{name} is {} or {}", allowed[0], allowed[1])));
+            }
+        }
+    }
+    let store = st.store.clone();
+    let (rows, places) = blocking(move || {
+        let people: HashMap<String, Person> = if q.department.is_some() || q.class.is_some() {
+            store
+                .people()?
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let keep = |e: &Event| {
+            let who = e.subject.as_ref().and_then(|s| people.get(s.as_str()));
+            place.as_ref().is_none_or(|c| &e.checkpoint == c)
+                && q.direction
+                    .as_ref()
+                    .is_none_or(|d| &wire(&e.direction) == d)
+                && q.decision.as_ref().is_none_or(|d| &wire(&e.decision) == d)
+                && q.department
+                    .as_ref()
+                    .is_none_or(|d| who.is_some_and(|p| &p.department == d))
+                && q.class
+                    .as_ref()
+                    .is_none_or(|c| who.is_some_and(|p| &p.class == c))
+        };
+        // Read the narrowest index range the filters allow; over time alone, stop at the limit.
+        let evs = match (&person, &place) {
+            (Some(p), _) => {
+                let mut v = store.by_person(p, from, to)?;
+                v.retain(|e| keep(e));
+                v.truncate(limit);
+                v
+            }
+            (None, Some(c)) => {
+                let mut v = store.by_place(c, from, to)?;
+                v.retain(|e| keep(e));
+                v.truncate(limit);
+                v
+            }
+            (None, None) => {
+                let mut v = Vec::new();
+                store.scan_time(from, to, &mut |e| {
+                    if v.len() < limit && keep(&e) {
+                        v.push(e);
+                    }
+                    v.len() < limit
+                })?;
+                v
+            }
+        };
+        Ok((evs, places_by_id(store.as_ref())?))
+    })
+    .await?;
+    Ok(Json(rows.iter().map(|e| row(e, &places)).collect()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    pub imported: usize,
+}
+
+pub(super) async fn import_people(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<Imported>, ApiError> {
+    authorise(&st, &headers)?;
+    let people = roster::parse_people(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let n = people.len();
+    let store = st.store.clone();
+    blocking(move || store.replace_people(&people)).await?;
+    tracing::info!(message = "People roster imported.", people = n);
+    Ok(Json(Imported { imported: n }))
+}
+
+pub(super) async fn import_places(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<Imported>, ApiError> {
+    authorise(&st, &headers)?;
+    let places = roster::parse_places(&body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let n = places.len();
+    let store = st.store.clone();
+    blocking(move || store.replace_places(&places)).await?;
+    tracing::info!(message = "Places roster imported.", places = n);
+    Ok(Json(Imported { imported: n }))
+}
+
+pub(super) async fn contacts(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<PersonQuery>,
+) -> Result<Json<Vec<ContactRow>>, ApiError> {
+    authorise(&st, &headers)?;
+    let person = SubjectId::new(q.person.clone()).map_err(|e| bad(e.to_string()))?;
+    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let from = parse_ms(q.from.as_deref(), to - DEFAULT_SPAN_MS)?;
+    let depth = q.depth.unwrap_or(1);
+    if !(1..=2).contains(&depth) {
+        return Err(bad("depth is 1 or 2"));
+    }
+    let window_s = q.window_s.unwrap_or(st.window_s);
+    if window_s > 86_400 {
+        return Err(bad("window_s is at most 86400"));
+    }
+    let p = ContactParams {
+        from_ms: from,
+        to_ms: to,
+        window_ms: i64::try_from(window_s).unwrap_or(0) * 1000,
+        max_stay_ms: i64::try_from(st.max_stay_s).unwrap_or(0) * 1000,
+        depth,
+    };
+    let store = st.store.clone();
+    let list = blocking(move || query::contacts(store.as_ref(), &person, &p)).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|c| ContactRow {
+                subject: c.subject.to_string(),
+                degree: c.degree,
+                via: c.via.map(|v| v.to_string()),
+                encounters: c.encounters,
+                overlap_s: c.overlap_s,
+                meetings: c
+                    .meetings
+                    .iter()
+                    .take(10)
+                    .map(|m| (m.checkpoint.to_string(), rfc3339_ms(m.ts_ms)))
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+pub(super) async fn occupancy(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<PlaceQuery>,
+) -> Result<Json<OccupancyDto>, ApiError> {
+    authorise(&st, &headers)?;
+    let place = CheckpointId::new(q.place.clone()).map_err(|e| bad(e.to_string()))?;
+    let store = st.store.clone();
+    let max_stay = i64::try_from(st.max_stay_s).unwrap_or(0) * 1000;
+    let now = now_ms();
+    let hour = 3_600_000;
+    let p = place.clone();
+    let (occ, flow) =
+        blocking(move || query::occupancy(store.as_ref(), &p, now, max_stay, 12 * hour, hour))
+            .await?;
+    Ok(Json(OccupancyDto {
+        place: place.to_string(),
+        inside: occ.inside,
+        ins: occ.ins,
+        outs: occ.outs,
+        auto_checked_out: occ.auto_checked_out,
+        flow: flow
+            .into_iter()
+            .map(|(t, i, o)| (rfc3339_ms(t), i, o))
+            .collect(),
+    }))
+}
+
+pub(super) async fn boxes(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<BoxRow>>, ApiError> {
+    authorise(&st, &headers)?;
+    let now = Instant::now();
+    Ok(Json(
+        st.registry
+            .snapshot()
+            .into_iter()
+            .map(|(b, e)| BoxRow {
+                box_id: b.to_string(),
+                // Silent for too long means offline, whatever the last status said.
+                state: if now.duration_since(e.last_seen).as_secs() > st.silent_after_s {
+                    Some("silent".to_string())
+                } else {
+                    e.state.map(|s| wire(&s))
+                },
+                version: e.version,
+                last_seen_s: now.duration_since(e.last_seen).as_secs(),
+                outbox_depth: e.telemetry.as_ref().map(|t| t.outbox_depth),
+                outbox_oldest_age_s: e.telemetry.as_ref().and_then(|t| t.outbox_oldest_age_s),
+                outbox_full: e.telemetry.as_ref().map(|t| t.outbox_full),
+                trust_age_s: e.telemetry.as_ref().and_then(|t| t.trust_age_s),
+                fps: e.telemetry.as_ref().map(|t| t.fps),
+                clock_synced: e.telemetry.as_ref().map(|t| t.clock_synced),
+                stored_upto: e.contiguous,
+                gaps: e.gaps,
+                lost_events: e.lost,
+            })
+            .collect(),
+    ))
+}
+
+pub(super) async fn revoke(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Json(r): Json<RevocationDto>,
+) -> Result<Json<RevocationDto>, ApiError> {
+    authorise(&st, &headers)?;
+    let subject = SubjectId::new(r.subject.clone()).map_err(|e| bad(e.to_string()))?;
+    let before_ms = parse_ms(r.issued_before.as_deref(), now_ms())?;
+    let before =
+        u32::try_from(before_ms / 1000).map_err(|_| bad("issued_before is outside 1970..2106"))?;
+    let store = st.store.clone();
+    let s2 = subject.clone();
+    blocking(move || store.revoke(&s2, before)).await?;
+    st.trust_changed.notify_one();
+    tracing::info!(message = "Pass codes revoked.", subject = %subject, issued_before = before);
+    Ok(Json(RevocationDto {
+        subject: subject.to_string(),
+        issued_before: Some(rfc3339_ms(i64::from(before) * 1000)),
+    }))
+}
+
+pub(super) async fn revocations(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RevocationDto>>, ApiError> {
+    authorise(&st, &headers)?;
+    let store = st.store.clone();
+    let list = blocking(move || store.revocations()).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(s, b)| RevocationDto {
+                subject: s.to_string(),
+                issued_before: Some(rfc3339_ms(i64::from(b) * 1000)),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,250 @@
+//! The `checkpoint-central` command line: its arguments and their parsing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use checkpoint_protocol::ids::SubjectId;
+use checkpoint_protocol::passcode::PassStatus;
+
+use crate::client::{Client, Output};
+use crate::config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "checkpoint-central",
+    version,
+    about = "Checkpoint aggregator and pass-code issuer"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ingest every box's events into the store and acknowledge them end to end.
+    Serve {
+        #[arg(long, default_value = config::DEFAULT_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        #[arg(value_name = "FILE", default_value = config::DEFAULT_PATH)]
+        file: PathBuf,
+    },
+    /// Print the documented example configuration.
+    PrintConfig,
+    /// A person's trajectory: their events in time order, with places.
+    Trace {
+        #[arg(long, value_name = "ID")]
+        person: String,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A person's close contacts, ranked by encounters and overlapping presence.
+    Contacts {
+        #[arg(long, value_name = "ID")]
+        person: String,
+        #[command(flatten)]
+        range: Range,
+        /// Seen at the same checkpoint within this many seconds (default: central's config).
+        #[arg(long, value_name = "SECONDS")]
+        window: Option<u64>,
+        /// 2 adds the contacts of contacts.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        depth: u8,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Who is inside a place now, and the hourly flow.
+    Occupancy {
+        #[arg(long, value_name = "CHECKPOINT")]
+        place: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The in/out events table, filtered; `--csv` exports it.
+    Events {
+        #[arg(long, value_name = "ID")]
+        person: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, value_name = "CHECKPOINT")]
+        place: Option<String>,
+        #[arg(long, value_parser = ["in", "out"])]
+        direction: Option<String>,
+        #[arg(long, value_parser = ["admit", "deny"])]
+        decision: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The roster of people and places.
+    #[command(subcommand)]
+    Roster(RosterCommand),
+    /// Every box: status, backlog, trust age.
+    Boxes {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Pass-code keys and codes.
+    #[command(subcommand)]
+    Passcode(PasscodeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PasscodeCommand {
+    /// Create a new issuer key pair: DIR/passcode.key (0600) and DIR/passcode.pub.
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Sign a pass code and print it; with --png also write it as a QR image.
+    Issue {
+        /// Key directory (or the passcode.key file).
+        #[arg(long, value_name = "DIR")]
+        key: PathBuf,
+        /// Pseudonymous person id (letters, digits, '-', '_', '.'; at most 32).
+        #[arg(long, value_name = "ID")]
+        person: SubjectId,
+        #[arg(long, value_name = "green|yellow|red")]
+        status: PassStatus,
+        /// Validity, such as 90s, 5m, 12h or 7d (at most 31 days).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        valid: Duration,
+        /// A person bound to this code (repeat for several, at most 8).
+        #[arg(long = "dependant", value_name = "ID")]
+        dependants: Vec<SubjectId>,
+        /// Issue time instead of now (RFC 3339), for testing and pre-printing.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        at: Option<OffsetDateTime>,
+        /// Also write the code as a QR image (PNG).
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+    /// Revoke a person's codes issued before now (or --before); the running central publishes
+    /// the new revocation list to every box at once.
+    Revoke {
+        #[arg(value_name = "PERSON")]
+        person: String,
+        /// Revoke codes issued before this instant (RFC 3339) instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        before: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RosterCommand {
+    /// Replace the people and/or places roster with CSV files; a file with any bad row imports
+    /// nothing and every problem is listed with its line.
+    Import {
+        /// Columns: id,number,name,department,class,counsellor,department_head,wecom_id,email
+        #[arg(long, value_name = "CSV")]
+        people: Option<PathBuf>,
+        /// Columns: checkpoint,name,building,capacity,manager
+        #[arg(long, value_name = "CSV")]
+        places: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Range {
+    /// From this instant (RFC 3339); default 14 days before --to.
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<String>,
+    /// Up to this instant (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    pub to: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// The central's API.
+    #[arg(long, default_value = "http://127.0.0.1:8480", value_name = "URL")]
+    pub api: String,
+    /// The file holding the API's bearer token.
+    #[arg(long, default_value = "/etc/checkpoint/api.token", value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+impl ApiArgs {
+    pub fn client(&self) -> anyhow::Result<(Client, Output)> {
+        let out = match (self.json, self.csv) {
+            (true, _) => Output::Json,
+            (_, true) => Output::Csv,
+            _ => Output::Table,
+        };
+        Ok((Client::new(&self.api, &self.token_file)?, out))
+    }
+}
+
+pub const MAX_VALIDITY: Duration = Duration::from_secs(31 * 24 * 3600);
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 5m, 12h or 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    let d = Duration::from_secs(secs);
+    if d.is_zero() || d > MAX_VALIDITY {
+        return Err(format!("{s} is outside 1s..31d"));
+    }
+    Ok(d)
+}
+
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not RFC 3339: {e}"))
+}
+
+pub fn unix_u32(t: OffsetDateTime) -> anyhow::Result<u32> {
+    u32::try_from(t.unix_timestamp()).context("time is outside 1970..2106")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("31d"), Ok(Duration::from_secs(31 * 86_400)));
+        assert!(parse_duration("32d").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
+}

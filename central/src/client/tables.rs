@@ -1,0 +1,132 @@
+//! How the CLI shows the API's answers.
+
+use super::{print, Output};
+use crate::api::{BoxRow, ContactRow, TrajectoryRow};
+
+/// The trajectory table (or CSV / JSON).
+pub fn trajectory(rows: &[TrajectoryRow], out: Output) -> String {
+    print(
+        rows,
+        &[
+            "time",
+            "checkpoint",
+            "direction",
+            "decision",
+            "reason",
+            "temp",
+            "box",
+        ],
+        |r| {
+            vec![
+                r.ts.clone(),
+                r.checkpoint.clone(),
+                r.direction.clone(),
+                r.decision.clone(),
+                r.reason.clone(),
+                r.temperature_c
+                    .map(|t| format!("{t:.1}"))
+                    .unwrap_or_default(),
+                r.box_id.clone(),
+            ]
+        },
+        out,
+    )
+}
+
+/// The contacts table (or CSV / JSON).
+pub fn contacts(rows: &[ContactRow], out: Output) -> String {
+    print(
+        rows,
+        &[
+            "person",
+            "degree",
+            "via",
+            "encounters",
+            "overlap_min",
+            "first met",
+        ],
+        |r| {
+            vec![
+                r.subject.clone(),
+                r.degree.to_string(),
+                r.via.clone().unwrap_or_default(),
+                r.encounters.to_string(),
+                (r.overlap_s / 60).to_string(),
+                r.meetings
+                    .first()
+                    .map(|(cp, t)| format!("{cp} {t}"))
+                    .unwrap_or_default(),
+            ]
+        },
+        out,
+    )
+}
+
+/// The events table (or CSV / JSON).
+pub fn events(rows: &[TrajectoryRow], out: Output) -> String {
+    print(
+        rows,
+        &[
+            "time",
+            "person",
+            "checkpoint",
+            "place",
+            "direction",
+            "decision",
+            "reason",
+            "temp",
+        ],
+        |r| {
+            vec![
+                r.ts.clone(),
+                r.subject.clone().unwrap_or_default(),
+                r.checkpoint.clone(),
+                r.place.clone().unwrap_or_default(),
+                r.direction.clone(),
+                r.decision.clone(),
+                r.reason.clone(),
+                r.temperature_c
+                    .map(|t| format!("{t:.1}"))
+                    .unwrap_or_default(),
+            ]
+        },
+        out,
+    )
+}
+
+/// The boxes table (or CSV / JSON).
+pub fn boxes(rows: &[BoxRow], out: Output) -> String {
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    print(
+        rows,
+        &[
+            "box",
+            "state",
+            "seen_s_ago",
+            "backlog",
+            "oldest_s",
+            "full",
+            "trust_age_h",
+            "fps",
+            "clock",
+        ],
+        |r| {
+            vec![
+                r.box_id.clone(),
+                r.state.clone().unwrap_or_default(),
+                r.last_seen_s.to_string(),
+                opt(r.outbox_depth),
+                opt(r.outbox_oldest_age_s),
+                r.outbox_full
+                    .map(|f| if f { "FULL" } else { "" }.to_string())
+                    .unwrap_or_default(),
+                opt(r.trust_age_s.map(|s| s / 3600)),
+                r.fps.map(|f| format!("{f:.1}")).unwrap_or_default(),
+                r.clock_synced
+                    .map(|c| if c { "ok" } else { "unsynced" }.to_string())
+                    .unwrap_or_default(),
+            ]
+        },
+        out,
+    )
+}

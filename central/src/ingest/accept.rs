@@ -1,0 +1,161 @@
+//! Validation of each incoming message, and the rejections' counts and (throttled) log.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::{self, Event, Status, Telemetry};
+use checkpoint_protocol::topic::Topic;
+
+use super::{lock, Counters};
+use crate::registry::Registry;
+
+/// One warning per topic and reason per period, with how many were not logged: a box sending
+/// garbage many times a second must not flood the journal. Every rejection is still counted.
+#[derive(Debug)]
+pub(super) struct LogThrottle {
+    period: Duration,
+    last: HashMap<(String, String), (Instant, u64)>,
+}
+
+impl LogThrottle {
+    pub(super) fn new(period: Duration) -> Self {
+        LogThrottle {
+            period,
+            last: HashMap::new(),
+        }
+    }
+
+    /// `Some(suppressed since the last warning)` when this one should be logged.
+    fn admit(&mut self, topic: &str, reason: &str, now: Instant) -> Option<u64> {
+        if self.last.len() > 10_000 {
+            // Bounded: garbage topics must not grow this without end.
+            let period = self.period;
+            self.last
+                .retain(|_, (t, _)| now.duration_since(*t) < period);
+        }
+        match self.last.get_mut(&(topic.to_string(), reason.to_string())) {
+            Some((t, n)) if now.duration_since(*t) < self.period => {
+                *n += 1;
+                None
+            }
+            Some((t, n)) => {
+                let suppressed = *n;
+                (*t, *n) = (now, 0);
+                Some(suppressed)
+            }
+            None => {
+                self.last
+                    .insert((topic.to_string(), reason.to_string()), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+fn reject(
+    counters: &Mutex<Counters>,
+    log: &mut LogThrottle,
+    topic: &str,
+    reason: &str,
+    detail: &dyn std::fmt::Display,
+) {
+    *lock(counters)
+        .rejected
+        .entry(reason.to_string())
+        .or_default() += 1;
+    if let Some(suppressed) = log.admit(topic, reason, Instant::now()) {
+        tracing::warn!(message = "Message rejected.", topic, reason, %detail, suppressed);
+    }
+}
+
+/// Validates one message. Events are returned for storing; status and telemetry go to the
+/// registry.
+pub(super) fn accept(
+    p: &rumqttc::Publish,
+    registry: &Registry,
+    counters: &Mutex<Counters>,
+    log: &mut LogThrottle,
+) -> Option<Event> {
+    lock(counters).received += 1;
+    let topic = match Topic::parse(&p.topic) {
+        Ok(t) => t,
+        Err(error) => {
+            reject(counters, log, &p.topic, "topic", &error);
+            return None;
+        }
+    };
+    let mut check_box = |payload_box: &BoxId, topic_box: &BoxId| {
+        if payload_box == topic_box {
+            true
+        } else {
+            let detail = format!("payload names box {payload_box}");
+            reject(counters, log, &p.topic, "box_mismatch", &detail);
+            false
+        }
+    };
+    match topic {
+        Topic::Event(b) => match records::decode::<Event>(&p.payload) {
+            Ok(e) => check_box(&e.box_id, &b).then_some(e),
+            Err(error) => {
+                reject(counters, log, &p.topic, error.kind(), &error);
+                None
+            }
+        },
+        Topic::Status(b) => {
+            match records::decode::<Status>(&p.payload) {
+                Ok(s) => {
+                    if check_box(&s.box_id, &b) {
+                        registry.status(s)
+                    }
+                }
+                Err(error) => reject(counters, log, &p.topic, error.kind(), &error),
+            }
+            None
+        }
+        Topic::Telemetry(b) => {
+            match records::decode::<Telemetry>(&p.payload) {
+                Ok(t) => {
+                    if check_box(&t.box_id, &b) {
+                        registry.telemetry(t)
+                    }
+                }
+                Err(error) => reject(counters, log, &p.topic, error.kind(), &error),
+            }
+            None
+        }
+        other => {
+            reject(
+                counters,
+                log,
+                &p.topic,
+                "topic",
+                &format!("central does not read {other}"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_logged_once_per_period_with_the_count_left_out() {
+        let mut t = LogThrottle::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(t.admit("a", "syntax", t0), Some(0));
+        assert_eq!(t.admit("a", "syntax", t0 + Duration::from_secs(1)), None);
+        assert_eq!(t.admit("a", "syntax", t0 + Duration::from_secs(2)), None);
+        // Another reason or topic is its own stream.
+        assert_eq!(t.admit("a", "schema", t0), Some(0));
+        assert_eq!(t.admit("b", "syntax", t0), Some(0));
+        assert_eq!(
+            t.admit("a", "syntax", t0 + Duration::from_secs(61)),
+            Some(2)
+        );
+        assert_eq!(t.admit("a", "syntax", t0 + Duration::from_secs(62)), None);
+    }
+}

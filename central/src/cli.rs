@@ -103,6 +103,50 @@ pub enum Command {
     /// Pass-code keys and codes.
     #[command(subcommand)]
     Passcode(PasscodeCommand),
+    /// The site CA and certificates for mutual TLS (boxes, broker, central).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PkiCommand {
+    /// Create the site CA (ca.pem, and ca.key with mode 0600). Refuses to replace one.
+    Init {
+        #[arg(long, default_value = crate::pki::DEFAULT_DIR, value_name = "DIR")]
+        dir: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "Checkpoint site CA")]
+        name: String,
+        #[arg(long, default_value_t = crate::pki::CA_DAYS)]
+        days: u32,
+    },
+    /// A box's certificate; its common name is the box id (the broker's username for it).
+    IssueBox {
+        #[arg(value_name = "BOX_ID")]
+        id: checkpoint_protocol::ids::BoxId,
+        #[arg(long, default_value = crate::pki::DEFAULT_DIR, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = crate::pki::LEAF_DAYS)]
+        days: u32,
+    },
+    /// The broker's certificate for its host names and IP addresses.
+    IssueServer {
+        #[arg(value_name = "HOST", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = crate::pki::DEFAULT_DIR, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = crate::pki::LEAF_DAYS)]
+        days: u32,
+    },
+    /// Central's own client certificate: `central` (full rights) or `monitor` (read-only).
+    IssueClient {
+        #[arg(value_name = "NAME", value_parser = ["central", "monitor"])]
+        name: String,
+        #[arg(long, default_value = crate::pki::DEFAULT_DIR, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = crate::pki::LEAF_DAYS)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -11,6 +11,7 @@
 //! - [`api`]: the HTTP API (bearer token) over `query` and the registry.
 //! - [`serve`]: wiring for `checkpoint-central serve`.
 //! - [`cli`]: the command line's arguments; [`client`]: the CLI's HTTP client and tables.
+//! - [`pki`]: the site CA and the box, broker and client certificates for mutual TLS.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod ingest;
 pub mod issuer;
+pub mod pki;
 pub mod query;
 pub mod registry;
 pub mod roster;

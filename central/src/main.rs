@@ -1,10 +1,11 @@
 //! The `checkpoint-central` command line.
 
 use anyhow::{bail, Context};
-use checkpoint_central::cli::{unix_u32, Cli, Command, PasscodeCommand, RosterCommand};
+use checkpoint_central::cli::{unix_u32, Cli, Command, PasscodeCommand, PkiCommand, RosterCommand};
 use checkpoint_central::client::{self, Output};
 use checkpoint_central::config::{self, CentralConfig};
 use checkpoint_central::issuer;
+use checkpoint_central::pki::{self, Validity};
 use checkpoint_protocol::passcode::PassRequest;
 use clap::Parser;
 use time::OffsetDateTime;
@@ -158,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", client::tables::boxes(&rows, out));
             Ok(())
         }
+        Command::Pki(cmd) => run_pki(cmd),
         Command::Passcode(PasscodeCommand::Keygen { out }) => {
             let key = issuer::keygen(&out)?;
             eprintln!(
@@ -215,4 +217,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
+    let show = |what: &str, i: &pki::Issued| {
+        println!(
+            "{what}: {} (key {}), valid until {}",
+            i.cert.display(),
+            i.key.display(),
+            i.not_after.date()
+        );
+    };
+    match cmd {
+        PkiCommand::Init { dir, name, days } => {
+            let i = pki::init(&dir, &name, Validity::days(days)?)?;
+            show("CA", &i);
+            eprintln!("Keep ca.key offline or root-only: whoever holds it can add boxes.");
+        }
+        PkiCommand::IssueBox { id, dir, days } => {
+            let i = pki::Ca::load(&dir)?.issue_box(&id, Validity::days(days)?)?;
+            show(&format!("box {id}"), &i);
+            eprintln!(
+                "Copy {} and {} with ca.pem to the box (uplink.transport in its config).",
+                i.cert.display(),
+                i.key.display()
+            );
+        }
+        PkiCommand::IssueServer { hosts, dir, days } => {
+            let i = pki::Ca::load(&dir)?.issue_server(&hosts, Validity::days(days)?)?;
+            show("broker", &i);
+        }
+        PkiCommand::IssueClient { name, dir, days } => {
+            let i = pki::Ca::load(&dir)?.issue_client(&name, Validity::days(days)?)?;
+            show(&name, &i);
+        }
+    }
+    Ok(())
 }

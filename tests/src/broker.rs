@@ -5,20 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use checkpoint_central::pki::{self, Ca, Validity};
+use time::{Duration as Span, OffsetDateTime};
 
-/// A test CA that issues a broker certificate for 127.0.0.1/localhost and client certificates
-/// whose common name is the client's identity (Mosquitto's `use_identity_as_username`).
+/// The site PKI as `checkpoint-central pki` makes it: a CA, a broker certificate for
+/// 127.0.0.1/localhost, and client certificates whose common name is the identity (Mosquitto's
+/// `use_identity_as_username`).
+#[derive(Debug)]
 pub struct Pki {
     pub dir: PathBuf,
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-impl std::fmt::Debug for Pki {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki").field("dir", &self.dir).finish()
-    }
+    ca: Ca,
 }
 
 /// Paths of a certificate and its key.
@@ -32,53 +28,52 @@ impl Pki {
     /// # Panics
     /// When the certificates cannot be generated or written.
     pub fn new(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "Checkpoint test CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = params.self_signed(&ca_key).expect("CA certificate");
-        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
-        let pki = Pki {
+        pki::init(dir, "Checkpoint test CA", Validity::days(30).expect("days")).expect("CA");
+        let ca = Ca::load(dir).expect("load CA");
+        ca.issue_server(
+            &["localhost".to_string(), "127.0.0.1".to_string()],
+            Validity::days(30).expect("days"),
+        )
+        .expect("server certificate");
+        Pki {
             dir: dir.to_path_buf(),
             ca,
-            ca_key,
-        };
-        let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-        server
-            .subject_alt_names
-            .push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-        server.distinguished_name.push(DnType::CommonName, "broker");
-        pki.write("server", server);
-        pki
+        }
     }
 
     pub fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
 
-    /// A client certificate whose common name is `name`.
+    /// A client certificate whose common name is `name`: one of central's clients
+    /// (`central`, `monitor`) or else a box.
     pub fn client(&self, name: &str) -> Identity {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        self.write(name, params)
+        self.client_valid(name, Validity::days(30).expect("days"))
     }
 
-    fn write(&self, name: &str, params: CertificateParams) -> Identity {
-        let key = KeyPair::generate().expect("key");
-        let cert = params
-            .signed_by(&key, &self.ca, &self.ca_key)
-            .expect("sign");
-        let id = Identity {
-            cert: self.dir.join(format!("{name}.pem")),
-            key: self.dir.join(format!("{name}.key")),
-        };
-        std::fs::write(&id.cert, cert.pem()).expect("write cert");
-        std::fs::write(&id.key, key.serialize_pem()).expect("write key");
-        id
+    /// A box certificate that expired yesterday.
+    pub fn expired_box(&self, name: &str) -> Identity {
+        let now = OffsetDateTime::now_utc();
+        self.client_valid(
+            name,
+            Validity {
+                not_before: now - Span::days(30),
+                not_after: now - Span::days(1),
+            },
+        )
+    }
+
+    fn client_valid(&self, name: &str, v: Validity) -> Identity {
+        let issued = if pki::CLIENT_NAMES.contains(&name) {
+            self.ca.issue_client(name, v)
+        } else {
+            self.ca.issue_box(&name.parse().expect("box id"), v)
+        }
+        .unwrap_or_else(|e| panic!("certificate for {name}: {e}"));
+        Identity {
+            cert: issued.cert,
+            key: issued.key,
+        }
     }
 }
 
@@ -110,32 +105,29 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Starts a broker: mutual TLS with `pki`, else plain TCP allowing anonymous clients.
+    /// Starts a broker: with `pki`, the shipped `config/mosquitto/checkpoint.conf` (mutual TLS,
+    /// identities as usernames, the shipped ACL); else plain TCP allowing anonymous clients.
     ///
     /// # Panics
     /// When Mosquitto is not installed (run `scripts/setup`) or does not come up.
     pub fn start(dir: &Path, pki: Option<&Pki>) -> Mosquitto {
         std::fs::create_dir_all(dir).expect("broker dir");
         let port = free_port();
-        let mut conf = format!(
-            "per_listener_settings false\npersistence true\npersistence_location {}/\n\
-             log_dest file {}/mosquitto.log\nlog_type all\nmax_queued_messages 100000\n\
-             listener {port} 127.0.0.1\n",
-            dir.display(),
+        let mut conf = match pki {
+            Some(p) => shipped_config(dir, p, port),
+            None => format!(
+                "per_listener_settings false\npersistence true\npersistence_location {}/\n\
+                 max_queued_messages 100000\nmax_inflight_messages 100\n\
+                 listener {port} 127.0.0.1\nallow_anonymous true\n",
+                dir.display()
+            ),
+        };
+        conf.push_str(&format!(
+            "log_dest file {}/mosquitto.log\nlog_type all\n",
             dir.display()
-        );
+        ));
         if is_root() {
             conf.push_str("user root\n");
-        }
-        match pki {
-            Some(p) => conf.push_str(&format!(
-                "allow_anonymous false\ncafile {}\ncertfile {}\nkeyfile {}\n\
-                 require_certificate true\nuse_identity_as_username true\n",
-                p.ca().display(),
-                p.dir.join("server.pem").display(),
-                p.dir.join("server.key").display(),
-            )),
-            None => conf.push_str("allow_anonymous true\n"),
         }
         std::fs::write(dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
         let mut m = Mosquitto {
@@ -207,4 +199,31 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// The shipped Mosquitto configuration with this test's port, paths and log.
+fn shipped_config(dir: &Path, pki: &Pki, port: u16) -> String {
+    let shipped = crate::workspace().join("config/mosquitto");
+    let text = std::fs::read_to_string(shipped.join("checkpoint.conf")).expect("shipped conf");
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line
+            .replace("/etc/checkpoint/pki/", &format!("{}/", pki.dir.display()))
+            .replace(
+                "/etc/checkpoint/mosquitto.acl",
+                &shipped.join("checkpoint.acl").display().to_string(),
+            )
+            .replace("/var/lib/mosquitto/", &format!("{}/", dir.display()));
+        if line == "listener 8883" {
+            out.push_str(&format!("listener {port} 127.0.0.1\n"));
+        } else if !line.starts_with("log_dest") && !line.starts_with("log_type") {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    assert!(
+        out.contains(&format!("listener {port}")),
+        "the shipped conf has no `listener 8883` line"
+    );
+    out
 }

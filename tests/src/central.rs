@@ -43,7 +43,8 @@ impl TestCentral {
         Self::connect_as("central", broker, pki, auto_ack)
     }
 
-    /// Connects under another identity (an observer beside a real central).
+    /// Connects under another client id (an observer beside a real central), still with
+    /// central's certificate.
     pub fn connect_as(
         name: &str,
         broker: &Mosquitto,
@@ -58,7 +59,8 @@ impl TestCentral {
         // it is away, also across a broker restart.
         opts.set_clean_session(false);
         if let Some(pki) = pki {
-            let id = pki.client(name);
+            // Any client id; the certificate is central's (the broker's ACL user).
+            let id = pki.client("central");
             let tls = checkpoint_link::tls::client_config(&pki.ca(), &id.cert, &id.key)
                 .expect("central TLS");
             opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));

@@ -1,0 +1,199 @@
+//! The shipped Mosquitto configuration (`config/mosquitto/`), run for real: mutual TLS with
+//! certificates from `checkpoint-central pki`, and the ACL pinning each box to its own topics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checkpoint_e2e::broker::{Identity, Mosquitto, Pki};
+use checkpoint_e2e::TempDir;
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+
+/// A connected client's messages, or why it could not connect.
+struct Conn {
+    client: Client,
+    rx: mpsc::Receiver<(String, Vec<u8>)>,
+}
+
+fn connect(broker: &Mosquitto, id: &str, tls: Arc<rustls::ClientConfig>) -> Result<Conn, String> {
+    let mut o = MqttOptions::new(id, "127.0.0.1", broker.port);
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    let (client, mut conn) = Client::new(o, 64);
+    let (tx, rx) = mpsc::channel();
+    let (ok_tx, ok_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = ok_tx.send(Ok(()));
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = ok_tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    match ok_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => Ok(Conn { client, rx }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no answer in 10 s".into()),
+    }
+}
+
+fn with_cert(pki: &Pki, id: &Identity) -> Arc<rustls::ClientConfig> {
+    checkpoint_link::tls::client_config(&pki.ca(), &id.cert, &id.key).unwrap()
+}
+
+/// Trusts the CA but presents no certificate.
+fn without_cert(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(pki.ca()).unwrap();
+    for c in rustls_pemfile_certs(&pem) {
+        roots.add(c).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
+}
+
+/// Messages received within `wait`.
+fn drain(c: &Conn, wait: Duration) -> Vec<(String, Vec<u8>)> {
+    let end = Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match c.rx.recv_timeout(left) {
+            Ok(m) => out.push(m),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+#[test]
+fn a_box_reaches_only_its_own_topics() {
+    let dir = TempDir::new("acl");
+    let pki = Pki::new(&dir.path().join("pki"));
+    let broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
+    let central = connect(&broker, "central", with_cert(&pki, &pki.client("central"))).unwrap();
+    central
+        .client
+        .subscribe("checkpoint/v1/box/+/event", QoS::AtLeastOnce)
+        .unwrap();
+    let monitor = connect(&broker, "monitor", with_cert(&pki, &pki.client("monitor"))).unwrap();
+    monitor
+        .client
+        .subscribe("checkpoint/v1/box/+/telemetry", QoS::AtLeastOnce)
+        .unwrap();
+    monitor
+        .client
+        .subscribe("checkpoint/v1/box/+/event", QoS::AtLeastOnce)
+        .unwrap();
+    let a = connect(&broker, "gate-a", with_cert(&pki, &pki.client("gate-a"))).unwrap();
+    // gate-a listens on gate-b's acks and configuration: it must get nothing of them.
+    for t in [
+        "checkpoint/v1/box/gate-b/ack",
+        "checkpoint/v1/box/gate-b/config/+",
+    ] {
+        a.client.subscribe(t, QoS::AtLeastOnce).unwrap();
+    }
+    a.client
+        .subscribe("checkpoint/v1/box/gate-a/ack", QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let publish = |c: &Conn, topic: &str, body: &str| {
+        c.client
+            .publish(topic, QoS::AtLeastOnce, false, body.as_bytes().to_vec())
+            .unwrap();
+    };
+    publish(&a, "checkpoint/v1/box/gate-a/event", "own");
+    publish(&a, "checkpoint/v1/box/gate-b/event", "forged");
+    publish(&a, "checkpoint/v1/box/gate-a/telemetry", "health");
+    publish(&a, "checkpoint/v1/box/gate-a/ack", "self-ack");
+    publish(&central, "checkpoint/v1/box/gate-b/ack", "for b");
+    publish(&central, "checkpoint/v1/box/gate-b/config/trust", "for b");
+    publish(&central, "checkpoint/v1/box/gate-a/ack", "for a");
+
+    let got_central = drain(&central, Duration::from_secs(2));
+    let got_a = drain(&a, Duration::from_millis(500));
+    let got_monitor = drain(&monitor, Duration::from_millis(500));
+    let bodies = |v: &[(String, Vec<u8>)]| -> Vec<String> {
+        v.iter()
+            .map(|(t, b)| format!("{t}={}", String::from_utf8_lossy(b)))
+            .collect()
+    };
+    assert_eq!(
+        bodies(&got_central),
+        ["checkpoint/v1/box/gate-a/event=own"],
+        "central gets the box's own event, never the forged one"
+    );
+    // The box's own ack from central arrives; its self-ack and b's topics do not.
+    assert_eq!(bodies(&got_a), ["checkpoint/v1/box/gate-a/ack=for a"]);
+    // The monitor sees health, never events.
+    assert_eq!(
+        bodies(&got_monitor),
+        ["checkpoint/v1/box/gate-a/telemetry=health"]
+    );
+    let log = broker.log();
+    assert!(
+        log.contains("Denied PUBLISH from gate-a")
+            && log.contains("checkpoint/v1/box/gate-b/event"),
+        "Mosquitto logs the refusal:\n{log}"
+    );
+}
+
+#[test]
+fn no_certificate_an_expired_one_or_a_foreign_ca_cannot_connect() {
+    let dir = TempDir::new("acl-tls");
+    let pki = Pki::new(&dir.path().join("pki"));
+    let foreign = Pki::new(&dir.path().join("foreign"));
+    let broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
+    // Control: the same box with a good certificate connects.
+    assert!(connect(&broker, "gate-a", with_cert(&pki, &pki.client("gate-a"))).is_ok());
+    // The broker ends the TLS handshake with an alert naming the reason.
+    let refused = [
+        ("no certificate", "CertificateRequired", without_cert(&pki)),
+        (
+            "expired",
+            "CertificateExpired",
+            with_cert(&pki, &pki.expired_box("gate-a")),
+        ),
+        (
+            "foreign CA",
+            // Both test CAs share a name, so the broker finds "its" issuer and the signature
+            // does not verify.
+            "DecryptError",
+            checkpoint_link::tls::client_config(
+                &pki.ca(),
+                &foreign.client("gate-a").cert,
+                &foreign.client("gate-a").key,
+            )
+            .unwrap(),
+        ),
+    ];
+    for (what, alert, tls) in refused {
+        match connect(&broker, "gate-a", tls) {
+            Ok(_) => panic!("{what}: connected"),
+            Err(e) => assert!(e.contains(alert), "{what}: {e}"),
+        }
+    }
+}

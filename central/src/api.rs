@@ -47,6 +47,8 @@ impl std::fmt::Debug for ApiState {
 pub struct TrajectoryRow {
     pub ts: String,
     pub box_id: String,
+    /// The box's sequence number of the event.
+    pub seq: u64,
     pub checkpoint: String,
     /// The place's name and building from the roster, when it is there.
     pub place: Option<String>,
@@ -195,6 +197,7 @@ fn row(e: &Event, places: &HashMap<String, Place>) -> TrajectoryRow {
     TrajectoryRow {
         ts: rfc3339_ms(event_ms(e)),
         box_id: e.box_id.to_string(),
+        seq: e.seq,
         checkpoint: e.checkpoint.to_string(),
         place: place.map(|p| p.name.clone()),
         building: place.map(|p| p.building.clone()).filter(|b| !b.is_empty()),

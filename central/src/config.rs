@@ -6,14 +6,23 @@ use std::path::{Path, PathBuf};
 use checkpoint_link::Transport;
 use serde::Deserialize;
 
+mod embedded;
+pub use embedded::{EmbeddedBrokerConfig, EmbeddedTls};
+
 pub const EXAMPLE: &str = include_str!("../../config/central.example.toml");
+/// The one-process configuration for a small site (embedded broker).
+pub const EMBEDDED_EXAMPLE: &str = include_str!("../../config/central.embedded.toml");
 pub const DEFAULT_PATH: &str = "/etc/checkpoint/central.toml";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CentralConfig {
     pub data_dir: PathBuf,
-    pub broker: BrokerConfig,
+    /// An external broker (Mosquitto, EMQX); or else `embedded_broker`.
+    #[serde(default)]
+    pub broker: Option<BrokerConfig>,
+    #[serde(default)]
+    pub embedded_broker: Option<EmbeddedBrokerConfig>,
     #[serde(default)]
     pub ingest: IngestConfig,
     #[serde(default)]
@@ -23,6 +32,53 @@ pub struct CentralConfig {
     pub trace: TraceConfig,
     #[serde(default)]
     pub trust: TrustSection,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// Where ingest reads from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    External(BrokerConfig),
+    Embedded(EmbeddedBrokerConfig),
+}
+
+impl CentralConfig {
+    /// The broker to ingest from; `parse` ensures exactly one is configured.
+    pub fn source(&self) -> Option<Source> {
+        match (&self.broker, &self.embedded_broker) {
+            (_, Some(e)) => Some(Source::Embedded(e.clone())),
+            (Some(b), None) => Some(Source::External(b.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Events (and everything derived from them) older than this are purged.
+    #[serde(default = "default_events_days")]
+    pub events_days: u32,
+    /// How often the purge runs.
+    #[serde(default = "default_purge_every")]
+    pub purge_every_min: u64,
+}
+
+fn default_events_days() -> u32 {
+    28
+}
+fn default_purge_every() -> u64 {
+    60
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            events_days: default_events_days(),
+            purge_every_min: default_purge_every(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,31 +262,46 @@ impl CentralConfig {
         let cfg: CentralConfig =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         let mut problems = Vec::new();
-        let b = &cfg.broker;
-        if b.host.trim().is_empty() {
-            problems.push("broker.host: must not be empty".to_string());
-        }
-        if b.port == 0 {
-            problems.push("broker.port: must not be 0".to_string());
-        }
-        if b.client_id.is_empty() || b.client_id.len() > 64 {
-            problems.push("broker.client_id: must be 1 to 64 characters".to_string());
-        }
-        for (name, p) in b.transport.files() {
-            if p.as_os_str().is_empty() {
-                problems.push(format!("broker.transport.{name}: must not be empty"));
+        match (&cfg.broker, &cfg.embedded_broker) {
+            (Some(_), Some(_)) => {
+                problems.push("broker, embedded_broker: give one of them, not both".to_string())
             }
+            (None, None) => problems.push(
+                "broker: missing; give [broker] (an external broker) or [embedded_broker]"
+                    .to_string(),
+            ),
+            _ => {}
         }
-        if !(5..=3600).contains(&b.keep_alive_s) {
-            problems.push(format!(
-                "broker.keep_alive_s: {} is not in 5..=3600",
-                b.keep_alive_s
-            ));
+        if let Some(e) = &cfg.embedded_broker {
+            e.problems(&mut problems);
         }
-        if b.backoff_min_ms == 0 || b.backoff_min_ms > b.backoff_max_ms {
-            problems.push(
-                "broker.backoff_min_ms: must be at least 1 and at most backoff_max_ms".to_string(),
-            );
+        if let Some(b) = &cfg.broker {
+            if b.host.trim().is_empty() {
+                problems.push("broker.host: must not be empty".to_string());
+            }
+            if b.port == 0 {
+                problems.push("broker.port: must not be 0".to_string());
+            }
+            if b.client_id.is_empty() || b.client_id.len() > 64 {
+                problems.push("broker.client_id: must be 1 to 64 characters".to_string());
+            }
+            for (name, p) in b.transport.files() {
+                if p.as_os_str().is_empty() {
+                    problems.push(format!("broker.transport.{name}: must not be empty"));
+                }
+            }
+            if !(5..=3600).contains(&b.keep_alive_s) {
+                problems.push(format!(
+                    "broker.keep_alive_s: {} is not in 5..=3600",
+                    b.keep_alive_s
+                ));
+            }
+            if b.backoff_min_ms == 0 || b.backoff_min_ms > b.backoff_max_ms {
+                problems.push(
+                    "broker.backoff_min_ms: must be at least 1 and at most backoff_max_ms"
+                        .to_string(),
+                );
+            }
         }
         let i = &cfg.ingest;
         if !(1..=10_000).contains(&i.batch_max) {
@@ -269,6 +340,18 @@ impl CentralConfig {
                 cfg.trace.max_stay_h
             ));
         }
+        if !(1..=36_500).contains(&cfg.retention.events_days) {
+            problems.push(format!(
+                "retention.events_days: {} is not in 1..=36500",
+                cfg.retention.events_days
+            ));
+        }
+        if !(1..=1440).contains(&cfg.retention.purge_every_min) {
+            problems.push(format!(
+                "retention.purge_every_min: {} is not in 1..=1440",
+                cfg.retention.purge_every_min
+            ));
+        }
         if !(1..=48).contains(&cfg.trust.republish_h) {
             problems.push(format!(
                 "trust.republish_h: {} is not in 1..=48",
@@ -294,8 +377,12 @@ mod tests {
     #[test]
     fn example_parses() {
         let cfg = CentralConfig::parse(EXAMPLE).unwrap();
-        assert_eq!(cfg.broker.client_id, "checkpoint-central");
-        assert!(matches!(cfg.broker.transport, Transport::Tls { .. }));
+        let b = cfg.broker.as_ref().unwrap();
+        assert_eq!(b.client_id, "checkpoint-central");
+        assert!(matches!(b.transport, Transport::Tls { .. }));
+        assert_eq!(cfg.retention.events_days, 28);
+        let small = CentralConfig::parse(EMBEDDED_EXAMPLE).unwrap();
+        assert!(matches!(small.source(), Some(Source::Embedded(_))));
         assert_eq!(cfg.ingest.gap_grace_s, 600);
     }
 
@@ -311,5 +398,25 @@ mod tests {
         assert!(err.contains("transport"), "{err}");
         let err = CentralConfig::parse("data_dir = \"/x\"\nbogus = 1\n").unwrap_err();
         assert!(err.contains("bogus"), "{err}");
+        let err =
+            CentralConfig::parse("data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n").unwrap_err();
+        assert!(err.contains("[embedded_broker]"), "{err}");
+    }
+
+    #[test]
+    fn an_embedded_broker_needs_a_listener_and_sane_limits() {
+        let base = "data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n";
+        let ok = format!("{base}[embedded_broker]\nplain = \"127.0.0.1:1883\"\n");
+        let cfg = CentralConfig::parse(&ok).unwrap();
+        assert!(matches!(cfg.source(), Some(Source::Embedded(_))));
+        let err =
+            CentralConfig::parse(&format!("{base}[embedded_broker]\nsegments = 0\n")).unwrap_err();
+        assert!(err.contains("give `plain`, `tls` or both"), "{err}");
+        assert!(err.contains("embedded_broker.segments"), "{err}");
+        let both =
+            format!("{ok}[broker]\nhost = \"h\"\nport = 1\ntransport = {{ kind = \"plain\" }}\n");
+        assert!(CentralConfig::parse(&both)
+            .unwrap_err()
+            .contains("not both"));
     }
 }

@@ -17,26 +17,33 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use checkpoint_link::{Backoff, Net};
+use checkpoint_link::Net;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, Event, SeqRange, MAX_ACK_RANGES};
-use checkpoint_protocol::topic::{self, Topic};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use checkpoint_protocol::topic::Topic;
+use rumqttc::MqttOptions;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerConfig, IngestConfig};
+use crate::config::{BrokerConfig, IngestConfig, Source};
 use crate::registry::Registry;
 use crate::store::{Inserted, Store};
 
 mod accept;
 mod gaps;
+mod wire;
 use accept::{accept, LogThrottle};
 use gaps::GapWatch;
+use wire::Wire;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("broker TLS: {0}")]
     Tls(#[from] checkpoint_link::tls::TlsError),
+    #[cfg(feature = "embedded-broker")]
+    #[error(transparent)]
+    EmbeddedStart(#[from] crate::embedded::EmbeddedError),
+    #[error("embedded broker: {0}")]
+    Embedded(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -100,7 +107,7 @@ pub struct TrustPublish {
 }
 
 pub async fn run(
-    broker: BrokerConfig,
+    source: Source,
     cfg: IngestConfig,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
@@ -108,13 +115,11 @@ pub async fn run(
     trust: TrustPublish,
     token: CancellationToken,
 ) -> Result<(), IngestError> {
-    let opts = mqtt_options(&broker)?;
-    let (client, eventloop) = AsyncClient::new(opts, 4096);
-    let backoff = Backoff::new(
-        Duration::from_millis(broker.backoff_min_ms),
-        Duration::from_millis(broker.backoff_max_ms),
-    );
-    let (poller, mut rx) = checkpoint_link::spawn_poller(eventloop, backoff, 8192);
+    let what = match &source {
+        Source::External(b) => format!("{}:{}", b.host, b.port),
+        Source::Embedded(_) => "the embedded broker".to_string(),
+    };
+    let (wire, mut rx, poller) = wire::open(source)?;
 
     let mut gaps = GapWatch::new(store.seq_states()?, Duration::from_secs(cfg.gap_grace_s));
     let mut batch: Vec<Event> = Vec::new();
@@ -136,13 +141,9 @@ pub async fn run(
                 Some(Net::Connected) => {
                     warned = false;
                     connected = true;
-                    tracing::info!(message = "Connected to the broker.", host = %broker.host, port = broker.port);
-                    for f in topic::central_filters() {
-                        if let Err(error) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
-                            tracing::error!(message = "Subscribe failed.", %error, filter = f);
-                        }
-                    }
-                    publish_trust(&trust, &store, &client).await;
+                    tracing::info!(message = "Connected to the broker.", broker = %what);
+                    wire.subscribe();
+                    publish_trust(&trust, &store, &wire).await;
                 }
                 Some(Net::Disconnected) => break,
                 Some(Net::Down(error)) => {
@@ -159,7 +160,7 @@ pub async fn run(
                         }
                         batch.push(e);
                         if batch.len() >= cfg.batch_max {
-                            store_batch(&mut batch, &store, &client, &counters, &mut gaps).await;
+                            store_batch(&mut batch, &store, &wire, &counters, &mut gaps).await;
                             gaps.report(&registry);
                         }
                     }
@@ -167,18 +168,18 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 if !batch.is_empty() && batch_started.elapsed() >= wait {
-                    store_batch(&mut batch, &store, &client, &counters, &mut gaps).await;
+                    store_batch(&mut batch, &store, &wire, &counters, &mut gaps).await;
                     gaps.report(&registry);
                 }
             }
             _ = trust.changed.notified() => {
                 if connected {
-                    publish_trust(&trust, &store, &client).await;
+                    publish_trust(&trust, &store, &wire).await;
                 }
             }
             _ = republish.tick() => {
                 if connected {
-                    publish_trust(&trust, &store, &client).await;
+                    publish_trust(&trust, &store, &wire).await;
                 }
             }
             _ = gap_tick.tick() => {
@@ -203,9 +204,9 @@ pub async fn run(
         }
     }
     if !batch.is_empty() {
-        store_batch(&mut batch, &store, &client, &counters, &mut gaps).await;
+        store_batch(&mut batch, &store, &wire, &counters, &mut gaps).await;
     }
-    let _ = client.try_disconnect();
+    wire.disconnect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     poller.abort();
     Ok(())
@@ -213,7 +214,7 @@ pub async fn run(
 
 /// Publishes the current trust material, retained. A failure is logged; the next connect,
 /// revocation or period publishes again.
-async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, client: &AsyncClient) {
+async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire) {
     if trust.keys.is_empty() {
         return;
     }
@@ -226,7 +227,7 @@ async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, client: &As
         Ok(Ok(cfg)) => {
             let topic =
                 Topic::SharedConfig(checkpoint_protocol::topic::ConfigKind::Trust).to_string();
-            match client.try_publish(topic, QoS::AtLeastOnce, true, records::encode(&cfg)) {
+            match wire.publish(topic, true, records::encode(&cfg)).await {
                 Ok(()) => tracing::info!(
                     message = "Trust material published.",
                     keys = cfg.keys.len(),
@@ -247,7 +248,7 @@ fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
 async fn store_batch(
     batch: &mut Vec<Event>,
     store: &Arc<dyn Store>,
-    client: &AsyncClient,
+    wire: &Wire,
     counters: &Mutex<Counters>,
     gaps: &mut GapWatch,
 ) {
@@ -303,12 +304,14 @@ async fn store_batch(
                 box_id: b.clone(),
                 ranges,
             };
-            match client.try_publish(
-                Topic::Ack(b.clone()).to_string(),
-                QoS::AtLeastOnce,
-                false,
-                records::encode(&ack),
-            ) {
+            match wire
+                .publish(
+                    Topic::Ack(b.clone()).to_string(),
+                    false,
+                    records::encode(&ack),
+                )
+                .await
+            {
                 Ok(()) => lock(counters).acks_sent += 1,
                 // The box resends after its timeout and gets the ack then.
                 Err(error) => tracing::warn!(message = "Ack not sent.", box_id = %b, %error),

@@ -24,6 +24,8 @@ pub enum ServeError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    #[error("no broker configured: give [broker] or [embedded_broker]")]
+    NoBroker,
     #[error("ingest task: {0}")]
     Task(String),
     #[error("API token file {path}: {message}")]
@@ -48,8 +50,11 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         source,
     })?;
     let store = Arc::new(SledStore::open(&store_dir(&cfg), cfg.store.cache_bytes)?);
+    let source = cfg.source().ok_or(ServeError::NoBroker)?;
     // Fail now, with a clear message, on bad TLS material.
-    ingest::mqtt_options(&cfg.broker)?;
+    if let crate::config::Source::External(b) = &source {
+        ingest::mqtt_options(b)?;
+    }
     let token_text =
         std::fs::read_to_string(&cfg.api.token_file).map_err(|e| ServeError::Token {
             path: cfg.api.token_file.clone(),
@@ -80,7 +85,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         changed: trust_changed.clone(),
     };
     let task = tokio::spawn(ingest::run(
-        cfg.broker.clone(),
+        source,
         cfg.ingest.clone(),
         dyn_store,
         registry.clone(),

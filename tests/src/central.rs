@@ -254,7 +254,6 @@ impl CentralProc {
         gap_grace_s: u64,
         extra: &str,
     ) -> CentralProc {
-        std::fs::create_dir_all(dir).expect("central dir");
         let transport = match pki {
             Some(p) => {
                 let id = p.client("central");
@@ -267,6 +266,40 @@ impl CentralProc {
             }
             None => "{ kind = \"plain\" }".to_string(),
         };
+        let broker = format!(
+            "[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
+             client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n",
+            broker.port
+        );
+        Self::start_config(dir, &broker, gap_grace_s, extra)
+    }
+
+    /// Central with its embedded broker: plain MQTT on `plain_port`, and mutual TLS on
+    /// `tls.1` with the broker certificate of `tls.0` when given.
+    pub fn start_embedded(
+        dir: &std::path::Path,
+        plain_port: u16,
+        tls: Option<(&Pki, u16)>,
+    ) -> CentralProc {
+        let mut broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
+        if let Some((p, port)) = tls {
+            broker.push_str(&format!(
+                "tls = {{ listen = \"127.0.0.1:{port}\", ca = \"{}\", cert = \"{}\", key = \"{}\" }}\n",
+                p.ca().display(),
+                p.dir.join("server.pem").display(),
+                p.dir.join("server.key").display()
+            ));
+        }
+        Self::start_config(dir, &broker, 600, "")
+    }
+
+    fn start_config(
+        dir: &std::path::Path,
+        broker: &str,
+        gap_grace_s: u64,
+        extra: &str,
+    ) -> CentralProc {
+        std::fs::create_dir_all(dir).expect("central dir");
         let data_dir = dir.join("data");
         let config = dir.join("central.toml");
         let token_file = dir.join("api.token");
@@ -275,12 +308,10 @@ impl CentralProc {
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{}\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
-                 client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n\
+                "data_dir = \"{}\"\n{broker}\
                  [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n[store]\ncache_bytes = 16777216\n\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n{extra}\n",
                 data_dir.display(),
-                broker.port,
                 token_file.display(),
             ),
         )

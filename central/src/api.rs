@@ -35,6 +35,8 @@ pub struct ApiState {
     pub trust_changed: Arc<tokio::sync::Notify>,
     /// A box not heard from for this long is shown as `silent`.
     pub silent_after_s: u64,
+    /// Where a backup is written before it is sent (the data directory).
+    pub backup_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -219,7 +221,7 @@ fn wire<T: Serialize>(v: &T) -> String {
 
 mod handlers;
 use handlers::{
-    boxes, contacts, events, import_people, import_places, occupancy, revocations, revoke,
+    backup, boxes, contacts, events, import_people, import_places, occupancy, revocations, revoke,
     trajectory,
 };
 pub use handlers::{EventsQuery, Imported, EVENTS_LIMIT};
@@ -234,6 +236,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/contacts", get(contacts))
         .route("/api/v1/occupancy", get(occupancy))
         .route("/api/v1/boxes", get(boxes))
+        .route("/api/v1/backup", get(backup))
         .with_state(state)
 }
 

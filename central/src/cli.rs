@@ -103,6 +103,21 @@ pub enum Command {
     /// Pass-code keys and codes.
     #[command(subcommand)]
     Passcode(PasscodeCommand),
+    /// Download a consistent snapshot of the running central's store.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Restore a backup into a new data directory (central stopped or pointed elsewhere).
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The data directory (`data_dir` in the configuration); its store must not exist.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
     /// The site CA and certificates for mutual TLS (boxes, broker, central).
     #[command(subcommand)]
     Pki(PkiCommand),

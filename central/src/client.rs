@@ -96,6 +96,40 @@ impl Client {
         Self::answer(&url, resp)
     }
 
+    /// Downloads a consistent snapshot of the running central's store into `out` (through a
+    /// temporary file beside it, renamed when complete); returns (bytes, events).
+    pub fn backup(&self, out: &Path) -> Result<(u64, u64), ClientError> {
+        let url = format!("{}/api/v1/backup", self.base);
+        let err = |message: String| ClientError::Http {
+            url: url.clone(),
+            message,
+        };
+        let resp = Self::agent()
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| err(e.to_string()))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.into_body().read_to_string().unwrap_or_default();
+            return Err(err(format!("{status}: {body}")));
+        }
+        let events = resp
+            .headers()
+            .get("x-checkpoint-events")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let tmp = out.with_extension("partial");
+        let file_err = |e: std::io::Error| err(format!("{}: {e}", tmp.display()));
+        let mut file = std::fs::File::create(&tmp).map_err(file_err)?;
+        let bytes = std::io::copy(&mut resp.into_body().into_reader(), &mut file)
+            .map_err(|e| err(format!("download: {e}")))?;
+        file.sync_all().map_err(file_err)?;
+        std::fs::rename(&tmp, out).map_err(|e| err(format!("{}: {e}", out.display())))?;
+        Ok((bytes, events))
+    }
+
     /// Imports a people (`what` = "people") or places ("places") CSV file.
     pub fn import(&self, what: &str, csv: &str) -> Result<Imported, ClientError> {
         self.post_text(&format!("/api/v1/roster/{what}"), csv)

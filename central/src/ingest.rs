@@ -122,6 +122,8 @@ pub async fn run(
     let (wire, mut rx, poller) = wire::open(source)?;
 
     let mut gaps = GapWatch::new(store.seq_states()?, Duration::from_secs(cfg.gap_grace_s));
+    // Every box the store knows is in the registry from the start, not from its next event.
+    gaps.report(&registry);
     let mut batch: Vec<Event> = Vec::new();
     let mut batch_started = Instant::now();
     let wait = Duration::from_millis(cfg.batch_wait_ms);

@@ -160,6 +160,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pki(cmd) => run_pki(cmd),
+        Command::Backup { out, api } => {
+            let (c, _) = api.client()?;
+            let (bytes, events) = c.backup(&out)?;
+            eprintln!(
+                "{}: {events} events, {:.1} MB",
+                out.display(),
+                bytes as f64 / 1e6
+            );
+            Ok(())
+        }
+        Command::Restore { file, data_dir } => {
+            let mut input = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?,
+            );
+            let target = data_dir.join("store");
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let s = checkpoint_central::store::SledStore::restore(&target, &mut input)
+                .with_context(|| {
+                    format!("restoring {} into {}", file.display(), target.display())
+                })?;
+            eprintln!("{}: {} events restored", target.display(), s.events);
+            Ok(())
+        }
         Command::Passcode(PasscodeCommand::Keygen { out }) => {
             let key = issuer::keygen(&out)?;
             eprintln!(

@@ -101,7 +101,9 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         max_stay_s: cfg.trace.max_stay_h * 3600,
         trust_changed,
         silent_after_s: cfg.ingest.box_silent_s,
+        backup_dir: cfg.data_dir.clone(),
     };
+    let retention = tokio::spawn(retain(store.clone(), cfg.retention.clone(), token.clone()));
     let api_stop = token.clone();
     let api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {
         api_stop.cancelled().await
@@ -142,8 +144,53 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         Ok(Err(error)) => tracing::warn!(message = "API task failed.", %error),
         Err(_) => tracing::warn!(message = "API did not stop in 5 s."),
     }
+    retention.abort();
     store.flush()?;
     let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
     tracing::info!(message = "Stopped.", stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected);
     Ok(())
+}
+
+/// Purges events older than the retention limit now and then every `purge_every_min`.
+async fn retain(
+    store: Arc<SledStore>,
+    cfg: crate::config::RetentionConfig,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(cfg.purge_every_min * 60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let cutoff = now_ms - i64::from(cfg.events_days) * 86_400_000;
+        let mut purged = 0u64;
+        loop {
+            let s = store.clone();
+            // Small steps: ingest waits for at most one of them.
+            match tokio::task::spawn_blocking(move || s.purge_before(cutoff, 2000)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => purged += n,
+                Ok(Err(error)) => {
+                    tracing::error!(message = "Retention purge failed; retrying later.", %error);
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(message = "Retention task failed.", %error);
+                    break;
+                }
+            }
+            if stop.is_cancelled() {
+                break;
+            }
+        }
+        if purged > 0 {
+            tracing::info!(
+                message = "Retention purge.",
+                purged,
+                older_than_days = cfg.events_days
+            );
+        }
+    }
 }

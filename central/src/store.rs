@@ -25,6 +25,10 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store: corrupt record under {key}: {message}")]
     Corrupt { key: String, message: String },
+    #[error("store: {0}")]
+    Io(std::io::Error),
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 /// What happened to one event on insert.
@@ -146,6 +150,11 @@ pub trait Store: Send + Sync {
     /// Whether `checkpoint` has recorded both directions (someone went in and someone went
     /// out through it), so its scans make stays: one point read, whatever the data size.
     fn two_way(&self, checkpoint: &CheckpointId) -> Result<bool, StoreError>;
+    /// Deletes up to `max` events older than `cutoff_ms`, with everything derived from them;
+    /// returns how many went (call again until 0).
+    fn purge_before(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError>;
+    /// Writes a consistent snapshot of the whole store (see `on_sled`'s backup format).
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
@@ -157,7 +166,7 @@ pub fn event_ms(e: &Event) -> i64 {
 }
 
 mod on_sled;
-pub use self::on_sled::SledStore;
+pub use self::on_sled::{BackupSummary, SledStore};
 
 #[cfg(test)]
 mod tests;

@@ -313,3 +313,49 @@ pub(super) async fn revocations(
             .collect(),
     ))
 }
+
+/// A consistent snapshot of the store, streamed. It is written to a file in the data directory
+/// first (the store is locked only for that), which is unlinked before it is sent.
+pub(super) async fn backup(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorise(&st, &headers)?;
+    let store = st.store.clone();
+    let path = st
+        .backup_dir
+        .join(format!("backup-{}.tmp", uuid::Uuid::new_v4().simple()));
+    let (file, summary) = blocking(move || {
+        let started = Instant::now();
+        let mut f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(crate::store::StoreError::Io)?;
+        let _ = std::fs::remove_file(&path);
+        let summary = {
+            let mut w = std::io::BufWriter::new(&mut f);
+            store.backup(&mut w)?
+        };
+        std::io::Seek::rewind(&mut f).map_err(crate::store::StoreError::Io)?;
+        tracing::info!(
+            message = "Backup taken.",
+            events = summary.events,
+            entries = summary.entries,
+            ms = started.elapsed().as_millis() as u64
+        );
+        Ok((f, summary))
+    })
+    .await?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let mut resp = axum::body::Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&summary.events.to_string()) {
+        resp.headers_mut().insert("x-checkpoint-events", v);
+    }
+    Ok(resp)
+}

@@ -28,6 +28,9 @@ use serde::Serialize;
 use super::{event_ms, Inserted, SeqState, Store, StoreError};
 use crate::roster::{Person, Place};
 
+mod maintenance;
+pub use maintenance::BackupSummary;
+
 fn ts_key(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
@@ -60,10 +63,10 @@ fn index_key(prefix: &[u8], ms: i64, pk: &[u8]) -> Vec<u8> {
 pub struct SledStore {
     db: sled::Db,
     events: sled::Tree,
-    ids: sled::Tree,
-    person: sled::Tree,
-    place: sled::Tree,
-    time: sled::Tree,
+    pub(super) ids: sled::Tree,
+    pub(super) person: sled::Tree,
+    pub(super) place: sled::Tree,
+    pub(super) time: sled::Tree,
     conflicts: sled::Tree,
     pub(super) directions: sled::Tree,
     boxes: sled::Tree,
@@ -335,6 +338,7 @@ impl Store for SledStore {
     }
 
     fn revoke(&self, subject: &SubjectId, issued_before: u32) -> Result<(), StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         self.revocations
             .insert(subject.as_str().as_bytes(), &issued_before.to_be_bytes())?;
         self.db.flush()?;
@@ -395,6 +399,14 @@ impl Store for SledStore {
         Ok(self.events.len() as u64)
     }
 
+    fn purge_before(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError> {
+        self.purge_some(cutoff_ms, max)
+    }
+
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError> {
+        self.write_backup(out)
+    }
+
     fn two_way(&self, checkpoint: &CheckpointId) -> Result<bool, StoreError> {
         let bits = self
             .directions
@@ -412,6 +424,7 @@ impl SledStore {
         tree: &sled::Tree,
         items: impl Iterator<Item = (&'a str, &'a T)>,
     ) -> Result<(), StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut batch = sled::Batch::default();
         let mut keep = HashSet::new();
         for (k, v) in items {

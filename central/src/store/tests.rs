@@ -178,3 +178,103 @@ fn a_checkpoint_is_two_way_once_both_directions_are_stored_and_this_survives_a_r
     assert!(s.two_way(&CheckpointId::new("lab").unwrap()).unwrap());
     assert!(!s.two_way(&CheckpointId::new("gate").unwrap()).unwrap());
 }
+
+#[test]
+fn purge_removes_exactly_what_is_older_with_its_index_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // Minutes 0..10 at two places; alice on even minutes, bob on odd ones.
+    let evs: Vec<Event> = (0..10)
+        .map(|m| {
+            let who = if m % 2 == 0 { "alice" } else { "bob" };
+            let cp = if m < 5 { "lib" } else { "gym" };
+            ev("b1", m as u64 + 1, Some(who), cp, m)
+        })
+        .collect();
+    s.insert(&evs).unwrap();
+    let cutoff = T0 + 4 * MIN; // minutes 0..=3 go
+    let mut purged = 0;
+    loop {
+        let n = s.purge_before(cutoff, 3).unwrap();
+        if n == 0 {
+            break;
+        }
+        purged += n;
+    }
+    assert_eq!(purged, 4);
+    assert_eq!(s.len().unwrap(), 6);
+    let left = s.by_time(0, i64::MAX, usize::MAX).unwrap();
+    assert!(left.iter().all(|e| event_ms(e) >= cutoff));
+    assert_eq!(left.len(), 6);
+    let alice = SubjectId::new("alice").unwrap();
+    let lib = CheckpointId::new("lib").unwrap();
+    // No index still names a purged event: counts agree through every index.
+    assert_eq!(s.by_person(&alice, 0, i64::MAX).unwrap().len(), 3);
+    assert_eq!(s.by_place(&lib, 0, i64::MAX).unwrap().len(), 1);
+    assert_eq!(
+        s.person.len() + s.place.len() + s.time.len() + s.ids.len(),
+        4 * 6
+    );
+    // The sequence state is history, not personal data: it stays.
+    assert_eq!(s.seq_states().unwrap()[0].1.contiguous, 10);
+}
+
+#[test]
+fn a_backup_restores_to_the_same_answers_and_a_damaged_one_restores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("a"));
+    let evs: Vec<Event> = (0..50)
+        .map(|m| {
+            ev(
+                "b1",
+                m + 1,
+                Some(["alice", "bob", "carol"][m as usize % 3]),
+                "lib",
+                m as i64,
+            )
+        })
+        .collect();
+    s.insert(&evs).unwrap();
+    s.revoke(&SubjectId::new("bob").unwrap(), 1_800_000_000)
+        .unwrap();
+    let mut file = Vec::new();
+    let summary = s.backup(&mut file).unwrap();
+    assert_eq!(summary.events, 50);
+
+    let restored_dir = dir.path().join("b");
+    assert_eq!(
+        SledStore::restore(&restored_dir, &mut file.as_slice()).unwrap(),
+        summary
+    );
+    let r = open(&restored_dir);
+    let alice = SubjectId::new("alice").unwrap();
+    assert_eq!(
+        r.by_person(&alice, 0, i64::MAX).unwrap(),
+        s.by_person(&alice, 0, i64::MAX).unwrap()
+    );
+    assert_eq!(
+        r.by_time(0, i64::MAX, 1000).unwrap(),
+        s.by_time(0, i64::MAX, 1000).unwrap()
+    );
+    assert_eq!(r.revocations().unwrap(), s.revocations().unwrap());
+    assert_eq!(r.seq_states().unwrap(), s.seq_states().unwrap());
+    assert!(r.two_way(&CheckpointId::new("lib").unwrap()).is_ok());
+
+    // Not into a store that exists; a truncated or altered file leaves nothing behind.
+    let e = SledStore::restore(&restored_dir, &mut file.as_slice()).unwrap_err();
+    assert!(e.to_string().contains("not empty"), "{e}");
+    let fresh = dir.path().join("c");
+    let e = SledStore::restore(&fresh, &mut &file[..file.len() - 10]).unwrap_err();
+    assert!(e.to_string().contains("ends early"), "{e}");
+    assert!(!fresh.exists() && !fresh.with_extension("restoring").exists());
+    let mut altered = file.clone();
+    let mid = altered.len() / 2;
+    altered[mid] ^= 0x40;
+    let e = SledStore::restore(&fresh, &mut altered.as_slice()).unwrap_err();
+    assert!(!fresh.exists(), "{e}");
+    let e = SledStore::restore(&fresh, &mut &b"hello"[..]).unwrap_err();
+    assert!(
+        e.to_string().contains("ends early") || e.to_string().contains("not a"),
+        "{e}"
+    );
+}

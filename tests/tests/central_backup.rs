@@ -1,0 +1,266 @@
+//! Retention and backup/restore with the real binaries: old events purged at start, a backup
+//! taken while boxes publish, restored into a new data directory and served again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use checkpoint_central::store::{SledStore, Store};
+use checkpoint_e2e::broker::free_port;
+use checkpoint_e2e::central::{wait_until, CentralProc};
+use checkpoint_e2e::TempDir;
+use checkpoint_protocol::ids::SubjectId;
+use checkpoint_protocol::passcode::PassStatus;
+use checkpoint_protocol::records::{self, Decision, Direction, Event, Method, Reason, Schema};
+use rumqttc::{Client, MqttOptions, QoS};
+use time::OffsetDateTime;
+
+const BOXES: u64 = 4;
+const PER_BOX: u64 = 1500;
+
+fn event(b: u64, seq: u64, ts: OffsetDateTime) -> Event {
+    Event {
+        schema: Schema,
+        id: uuid::Uuid::now_v7(),
+        seq,
+        site: "campus".parse().unwrap(),
+        box_id: format!("gate-{b}").parse().unwrap(),
+        checkpoint: format!("cp-{}", b % 2).parse().unwrap(),
+        direction: if seq % 2 == 0 {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        method: Method::Qr,
+        subject: Some(SubjectId::new(format!("p-{}", seq % 40)).unwrap()),
+        dependants: vec![],
+        pass_status: Some(PassStatus::Green),
+        decision: Decision::Admit,
+        reason: Reason::Ok,
+        flags: vec![],
+        temperature_c: Some(36.5),
+        ts,
+        clock_synced: true,
+    }
+}
+
+fn open_store(dir: &std::path::Path) -> SledStore {
+    for _ in 0..300 {
+        if let Ok(s) = SledStore::open(dir, 1 << 24) {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("store {} stays locked", dir.display())
+}
+
+/// Boxes publishing as fast as the broker takes them (each in order, QoS 1).
+fn load(port: u16) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut threads = Vec::new();
+        for b in 0..BOXES {
+            threads.push(std::thread::spawn(move || {
+                let mut o = MqttOptions::new(format!("gate-{b}"), "127.0.0.1", port);
+                o.set_keep_alive(Duration::from_secs(10));
+                let (client, mut conn) = Client::new(o, 100);
+                let topic = format!("checkpoint/v1/box/gate-{b}/event");
+                let pubber = std::thread::spawn(move || {
+                    let start = OffsetDateTime::now_utc() - time::Duration::hours(1);
+                    for seq in 1..=PER_BOX {
+                        let e = event(
+                            b,
+                            seq,
+                            start + time::Duration::milliseconds(seq as i64 * 100),
+                        );
+                        client
+                            .publish(&topic, QoS::AtLeastOnce, false, records::encode(&e))
+                            .unwrap();
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                    let _ = client.disconnect();
+                });
+                for ev in conn.iter() {
+                    if ev.is_err() {
+                        break;
+                    }
+                }
+                pubber.join().unwrap();
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+    })
+}
+
+#[test]
+fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() {
+    let dir = TempDir::new("backup");
+    let central_dir = dir.path().join("central");
+    // Before central starts: 20 events from 40 days ago and 5 from yesterday.
+    {
+        let store = open_store(&central_dir.join("data/store"));
+        let now = OffsetDateTime::now_utc();
+        let old: Vec<Event> = (1..=20)
+            .map(|s| event(9, s, now - time::Duration::days(40)))
+            .chain((21..=25).map(|s| event(9, s, now - time::Duration::days(1))))
+            .collect();
+        store.insert(&old).unwrap();
+    }
+    let port = free_port();
+    let mut central = CentralProc::start_embedded(&central_dir, port, None);
+    central.command(&["boxes"]);
+    wait_until(Duration::from_secs(20), "the retention purge", || {
+        central.log_text().contains("Retention purge.")
+    });
+    assert!(
+        central.log_text().contains("purged=20"),
+        "{}",
+        central.log_text()
+    );
+    let left = central.query(&["events", "--from", "2000-01-01T00:00:00Z"]);
+    assert_eq!(
+        left.as_array().unwrap().len(),
+        5,
+        "only the recent events: {left}"
+    );
+
+    // A backup while four boxes publish.
+    let publishers = load(port);
+    wait_until(Duration::from_secs(30), "ingest under way", || {
+        let b = central.query(&["boxes"]);
+        b.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["stored_upto"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            > 500
+    });
+    let backup = dir.path().join("central.backup");
+    let started = Instant::now();
+    let said = central.command(&["backup", "--out", backup.to_str().unwrap()]);
+    eprintln!("backup: {said} in {:?}", started.elapsed());
+    publishers.join().unwrap();
+    wait_until(Duration::from_secs(60), "everything stored", || {
+        let b = central.query(&["boxes"]);
+        b.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["box_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("gate-") && id != "gate-9")
+            })
+            .all(|r| r["stored_upto"].as_u64() == Some(PER_BOX))
+            && b.as_array().unwrap().len() as u64 >= BOXES
+    });
+    assert!(central.terminate().unwrap().success());
+
+    // Restore into a new data directory; a second restore there is refused.
+    let restored = dir.path().join("restored");
+    let out = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--data-dir",
+            restored.join("data").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--data-dir",
+            restored.join("data").to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // The snapshot is consistent: a contiguous prefix of every box, every index agreeing.
+    let original = open_store(&central_dir.join("data/store"));
+    let copy = open_store(&restored.join("data/store"));
+    let in_copy = copy.by_time(0, i64::MAX, usize::MAX).unwrap();
+    assert_eq!(in_copy.len() as u64, copy.len().unwrap());
+    let mut per_box: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in &in_copy {
+        per_box.entry(e.box_id.to_string()).or_default().push(e.seq);
+    }
+    let total: usize = per_box.values().map(Vec::len).sum();
+    assert!(total > 500 + 5, "the backup holds what was stored: {total}");
+    assert!(
+        (total as u64) < BOXES * PER_BOX + 5,
+        "taken under load, before the end"
+    );
+    for (b, seqs) in &mut per_box {
+        seqs.sort_unstable();
+        let first = if b == "gate-9" { 21 } else { 1 };
+        let expect: Vec<u64> = (first..first + seqs.len() as u64).collect();
+        assert_eq!(seqs, &expect, "{b}: a contiguous prefix");
+    }
+    let ids: HashSet<(String, u64)> = in_copy
+        .iter()
+        .map(|e| (e.box_id.to_string(), e.seq))
+        .collect();
+    for p in 0..40 {
+        let who = SubjectId::new(format!("p-{p}")).unwrap();
+        let want: Vec<Event> = original
+            .by_person(&who, 0, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|e| ids.contains(&(e.box_id.to_string(), e.seq)))
+            .collect();
+        assert_eq!(copy.by_person(&who, 0, i64::MAX).unwrap(), want, "p-{p}");
+    }
+    let seq_copy = copy.seq_states().unwrap();
+    drop(copy);
+    drop(original);
+
+    // A central on the restored data answers through its API as the store does.
+    let mut second = CentralProc::start_embedded(&restored, free_port(), None);
+    second.command(&["boxes"]);
+    let traj = second.query(&["trace", "--person", "p-7", "--from", "2000-01-01T00:00:00Z"]);
+    let got: Vec<(String, u64)> = traj
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["box_id"].as_str().unwrap().to_string(),
+                r["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, u64)> = in_copy
+        .iter()
+        .filter(|e| e.subject.as_ref().is_some_and(|s| s.as_str() == "p-7"))
+        .map(|e| (e.box_id.to_string(), e.seq))
+        .collect();
+    want.sort_by_key(|(b, s)| (*s, b.clone()));
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by_key(|(b, s)| (*s, b.clone()));
+    assert_eq!(got_sorted, want);
+    let boxes = second.query(&["boxes"]);
+    for (b, st) in seq_copy {
+        let row = boxes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["box_id"] == b.as_str())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            row["stored_upto"].as_u64(),
+            Some(st.contiguous),
+            "{b}: {boxes}"
+        );
+    }
+    assert!(second.terminate().unwrap().success());
+}

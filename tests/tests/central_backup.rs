@@ -26,7 +26,7 @@ fn event(b: u64, seq: u64, ts: OffsetDateTime) -> Event {
         site: "campus".parse().unwrap(),
         box_id: format!("gate-{b}").parse().unwrap(),
         checkpoint: format!("cp-{}", b % 2).parse().unwrap(),
-        direction: if seq % 2 == 0 {
+        direction: if seq.is_multiple_of(2) {
             Direction::Out
         } else {
             Direction::In

@@ -112,6 +112,11 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     tracing::info!(message = "Central running.", events = store.len()?, data_dir = %cfg.data_dir.display());
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
+    // Half the unit's WatchdogSec (systemd passes it as WATCHDOG_USEC), else every 10 s.
+    let ping_every = watchdog_usec()
+        .map(|usec| Duration::from_micros(usec / 2).max(Duration::from_millis(200)))
+        .unwrap_or(Duration::from_secs(10));
+    let mut watchdog = tokio::time::interval(ping_every);
     tokio::pin!(shutdown);
     let mut task = task;
     let ended = loop {
@@ -121,6 +126,9 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
             _ = report.tick() => {
                 let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 tracing::info!(message = "Ingest.", received = c.received, stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected, gaps_lost = c.gaps_lost, store_failures = c.store_failures);
+            }
+            // The ingest task is alive (its end breaks this loop) and the runtime turns.
+            _ = watchdog.tick() => {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             }
         }
@@ -192,5 +200,15 @@ async fn retain(
                 older_than_days = cfg.events_days
             );
         }
+    }
+}
+
+/// The watchdog interval systemd asks for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or
+/// ours).
+fn watchdog_usec() -> Option<u64> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    match std::env::var("WATCHDOG_PID").ok().map(|p| p.parse::<u32>()) {
+        Some(Ok(pid)) if pid != std::process::id() => None,
+        _ => (usec > 0).then_some(usec),
     }
 }

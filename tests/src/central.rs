@@ -271,7 +271,7 @@ impl CentralProc {
              client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n",
             broker.port
         );
-        Self::start_config(dir, &broker, gap_grace_s, extra)
+        Self::start_config(dir, &broker, gap_grace_s, extra, &[])
     }
 
     /// Central with its embedded broker: plain MQTT on `plain_port`, and mutual TLS on
@@ -280,6 +280,16 @@ impl CentralProc {
         dir: &std::path::Path,
         plain_port: u16,
         tls: Option<(&Pki, u16)>,
+    ) -> CentralProc {
+        Self::start_embedded_env(dir, plain_port, tls, &[])
+    }
+
+    /// [`CentralProc::start_embedded`] with extra environment variables.
+    pub fn start_embedded_env(
+        dir: &std::path::Path,
+        plain_port: u16,
+        tls: Option<(&Pki, u16)>,
+        env: &[(&str, &str)],
     ) -> CentralProc {
         let mut broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
         if let Some((p, port)) = tls {
@@ -290,7 +300,7 @@ impl CentralProc {
                 p.dir.join("server.key").display()
             ));
         }
-        Self::start_config(dir, &broker, 600, "")
+        Self::start_config(dir, &broker, 600, "", env)
     }
 
     fn start_config(
@@ -298,6 +308,7 @@ impl CentralProc {
         broker: &str,
         gap_grace_s: u64,
         extra: &str,
+        env: &[(&str, &str)],
     ) -> CentralProc {
         std::fs::create_dir_all(dir).expect("central dir");
         let data_dir = dir.join("data");
@@ -320,7 +331,12 @@ impl CentralProc {
             ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
         let log = dir.join("central.log");
         CentralProc {
-            proc_: crate::Proc::start("checkpoint-central", &args, &[("RUST_LOG", "info")], log),
+            proc_: crate::Proc::start(
+                "checkpoint-central",
+                &args,
+                &[env, &[("RUST_LOG", "info")]].concat(),
+                log,
+            ),
             config,
             data_dir,
             api: format!("http://127.0.0.1:{api_port}"),

@@ -10,6 +10,7 @@ pub fn trajectory(rows: &[TrajectoryRow], out: Output) -> String {
         &[
             "time",
             "checkpoint",
+            "place",
             "direction",
             "decision",
             "reason",
@@ -20,6 +21,7 @@ pub fn trajectory(rows: &[TrajectoryRow], out: Output) -> String {
             vec![
                 r.ts.clone(),
                 r.checkpoint.clone(),
+                r.place.clone().unwrap_or_default(),
                 r.direction.clone(),
                 r.decision.clone(),
                 r.reason.clone(),
@@ -42,7 +44,7 @@ pub fn contacts(rows: &[ContactRow], out: Output) -> String {
             "degree",
             "via",
             "encounters",
-            "overlap_min",
+            "overlap_s",
             "first met",
         ],
         |r| {
@@ -51,7 +53,7 @@ pub fn contacts(rows: &[ContactRow], out: Output) -> String {
                 r.degree.to_string(),
                 r.via.clone().unwrap_or_default(),
                 r.encounters.to_string(),
-                (r.overlap_s / 60).to_string(),
+                r.overlap_s.to_string(),
                 r.meetings
                     .first()
                     .map(|(cp, t)| format!("{cp} {t}"))

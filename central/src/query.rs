@@ -30,10 +30,6 @@ pub fn trajectory(
     store.by_person(person, from_ms, to_ms)
 }
 
-fn scans(events: Vec<Event>) -> Vec<Scan> {
-    events.iter().filter_map(Scan::of).collect()
-}
-
 /// Index reads of one contacts query, remembered: depth 2 asks for the same places' windows
 /// again and again.
 struct Reads<'a> {
@@ -57,7 +53,7 @@ impl Reads<'_> {
         if let Some(v) = self.places.get(&key) {
             return Ok(v.clone());
         }
-        let v = scans(self.store.by_place(cp, from, to)?);
+        let v = self.store.scans_by_place(cp, from, to)?;
         self.places.insert(key, v.clone());
         Ok(v)
     }
@@ -68,7 +64,7 @@ fn first_degree(
     person: &SubjectId,
     p: &ContactParams,
 ) -> Result<Vec<Contact>, StoreError> {
-    let mine = scans(reads.store.by_person(person, p.from_ms, p.to_ms)?);
+    let mine = reads.store.scans_by_person(person, p.from_ms, p.to_ms)?;
     let failure: RefCell<Option<StoreError>> = RefCell::new(None);
     let reads = RefCell::new(reads);
     let fail = |e: StoreError| {
@@ -145,7 +141,7 @@ pub fn occupancy(
     step_ms: i64,
 ) -> Result<(Occupancy, Vec<FlowBucket>), StoreError> {
     let span = max_stay_ms.max(flow_span_ms);
-    let s = scans(store.by_place(place, now_ms - span, now_ms.saturating_add(1))?);
+    let s = store.scans_by_place(place, now_ms - span, now_ms.saturating_add(1))?;
     let recent: Vec<Scan> = s
         .iter()
         .filter(|x| x.ts_ms >= now_ms - max_stay_ms)

@@ -18,6 +18,7 @@ use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::roster::{Person, Place};
+use crate::trace::Scan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,6 +113,33 @@ pub trait Store: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Event>, StoreError>;
+    /// The person's scans (what tracing needs of their events) in `[from_ms, to_ms)`, in time
+    /// order; a store may answer from its index alone.
+    fn scans_by_person(
+        &self,
+        subject: &SubjectId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Scan>, StoreError> {
+        Ok(self
+            .by_person(subject, from_ms, to_ms)?
+            .iter()
+            .filter_map(Scan::of)
+            .collect())
+    }
+    /// Scans of people at `checkpoint` in `[from_ms, to_ms)`, in time order.
+    fn scans_by_place(
+        &self,
+        checkpoint: &CheckpointId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Scan>, StoreError> {
+        Ok(self
+            .by_place(checkpoint, from_ms, to_ms)?
+            .iter()
+            .filter_map(Scan::of)
+            .collect())
+    }
     /// Visits events with `from_ms <= ts < to_ms` in time order until `visit` returns false,
     /// so a filtered query reads only as far as it needs.
     fn scan_time(

@@ -3,9 +3,9 @@
 //! # Layout
 //! - `events`: `box 0x00 seq(u64 BE)` → the event record (JSON, as received).
 //! - `ids`: event id (16 bytes) → primary key, for deduplication on the id.
-//! - `person`: `subject 0x00 ts pk` → (), `place`: `checkpoint 0x00 ts pk` → (),
-//!   `time`: `ts pk` → (); `ts` is the event time in Unix milliseconds, sign bit flipped, BE,
-//!   so keys sort by time.
+//! - `person`: `subject 0x00 ts pk` → scan, `place`: `checkpoint 0x00 ts pk` → scan (what
+//!   tracing needs of the event, see `scans`), `time`: `ts pk` → (); `ts` is the event time in
+//!   Unix milliseconds, sign bit flipped, BE, so keys sort by time.
 //! - `conflicts`: event id → the conflicting record.
 //! - `boxes`: box id → [`SeqState`] (JSON): what central holds of the box's sequence.
 //! - `directions`: checkpoint → one byte, bit 0 set once an `in` is stored there, bit 1 an
@@ -27,8 +27,10 @@ use serde::Serialize;
 
 use super::{event_ms, Inserted, SeqState, Store, StoreError};
 use crate::roster::{Person, Place};
+use crate::trace::Scan;
 
 mod maintenance;
+mod scans;
 pub use maintenance::BackupSummary;
 
 fn ts_key(ms: i64) -> [u8; 8] {
@@ -207,11 +209,11 @@ impl Store for SledStore {
                     let ms = event_ms(e);
                     let bytes = records::encode(e);
                     if let Some(s) = &e.subject {
-                        person_b.insert(index_key(s.as_str().as_bytes(), ms, &pk), &[] as &[u8]);
+                        person_b.insert(index_key(s.as_str().as_bytes(), ms, &pk), scans::value(e));
                     }
                     place_b.insert(
                         index_key(e.checkpoint.as_str().as_bytes(), ms, &pk),
-                        &[] as &[u8],
+                        scans::value(e),
                     );
                     let mut tk = ts_key(ms).to_vec();
                     tk.extend_from_slice(&pk);
@@ -300,6 +302,36 @@ impl Store for SledStore {
             index_key(p, from_ms, &[]),
             index_key(p, to_ms, &[]),
             skip,
+        )
+    }
+
+    fn scans_by_person(
+        &self,
+        subject: &SubjectId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Scan>, StoreError> {
+        let p = subject.as_str().as_bytes();
+        self.scans_through(
+            &self.person,
+            index_key(p, from_ms, &[]),
+            index_key(p, to_ms, &[]),
+            p.len() + 9,
+        )
+    }
+
+    fn scans_by_place(
+        &self,
+        checkpoint: &CheckpointId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Scan>, StoreError> {
+        let p = checkpoint.as_str().as_bytes();
+        self.scans_through(
+            &self.place,
+            index_key(p, from_ms, &[]),
+            index_key(p, to_ms, &[]),
+            p.len() + 9,
         )
     }
 

@@ -278,3 +278,39 @@ fn a_backup_restores_to_the_same_answers_and_a_damaged_one_restores_nothing() {
         "{e}"
     );
 }
+
+#[test]
+fn scans_come_from_the_index_and_match_the_events_also_in_an_older_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut denied = ev("b1", 2, Some("alice"), "lib", 2);
+    denied.decision = checkpoint_protocol::records::Decision::Deny;
+    denied.reason = Reason::Fever;
+    denied.direction = Direction::Out;
+    s.insert(&[
+        ev("b1", 1, Some("alice"), "lib", 1),
+        denied,
+        ev("b1", 3, None, "lib", 3), // an unreadable code: no subject, no scan
+        ev("b2", 1, Some("bob"), "lib", 4),
+    ])
+    .unwrap();
+    let alice = SubjectId::new("alice").unwrap();
+    let lib = CheckpointId::new("lib").unwrap();
+    let from_events = |v: Vec<Event>| -> Vec<crate::trace::Scan> {
+        v.iter().filter_map(crate::trace::Scan::of).collect()
+    };
+    let want_person = from_events(s.by_person(&alice, 0, i64::MAX).unwrap());
+    let want_place = from_events(s.by_place(&lib, 0, i64::MAX).unwrap());
+    assert_eq!(want_place.len(), 3);
+    assert_eq!(s.scans_by_person(&alice, 0, i64::MAX).unwrap(), want_person);
+    assert_eq!(s.scans_by_place(&lib, 0, i64::MAX).unwrap(), want_place);
+    // Index entries without values (written before they carried scans) read the events.
+    for tree in [&s.person, &s.place] {
+        for item in tree.iter() {
+            let (k, _) = item.unwrap();
+            tree.insert(k, &[] as &[u8]).unwrap();
+        }
+    }
+    assert_eq!(s.scans_by_person(&alice, 0, i64::MAX).unwrap(), want_person);
+    assert_eq!(s.scans_by_place(&lib, 0, i64::MAX).unwrap(), want_place);
+}

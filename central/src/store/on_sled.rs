@@ -22,14 +22,13 @@ use std::path::Path;
 
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::{self, Direction, Event};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::{event_ms, Inserted, SeqState, Store, StoreError};
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
 mod maintenance;
+mod meta;
 mod scans;
 pub use maintenance::BackupSummary;
 
@@ -104,26 +103,6 @@ impl SledStore {
             store.rebuild_directions()?;
         }
         Ok(store)
-    }
-
-    /// Derives `directions` from every stored event (a store written before it existed).
-    fn rebuild_directions(&self) -> Result<(), StoreError> {
-        tracing::info!(events = self.events.len(), "deriving checkpoint directions");
-        let mut seen: HashMap<Vec<u8>, u8> = HashMap::new();
-        for item in self.events.iter() {
-            let (k, v) = item?;
-            let e = self.decode(&k, &v)?;
-            *seen
-                .entry(e.checkpoint.as_str().as_bytes().to_vec())
-                .or_default() |= direction_bit(e.direction);
-        }
-        let mut batch = sled::Batch::default();
-        for (cp, bits) in seen {
-            batch.insert(cp, &[bits]);
-        }
-        self.directions.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
     }
 
     fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<Event, StoreError> {
@@ -354,19 +333,7 @@ impl Store for SledStore {
     }
 
     fn seq_states(&self) -> Result<Vec<(BoxId, SeqState)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.boxes.iter() {
-            let (k, v) = item?;
-            let key = String::from_utf8_lossy(&k).into_owned();
-            let corrupt = |message: String| StoreError::Corrupt {
-                key: key.clone(),
-                message,
-            };
-            let b = BoxId::new(key.clone()).map_err(|e| corrupt(e.to_string()))?;
-            let st: SeqState = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
-            out.push((b, st));
-        }
-        Ok(out)
+        self.all_seq_states()
     }
 
     fn revoke(&self, subject: &SubjectId, issued_before: u32) -> Result<(), StoreError> {
@@ -378,21 +345,7 @@ impl Store for SledStore {
     }
 
     fn revocations(&self) -> Result<Vec<(SubjectId, u32)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.revocations.iter() {
-            let (k, v) = item?;
-            let key = String::from_utf8_lossy(&k).into_owned();
-            let subject = SubjectId::new(key.clone()).map_err(|e| StoreError::Corrupt {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
-            let cut = <[u8; 4]>::try_from(v.as_ref()).map_err(|_| StoreError::Corrupt {
-                key,
-                message: "revocation is not 4 bytes".into(),
-            })?;
-            out.push((subject, u32::from_be_bytes(cut)));
-        }
-        Ok(out)
+        self.all_revocations()
     }
 
     fn replace_people(&self, people: &[Person]) -> Result<(), StoreError> {
@@ -446,57 +399,5 @@ impl Store for SledStore {
             .and_then(|v| v.first().copied())
             .unwrap_or(0);
         Ok(bits == 3)
-    }
-}
-
-impl SledStore {
-    /// Replaces a tree's whole content with one atomic batch.
-    fn replace_all<'a, T: Serialize + 'a>(
-        &self,
-        tree: &sled::Tree,
-        items: impl Iterator<Item = (&'a str, &'a T)>,
-    ) -> Result<(), StoreError> {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut batch = sled::Batch::default();
-        let mut keep = HashSet::new();
-        for (k, v) in items {
-            let json = serde_json::to_vec(v).map_err(|e| StoreError::Corrupt {
-                key: k.to_string(),
-                message: e.to_string(),
-            })?;
-            batch.insert(k.as_bytes(), json);
-            keep.insert(k.as_bytes().to_vec());
-        }
-        for item in tree.iter() {
-            let (k, _) = item?;
-            if !keep.contains(k.as_ref()) {
-                batch.remove(k);
-            }
-        }
-        tree.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        for item in tree.iter() {
-            let (k, v) = item?;
-            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                message: e.to_string(),
-            })?);
-        }
-        Ok(out)
-    }
-
-    fn seq_state(&self, b: &BoxId) -> Result<SeqState, StoreError> {
-        match self.boxes.get(b.as_str().as_bytes())? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                key: b.to_string(),
-                message: e.to_string(),
-            }),
-            None => Ok(SeqState::default()),
-        }
     }
 }

@@ -1,0 +1,46 @@
+use super::*;
+
+#[test]
+fn example_parses() {
+    let cfg = CentralConfig::parse(EXAMPLE).unwrap();
+    let b = cfg.broker.as_ref().unwrap();
+    assert_eq!(b.client_id, "checkpoint-central");
+    assert!(matches!(b.transport, Transport::Tls { .. }));
+    assert_eq!(cfg.retention.events_days, 28);
+    let small = CentralConfig::parse(EMBEDDED_EXAMPLE).unwrap();
+    assert!(matches!(small.source(), Some(Source::Embedded(_))));
+    assert_eq!(cfg.ingest.gap_grace_s, 600);
+}
+
+#[test]
+fn problems_are_listed_with_paths() {
+    let text = "data_dir = \"/x\"\n[broker]\nhost = \"\"\nport = 0\ntransport = { kind = \"plain\" }\n[ingest]\nbatch_max = 0\n[api]\ntoken_file = \"/t\"\n";
+    let err = CentralConfig::parse(text).unwrap_err();
+    for p in ["broker.host", "broker.port", "ingest.batch_max"] {
+        assert!(err.contains(p), "{p} in {err}");
+    }
+    let err =
+        CentralConfig::parse("data_dir = \"/x\"\n[broker]\nhost = \"h\"\nport = 1\n").unwrap_err();
+    assert!(err.contains("transport"), "{err}");
+    let err = CentralConfig::parse("data_dir = \"/x\"\nbogus = 1\n").unwrap_err();
+    assert!(err.contains("bogus"), "{err}");
+    let err = CentralConfig::parse("data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n").unwrap_err();
+    assert!(err.contains("[embedded_broker]"), "{err}");
+}
+
+#[test]
+fn an_embedded_broker_needs_a_listener_and_sane_limits() {
+    let base = "data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n";
+    let ok = format!("{base}[embedded_broker]\nplain = \"127.0.0.1:1883\"\n");
+    let cfg = CentralConfig::parse(&ok).unwrap();
+    assert!(matches!(cfg.source(), Some(Source::Embedded(_))));
+    let err =
+        CentralConfig::parse(&format!("{base}[embedded_broker]\nsegments = 0\n")).unwrap_err();
+    assert!(err.contains("give `plain`, `tls` or both"), "{err}");
+    assert!(err.contains("embedded_broker.segments"), "{err}");
+    let both =
+        format!("{ok}[broker]\nhost = \"h\"\nport = 1\ntransport = {{ kind = \"plain\" }}\n");
+    assert!(CentralConfig::parse(&both)
+        .unwrap_err()
+        .contains("not both"));
+}

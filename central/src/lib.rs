@@ -15,6 +15,7 @@
 //! - [`pki`]: the site CA and the box, broker and client certificates for mutual TLS.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod client;

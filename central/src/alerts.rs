@@ -3,6 +3,8 @@
 //! site's language ([`route`]); channels deliver it ([`webhook`]); every attempt is logged in the
 //! store and listed by `checkpoint-central notifications`.
 
+pub mod dispatch;
+pub mod log;
 pub mod route;
 pub mod rules;
 pub mod webhook;

@@ -138,7 +138,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-fn rfc3339_ms(ms: i64) -> String {
+pub fn rfc3339_ms(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -221,8 +221,8 @@ fn wire<T: Serialize>(v: &T) -> String {
 
 mod handlers;
 use handlers::{
-    backup, boxes, contacts, events, import_people, import_places, occupancy, revocations, revoke,
-    trajectory,
+    backup, boxes, contacts, events, import_people, import_places, notifications, occupancy,
+    revocations, revoke, trajectory,
 };
 pub use handlers::{EventsQuery, Imported, EVENTS_LIMIT};
 
@@ -237,6 +237,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/occupancy", get(occupancy))
         .route("/api/v1/boxes", get(boxes))
         .route("/api/v1/backup", get(backup))
+        .route("/api/v1/notifications", get(notifications))
         .with_state(state)
 }
 

@@ -103,6 +103,13 @@ pub enum Command {
     /// Pass-code keys and codes.
     #[command(subcommand)]
     Passcode(PasscodeCommand),
+    /// The notification log: every delivery attempt of every alert, newest first.
+    Notifications {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Download a consistent snapshot of the running central's store.
     Backup {
         #[arg(long, value_name = "FILE")]

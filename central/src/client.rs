@@ -130,6 +130,13 @@ impl Client {
         Ok((bytes, events))
     }
 
+    pub fn notifications(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::log::NotificationRecord>, ClientError> {
+        self.get("/api/v1/notifications", &[("limit", &limit.to_string())])
+    }
+
     /// Imports a people (`what` = "people") or places ("places") CSV file.
     pub fn import(&self, what: &str, csv: &str) -> Result<Imported, ClientError> {
         self.post_text(&format!("/api/v1/roster/{what}"), csv)

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use checkpoint_link::Transport;
 use serde::Deserialize;
 
+mod alerts;
 mod embedded;
+pub use alerts::{AlertsConfig, Facility, WebhookConfig};
 pub use embedded::{EmbeddedBrokerConfig, EmbeddedTls};
 
 pub const EXAMPLE: &str = include_str!("../../config/central.example.toml");
@@ -34,6 +36,8 @@ pub struct CentralConfig {
     pub trust: TrustSection,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 /// Where ingest reads from.
@@ -275,6 +279,7 @@ impl CentralConfig {
         if let Some(e) = &cfg.embedded_broker {
             e.problems(&mut problems);
         }
+        cfg.alerts.problems(&mut problems);
         if let Some(b) = &cfg.broker {
             if b.host.trim().is_empty() {
                 problems.push("broker.host: must not be empty".to_string());

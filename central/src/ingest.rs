@@ -106,15 +106,42 @@ pub struct TrustPublish {
     pub changed: Arc<tokio::sync::Notify>,
 }
 
+/// Alerts from newly stored events go to the alert engine.
+#[derive(Debug, Clone)]
+pub struct AlertTap {
+    pub tx: tokio::sync::mpsc::Sender<crate::alerts::rules::Alert>,
+    pub limits: crate::alerts::rules::Limits,
+}
+
+/// What ingest shares with the rest of `serve`.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub counters: Arc<Mutex<Counters>>,
+    pub trust: TrustPublish,
+    pub alerts: Option<AlertTap>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 pub async fn run(
     source: Source,
     cfg: IngestConfig,
-    store: Arc<dyn Store>,
-    registry: Arc<Registry>,
-    counters: Arc<Mutex<Counters>>,
-    trust: TrustPublish,
+    shared: Shared,
     token: CancellationToken,
 ) -> Result<(), IngestError> {
+    let Shared {
+        store,
+        registry,
+        counters,
+        trust,
+        alerts,
+    } = shared;
     let what = match &source {
         Source::External(b) => format!("{}:{}", b.host, b.port),
         Source::Embedded(_) => "the embedded broker".to_string(),
@@ -162,7 +189,7 @@ pub async fn run(
                         }
                         batch.push(e);
                         if batch.len() >= cfg.batch_max {
-                            store_batch(&mut batch, &store, &wire, &counters, &mut gaps).await;
+                            store_batch(&mut batch, &store, &wire, &counters, &mut gaps, alerts.as_ref()).await;
                             gaps.report(&registry);
                         }
                     }
@@ -170,7 +197,7 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 if !batch.is_empty() && batch_started.elapsed() >= wait {
-                    store_batch(&mut batch, &store, &wire, &counters, &mut gaps).await;
+                    store_batch(&mut batch, &store, &wire, &counters, &mut gaps, alerts.as_ref()).await;
                     gaps.report(&registry);
                 }
             }
@@ -206,7 +233,15 @@ pub async fn run(
         }
     }
     if !batch.is_empty() {
-        store_batch(&mut batch, &store, &wire, &counters, &mut gaps).await;
+        store_batch(
+            &mut batch,
+            &store,
+            &wire,
+            &counters,
+            &mut gaps,
+            alerts.as_ref(),
+        )
+        .await;
     }
     wire.disconnect();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -253,6 +288,7 @@ async fn store_batch(
     wire: &Wire,
     counters: &Mutex<Counters>,
     gaps: &mut GapWatch,
+    alerts: Option<&AlertTap>,
 ) {
     let events = std::mem::take(batch);
     let result = {
@@ -297,6 +333,18 @@ async fn store_batch(
                 }
             }
             per_box.entry(&e.box_id).or_default().push(e.seq);
+        }
+    }
+    if let Some(tap) = alerts {
+        for (e, o) in events.iter().zip(&outcomes) {
+            if *o == Inserted::New {
+                for a in crate::alerts::rules::event_alerts(&tap.limits, e) {
+                    // Waits when the engine is behind: ingest slows rather than drop an alert.
+                    if tap.tx.send(a).await.is_err() {
+                        break;
+                    }
+                }
+            }
         }
     }
     for (b, seqs) in per_box {

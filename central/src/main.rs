@@ -160,6 +160,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pki(cmd) => run_pki(cmd),
+        Command::Notifications { limit, api } => {
+            let (c, out) = api.client()?;
+            let rows = c.notifications(limit)?;
+            print!("{}", client::tables::notifications(&rows, out));
+            Ok(())
+        }
         Command::Backup { out, api } => {
             let (c, _) = api.client()?;
             let (bytes, events) = c.backup(&out)?;

@@ -24,6 +24,11 @@ pub enum ServeError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    #[error("alerts.webhook.secret_file {path}: {message}")]
+    Secret {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("no broker configured: give [broker] or [embedded_broker]")]
     NoBroker,
     #[error("ingest task: {0}")]
@@ -84,13 +89,34 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         every: Duration::from_secs(cfg.trust.republish_h * 3600),
         changed: trust_changed.clone(),
     };
+    let (alert_tx, alert_rx) = tokio::sync::mpsc::channel(10_000);
+    let engine = crate::alerts::dispatch::Engine {
+        store: dyn_store.clone(),
+        registry: registry.clone(),
+        channels: channels(&cfg.alerts)?,
+        cfg: cfg.alerts.clone(),
+        silent_after: Duration::from_secs(cfg.ingest.box_silent_s),
+        max_stay_ms: i64::try_from(cfg.trace.max_stay_h * 3_600_000).unwrap_or(i64::MAX),
+    };
+    let alert_task = tokio::spawn(engine.run(alert_rx, token.clone()));
     let task = tokio::spawn(ingest::run(
         source,
         cfg.ingest.clone(),
-        dyn_store,
-        registry.clone(),
-        counters.clone(),
-        trust,
+        ingest::Shared {
+            store: dyn_store,
+            registry: registry.clone(),
+            counters: counters.clone(),
+            trust,
+            alerts: Some(ingest::AlertTap {
+                tx: alert_tx,
+                limits: crate::alerts::rules::Limits {
+                    fever_threshold_c: cfg.alerts.fever_threshold_c,
+                    temperature_to_person: cfg.alerts.temperature_to_person,
+                    backlog_events: cfg.alerts.backlog_events,
+                    trust_stale_h: cfg.alerts.trust_stale_h,
+                },
+            }),
+        },
         token.clone(),
     ));
     let api_state = crate::api::ApiState {
@@ -153,6 +179,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         Err(_) => tracing::warn!(message = "API did not stop in 5 s."),
     }
     retention.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), alert_task).await;
     store.flush()?;
     let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
     tracing::info!(message = "Stopped.", stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected);
@@ -211,4 +238,30 @@ fn watchdog_usec() -> Option<u64> {
         Some(Ok(pid)) if pid != std::process::id() => None,
         _ => (usec > 0).then_some(usec),
     }
+}
+
+/// The delivery channels the configuration asks for.
+fn channels(
+    cfg: &crate::config::AlertsConfig,
+) -> Result<Vec<Arc<dyn crate::alerts::webhook::Channel>>, ServeError> {
+    let mut out: Vec<Arc<dyn crate::alerts::webhook::Channel>> = Vec::new();
+    if let Some(w) = &cfg.webhook {
+        let secret = std::fs::read(&w.secret_file).map_err(|e| ServeError::Secret {
+            path: w.secret_file.clone(),
+            message: e.to_string(),
+        })?;
+        let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+        if secret.len() < 16 {
+            return Err(ServeError::Secret {
+                path: w.secret_file.clone(),
+                message: "the secret must be at least 16 characters".into(),
+            });
+        }
+        out.push(Arc::new(crate::alerts::webhook::Webhook::new(
+            &w.url,
+            secret,
+            Duration::from_millis(w.timeout_ms),
+        )));
+    }
+    Ok(out)
 }

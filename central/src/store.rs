@@ -17,6 +17,8 @@ use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::log::NotificationRecord;
+use crate::alerts::rules::Alert;
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
@@ -171,6 +173,11 @@ pub trait Store: Send + Sync {
     /// Replaces the whole places roster in one atomic step.
     fn replace_places(&self, places: &[Place]) -> Result<(), StoreError>;
     fn people(&self) -> Result<Vec<Person>, StoreError>;
+    /// Changes whenever the roster is replaced (within this process), so readers know when to
+    /// reload it.
+    fn roster_generation(&self) -> u64 {
+        0
+    }
     fn places(&self) -> Result<Vec<Place>, StoreError>;
     /// Records the box's gap `first..=last` as lost (see [`SeqState::skip`]).
     fn mark_lost(&self, box_id: &BoxId, first: u64, last: u64) -> Result<SeqState, StoreError>;
@@ -181,6 +188,13 @@ pub trait Store: Send + Sync {
     /// Deletes up to `max` events older than `cutoff_ms`, with everything derived from them;
     /// returns how many went (call again until 0).
     fn purge_before(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError>;
+    /// Adds or updates (by id) a notification record.
+    fn put_notification(&self, n: &NotificationRecord) -> Result<(), StoreError>;
+    /// The latest `limit` notification records, newest first.
+    fn notifications(&self, limit: usize) -> Result<Vec<NotificationRecord>, StoreError>;
+    /// Replaces the set of active alerts (kept so a restart does not raise them again).
+    fn put_active_alerts(&self, alerts: &[Alert]) -> Result<(), StoreError>;
+    fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
     /// Writes a consistent snapshot of the whole store (see `on_sled`'s backup format).
     fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {

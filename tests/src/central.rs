@@ -284,6 +284,16 @@ impl CentralProc {
         Self::start_embedded_env(dir, plain_port, tls, &[])
     }
 
+    /// [`CentralProc::start_embedded`] (plain only) with extra TOML appended to the config.
+    pub fn start_embedded_extra(
+        dir: &std::path::Path,
+        plain_port: u16,
+        extra: &str,
+    ) -> CentralProc {
+        let broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
+        Self::start_config(dir, &broker, 600, extra, &[])
+    }
+
     /// [`CentralProc::start_embedded`] with extra environment variables.
     pub fn start_embedded_env(
         dir: &std::path::Path,

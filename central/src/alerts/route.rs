@@ -70,7 +70,10 @@ impl Directory {
     pub fn new(people: Vec<Person>, places: Vec<Place>, facilities: Vec<Recipient>) -> Self {
         Directory {
             people: people.into_iter().map(|p| (p.id.clone(), p)).collect(),
-            places: places.into_iter().map(|p| (p.checkpoint.clone(), p)).collect(),
+            places: places
+                .into_iter()
+                .map(|p| (p.checkpoint.clone(), p))
+                .collect(),
             facilities,
         }
     }

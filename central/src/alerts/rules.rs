@@ -98,6 +98,31 @@ pub struct BoxHealth {
     pub lost: u64,
 }
 
+/// Alerts from one newly stored event: its reading to the person, a fever as an incident.
+pub fn event_alerts(limits: &Limits, e: &Event) -> Vec<Alert> {
+    let Some(t) = e.temperature_c else {
+        return Vec::new();
+    };
+    let alert = |kind: AlertKind| Alert {
+        key: format!("{}:{}", kind.as_str(), e.id),
+        kind,
+        raised: true,
+        ts_ms: event_ms(e),
+        subject: e.subject.as_ref().map(|s| s.to_string()),
+        checkpoint: Some(e.checkpoint.to_string()),
+        box_id: Some(e.box_id.to_string()),
+        value: Some(f64::from(t)),
+    };
+    let mut out = Vec::new();
+    if limits.temperature_to_person && e.subject.is_some() {
+        out.push(alert(AlertKind::Temperature));
+    }
+    if t >= limits.fever_threshold_c {
+        out.push(alert(AlertKind::Fever));
+    }
+    out
+}
+
 /// The rules with the alerts now active (conditions raised and not yet resolved).
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -120,27 +145,7 @@ impl Rules {
 
     /// Alerts from one newly stored event (never from a duplicate: call it for new ones only).
     pub fn on_event(&self, e: &Event) -> Vec<Alert> {
-        let Some(t) = e.temperature_c else {
-            return Vec::new();
-        };
-        let alert = |kind: AlertKind| Alert {
-            key: format!("{}:{}", kind.as_str(), e.id),
-            kind,
-            raised: true,
-            ts_ms: event_ms(e),
-            subject: e.subject.as_ref().map(|s| s.to_string()),
-            checkpoint: Some(e.checkpoint.to_string()),
-            box_id: Some(e.box_id.to_string()),
-            value: Some(f64::from(t)),
-        };
-        let mut out = Vec::new();
-        if self.limits.temperature_to_person && e.subject.is_some() {
-            out.push(alert(AlertKind::Temperature));
-        }
-        if t >= self.limits.fever_threshold_c {
-            out.push(alert(AlertKind::Fever));
-        }
-        out
+        event_alerts(&self.limits, e)
     }
 
     /// Raises or resolves one condition; returns the change, if any.
@@ -220,9 +225,8 @@ impl Rules {
                 // One incident per new total of lost events; the previous one stays in the log.
                 let key = format!("sequence_gap:{}:{}", b.box_id, b.lost);
                 if !self.active.contains_key(&key) {
-                    self.active.retain(|k, _| {
-                        !k.starts_with(&format!("sequence_gap:{}:", b.box_id))
-                    });
+                    self.active
+                        .retain(|k, _| !k.starts_with(&format!("sequence_gap:{}:", b.box_id)));
                     let a = Alert {
                         key,
                         ..base(AlertKind::SequenceGap, Some(b.lost as f64))

@@ -54,7 +54,9 @@ pub struct Webhook {
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +110,10 @@ impl Channel for Webhook {
                 "{}: HTTP {status}",
                 self.url
             ))),
-            _ => Err(ChannelError::Permanent(format!("{}: HTTP {status}", self.url))),
+            _ => Err(ChannelError::Permanent(format!(
+                "{}: HTTP {status}",
+                self.url
+            ))),
         }
     }
 }

@@ -359,3 +359,20 @@ pub(super) async fn backup(
     }
     Ok(resp)
 }
+
+#[derive(Debug, Deserialize)]
+pub struct LimitQuery {
+    pub limit: Option<usize>,
+}
+
+/// The notification log, newest first.
+pub(super) async fn notifications(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<Vec<crate::alerts::log::NotificationRecord>>, ApiError> {
+    authorise(&st, &headers)?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let store = st.store.clone();
+    Ok(Json(blocking(move || store.notifications(limit)).await?))
+}

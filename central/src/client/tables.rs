@@ -132,3 +132,36 @@ pub fn boxes(rows: &[BoxRow], out: Output) -> String {
         out,
     )
 }
+
+/// The notification log table (or CSV / JSON).
+pub fn notifications(rows: &[crate::alerts::log::NotificationRecord], out: Output) -> String {
+    print(
+        rows,
+        &[
+            "time",
+            "alert",
+            "state",
+            "channel",
+            "recipients",
+            "outcome",
+            "attempts",
+            "error",
+        ],
+        |r| {
+            vec![
+                crate::api::rfc3339_ms(r.last_ms),
+                r.alert_key.clone(),
+                if r.raised { "raised" } else { "resolved" }.to_string(),
+                r.channel.clone(),
+                r.recipients.join(" "),
+                serde_json::to_value(r.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                r.attempts.to_string(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        },
+        out,
+    )
+}

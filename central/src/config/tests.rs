@@ -7,6 +7,14 @@ fn example_parses() {
     assert_eq!(b.client_id, "checkpoint-central");
     assert!(matches!(b.transport, Transport::Tls { .. }));
     assert_eq!(cfg.retention.events_days, 28);
+    assert_eq!(
+        cfg.alerts
+            .routes
+            .get(&crate::alerts::rules::AlertKind::Fever)
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(cfg.alerts.facilities[0].id, "facilities-desk");
     let small = CentralConfig::parse(EMBEDDED_EXAMPLE).unwrap();
     assert!(matches!(small.source(), Some(Source::Embedded(_))));
     assert_eq!(cfg.ingest.gap_grace_s, 600);
@@ -43,4 +51,18 @@ fn an_embedded_broker_needs_a_listener_and_sane_limits() {
     assert!(CentralConfig::parse(&both)
         .unwrap_err()
         .contains("not both"));
+}
+
+#[test]
+fn alert_settings_are_checked() {
+    let base = "data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n[embedded_broker]\nplain = \"127.0.0.1:1\"\n";
+    let err = CentralConfig::parse(&format!(
+        "{base}[alerts]\nfever_threshold_c = 30.0\nwebhook = {{ url = \"ftp://x\", secret_file = \"/s\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("alerts.fever_threshold_c"), "{err}");
+    assert!(err.contains("alerts.webhook.url"), "{err}");
+    let err = CentralConfig::parse(&format!("{base}[alerts.routes]\nfever = [\"janitor\"]\n"))
+        .unwrap_err();
+    assert!(err.contains("janitor"), "{err}");
 }

@@ -10,6 +10,8 @@
 //! - `boxes`: box id → [`SeqState`] (JSON): what central holds of the box's sequence.
 //! - `directions`: checkpoint → one byte, bit 0 set once an `in` is stored there, bit 1 an
 //!   `out`; derived, rebuilt from `events` on open if missing.
+//! - `notifications`: id (u64 BE, time-ordered) → notification record (JSON); `alerts`: alert
+//!   key → the active alert (JSON).
 //! - `revocations`: subject → revocation cut-off (Unix seconds, u32 BE).
 //! - `people`, `places`: the roster (JSON), replaced as a whole on import.
 //!
@@ -24,6 +26,8 @@ use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::{self, Direction, Event};
 
 use super::{event_ms, Inserted, SeqState, Store, StoreError};
+use crate::alerts::log::NotificationRecord;
+use crate::alerts::rules::Alert;
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
@@ -70,10 +74,13 @@ pub struct SledStore {
     pub(super) time: sled::Tree,
     conflicts: sled::Tree,
     pub(super) directions: sled::Tree,
+    notifications: sled::Tree,
+    alerts: sled::Tree,
     boxes: sled::Tree,
     revocations: sled::Tree,
     people: sled::Tree,
     places: sled::Tree,
+    roster_generation: std::sync::atomic::AtomicU64,
     /// Serialises inserts so duplicate checks and sequence states stay consistent.
     write: std::sync::Mutex<()>,
 }
@@ -92,12 +99,15 @@ impl SledStore {
             time: db.open_tree("time")?,
             conflicts: db.open_tree("conflicts")?,
             directions: db.open_tree("directions")?,
+            notifications: db.open_tree("notifications")?,
+            alerts: db.open_tree("alerts")?,
             boxes: db.open_tree("boxes")?,
             revocations: db.open_tree("revocations")?,
             people: db.open_tree("people")?,
             places: db.open_tree("places")?,
             db,
             write: std::sync::Mutex::new(()),
+            roster_generation: std::sync::atomic::AtomicU64::new(0),
         };
         if store.directions.is_empty() && !store.events.is_empty() {
             store.rebuild_directions()?;
@@ -348,11 +358,20 @@ impl Store for SledStore {
         self.all_revocations()
     }
 
+    fn roster_generation(&self) -> u64 {
+        self.roster_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn replace_people(&self, people: &[Person]) -> Result<(), StoreError> {
+        self.roster_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.replace_all(&self.people, people.iter().map(|p| (p.id.as_str(), p)))
     }
 
     fn replace_places(&self, places: &[Place]) -> Result<(), StoreError> {
+        self.roster_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.replace_all(
             &self.places,
             places.iter().map(|p| (p.checkpoint.as_str(), p)),
@@ -386,6 +405,22 @@ impl Store for SledStore {
 
     fn purge_before(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError> {
         self.purge_some(cutoff_ms, max)
+    }
+
+    fn put_notification(&self, n: &NotificationRecord) -> Result<(), StoreError> {
+        self.put_notification_record(n)
+    }
+
+    fn notifications(&self, limit: usize) -> Result<Vec<NotificationRecord>, StoreError> {
+        self.latest_notifications(limit)
+    }
+
+    fn put_active_alerts(&self, alerts: &[Alert]) -> Result<(), StoreError> {
+        self.replace_all(&self.alerts, alerts.iter().map(|a| (a.key.as_str(), a)))
+    }
+
+    fn active_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        Self::all(&self.alerts)
     }
 
     fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError> {

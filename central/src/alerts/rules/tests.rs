@@ -72,12 +72,20 @@ fn readings_notify_the_person_and_a_fever_is_an_incident_at_the_threshold() {
 #[test]
 fn crowding_is_raised_once_and_resolved_below_ninety_percent() {
     let mut r = Rules::new(limits(), vec![]);
-    assert_eq!(r.on_occupancy("lib", 5, None, 0), None, "no capacity, no alert");
+    assert_eq!(
+        r.on_occupancy("lib", 5, None, 0),
+        None,
+        "no capacity, no alert"
+    );
     assert_eq!(r.on_occupancy("lib", 9, Some(10), 0), None);
     let up = r.on_occupancy("lib", 10, Some(10), 1).unwrap();
     assert!(up.raised && up.key == "crowding:lib");
     assert_eq!(r.on_occupancy("lib", 12, Some(10), 2), None, "raised once");
-    assert_eq!(r.on_occupancy("lib", 9, Some(10), 3), None, "90 % is still crowded");
+    assert_eq!(
+        r.on_occupancy("lib", 9, Some(10), 3),
+        None,
+        "90 % is still crowded"
+    );
     let down = r.on_occupancy("lib", 8, Some(10), 4).unwrap();
     assert!(!down.raised);
     assert_eq!(r.active().count(), 0);
@@ -111,7 +119,10 @@ fn box_health_conditions_raise_once_resolve_once_and_survive_a_restart() {
             (AlertKind::SequenceGap, true)
         ]
     );
-    assert!(r.on_boxes(std::slice::from_ref(&sick), 2).is_empty(), "once");
+    assert!(
+        r.on_boxes(std::slice::from_ref(&sick), 2).is_empty(),
+        "once"
+    );
     // A restart with the active set kept raises nothing again.
     let mut again = Rules::new(limits(), r.active().cloned().collect());
     assert!(again.on_boxes(std::slice::from_ref(&sick), 3).is_empty());
@@ -124,7 +135,10 @@ fn box_health_conditions_raise_once_resolve_once_and_survive_a_restart() {
     };
     assert_eq!(
         kinds(&again.on_boxes(std::slice::from_ref(&draining), 4)),
-        [(AlertKind::BoxOffline, false), (AlertKind::TrustStale, false)]
+        [
+            (AlertKind::BoxOffline, false),
+            (AlertKind::TrustStale, false)
+        ]
     );
     let drained = BoxHealth {
         backlog: Some(10),

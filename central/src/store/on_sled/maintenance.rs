@@ -270,7 +270,7 @@ impl SledStore {
         }
     }
 
-    fn trees(&self) -> [(&'static str, &sled::Tree); 11] {
+    fn trees(&self) -> [(&'static str, &sled::Tree); 13] {
         [
             ("events", &self.events),
             ("ids", &self.ids),
@@ -283,6 +283,8 @@ impl SledStore {
             ("revocations", &self.revocations),
             ("people", &self.people),
             ("places", &self.places),
+            ("notifications", &self.notifications),
+            ("alerts", &self.alerts),
         ]
     }
 }

@@ -114,4 +114,33 @@ impl SledStore {
             None => Ok(SeqState::default()),
         }
     }
+
+    pub(super) fn put_notification_record(
+        &self,
+        n: &crate::alerts::log::NotificationRecord,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(n).map_err(|e| StoreError::Corrupt {
+            key: n.alert_key.clone(),
+            message: e.to_string(),
+        })?;
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.notifications.insert(n.id.to_be_bytes(), json)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub(super) fn latest_notifications(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::log::NotificationRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.notifications.iter().rev().take(limit) {
+            let (k, v) = item?;
+            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: format!("notification {k:?}"),
+                message: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
 }

@@ -1,0 +1,324 @@
+//! The alert engine of `serve`: it receives alerts from ingest (readings, fevers), checks box
+//! health and crowding on a timer, routes every alert change to its recipients and delivers it
+//! through each channel, retrying with backoff; every attempt is logged in the store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::log::{NotificationRecord, Outcome};
+use super::route::{default_roles, Directory, Language, Recipient, Role};
+use super::rules::{Alert, AlertKind, BoxHealth, Rules};
+use super::webhook::{Channel, ChannelError, Outgoing};
+use crate::config::AlertsConfig;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// Delay before attempt `n + 1` (n ≥ 1): 5 s doubling, at most 10 minutes.
+pub fn retry_delay(attempts: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << attempts.saturating_sub(1).min(7));
+    Duration::from_secs(secs.min(600))
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn next_id() -> u64 {
+    let ms = u64::try_from(now_ms()).unwrap_or(0);
+    ms * 1000 + COUNTER.fetch_add(1, Ordering::Relaxed) % 1000
+}
+
+struct Job {
+    record: NotificationRecord,
+    out: Outgoing,
+    channel: Arc<dyn Channel>,
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub channels: Vec<Arc<dyn Channel>>,
+    pub cfg: AlertsConfig,
+    /// A box not heard from for this long counts as offline.
+    pub silent_after: Duration,
+    pub max_stay_ms: i64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    fn roles(&self, kind: AlertKind) -> Vec<Role> {
+        self.cfg
+            .routes
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| default_roles(kind))
+    }
+
+    fn directory(&self) -> Directory {
+        let people = self.store.people().unwrap_or_default();
+        let places = self.store.places().unwrap_or_default();
+        let facilities: Vec<Recipient> =
+            self.cfg.facilities.iter().map(|f| f.recipient()).collect();
+        Directory::new(people, places, facilities)
+    }
+
+    fn log(&self, r: &NotificationRecord) {
+        if let Err(error) = self.store.put_notification(r) {
+            tracing::error!(message = "Cannot log a notification.", %error, alert = r.alert_key);
+        }
+    }
+
+    /// Routes one alert change into delivery jobs (logging the undeliverable ones).
+    fn jobs(&self, alert: Alert, dir: &Directory) -> Vec<Job> {
+        let roles = self.roles(alert.kind);
+        let (recipients, missing) = dir.recipients(&alert, &roles);
+        if !missing.is_empty() {
+            tracing::warn!(message = "Alert recipients missing.", alert = alert.key, missing = ?missing);
+        }
+        let lang: Language = self.cfg.language;
+        let mut messages: Vec<(Role, String)> = Vec::new();
+        for r in &recipients {
+            if !messages.iter().any(|(role, _)| *role == r.role) {
+                messages.push((r.role, dir.render(&alert, r.role, lang)));
+            }
+        }
+        let now = now_ms();
+        let base = NotificationRecord {
+            id: 0,
+            alert_key: alert.key.clone(),
+            kind: alert.kind,
+            raised: alert.raised,
+            channel: String::new(),
+            recipients: recipients.iter().map(|r| r.id.clone()).collect(),
+            outcome: Outcome::Pending,
+            error: None,
+            invalid_recipients: missing,
+            attempts: 0,
+            first_ms: now,
+            last_ms: now,
+        };
+        if recipients.is_empty() || self.channels.is_empty() {
+            let why = if recipients.is_empty() {
+                "no recipient"
+            } else {
+                "no channel configured"
+            };
+            self.log(&NotificationRecord {
+                id: next_id(),
+                channel: "none".into(),
+                outcome: Outcome::Undeliverable,
+                error: Some(why.into()),
+                ..base
+            });
+            return Vec::new();
+        }
+        let out = Outgoing {
+            alert,
+            recipients,
+            messages,
+        };
+        self.channels
+            .iter()
+            .map(|c| Job {
+                record: NotificationRecord {
+                    id: next_id(),
+                    channel: c.name().to_string(),
+                    ..base.clone()
+                },
+                out: out.clone(),
+                channel: c.clone(),
+            })
+            .collect()
+    }
+
+    /// One delivery attempt; `Some(job)` when it should be tried again.
+    async fn attempt(&self, mut job: Job) -> Option<Job> {
+        let (channel, out) = (job.channel.clone(), job.out.clone());
+        let result = tokio::task::spawn_blocking(move || channel.send(&out))
+            .await
+            .unwrap_or_else(|e| Err(ChannelError::Transient(format!("task: {e}"))));
+        let r = &mut job.record;
+        r.attempts += 1;
+        r.last_ms = now_ms();
+        let again = match result {
+            Ok(d) => {
+                r.outcome = Outcome::Sent;
+                r.error = None;
+                r.invalid_recipients.extend(d.invalid_recipients);
+                false
+            }
+            Err(ChannelError::Transient(e)) if r.attempts < self.cfg.max_attempts => {
+                r.outcome = Outcome::Pending;
+                r.error = Some(e);
+                true
+            }
+            Err(e) => {
+                r.outcome = Outcome::Failed;
+                r.error = Some(e.to_string());
+                false
+            }
+        };
+        self.log(r);
+        match r.outcome {
+            Outcome::Sent => tracing::info!(
+                message = "Notification sent.",
+                alert = r.alert_key,
+                channel = r.channel,
+                recipients = r.recipients.len()
+            ),
+            Outcome::Pending => tracing::warn!(
+                message = "Notification not delivered; retrying.",
+                alert = r.alert_key,
+                channel = r.channel,
+                attempts = r.attempts,
+                error = r.error.as_deref().unwrap_or_default()
+            ),
+            _ => tracing::error!(
+                message = "Notification failed.",
+                alert = r.alert_key,
+                channel = r.channel,
+                attempts = r.attempts,
+                error = r.error.as_deref().unwrap_or_default()
+            ),
+        }
+        again.then_some(job)
+    }
+
+    /// Box health as the rules see it.
+    fn health(&self) -> Vec<BoxHealth> {
+        self.registry
+            .snapshot()
+            .into_iter()
+            .map(|(b, e)| BoxHealth {
+                box_id: b.to_string(),
+                online: e.state == Some(checkpoint_protocol::records::BoxState::Online)
+                    && e.last_seen.elapsed() < self.silent_after,
+                backlog: e.telemetry.as_ref().map(|t| t.outbox_depth),
+                trust_age_s: e.telemetry.as_ref().and_then(|t| t.trust_age_s),
+                lost: e.lost,
+            })
+            .collect()
+    }
+
+    /// Runs until `stop`: alerts from `rx`, checks every `check_every_s`, retries when due.
+    pub async fn run(self, mut rx: mpsc::Receiver<Alert>, stop: CancellationToken) {
+        let limits = super::rules::Limits {
+            fever_threshold_c: self.cfg.fever_threshold_c,
+            temperature_to_person: self.cfg.temperature_to_person,
+            backlog_events: self.cfg.backlog_events,
+            trust_stale_h: self.cfg.trust_stale_h,
+        };
+        let mut rules = Rules::new(limits, self.store.active_alerts().unwrap_or_default());
+        let mut check = tokio::time::interval(Duration::from_secs(self.cfg.check_every_s));
+        let mut dir_generation = self.store.roster_generation();
+        let mut dir = self.directory();
+        // Retries by due time (with a counter to keep equal instants apart).
+        let mut due: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
+        let mut n = 0u64;
+        loop {
+            let next_due = due.keys().next().map(|(t, _)| *t);
+            let sleep = async {
+                match next_due {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut fresh: Vec<Alert> = Vec::new();
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                a = rx.recv() => match a {
+                    Some(a) => fresh.push(a),
+                    None => break,
+                },
+                _ = check.tick() => {
+                    fresh.extend(rules.on_boxes(&self.health(), now_ms()));
+                    fresh.extend(self.crowding(&mut rules, &dir));
+                    let active: Vec<Alert> = rules.active().cloned().collect();
+                    if let Err(error) = self.store.put_active_alerts(&active) {
+                        tracing::error!(message = "Cannot save the active alerts.", %error);
+                    }
+                }
+                _ = sleep => {
+                    if let Some((_, job)) = due.pop_first() {
+                        if let Some(job) = self.attempt(job).await {
+                            n += 1;
+                            due.insert((Instant::now() + retry_delay(job.record.attempts), n), job);
+                        }
+                    }
+                }
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            // The roster is reloaded when an import replaced it.
+            let generation = self.store.roster_generation();
+            if generation != dir_generation {
+                dir = self.directory();
+                dir_generation = generation;
+            }
+            for alert in fresh {
+                tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
+                for job in self.jobs(alert, &dir) {
+                    if let Some(job) = self.attempt(job).await {
+                        n += 1;
+                        due.insert((Instant::now() + retry_delay(job.record.attempts), n), job);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Crowding at every place of the roster with a capacity.
+    fn crowding(&self, rules: &mut Rules, dir: &Directory) -> Vec<Alert> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        let caps: HashMap<&String, u32> = dir
+            .places
+            .iter()
+            .filter_map(|(cp, p)| p.capacity.map(|c| (cp, c)))
+            .collect();
+        for (cp, cap) in caps {
+            let Ok(id) = checkpoint_protocol::ids::CheckpointId::new(cp.clone()) else {
+                continue;
+            };
+            let occ = crate::query::occupancy(
+                self.store.as_ref(),
+                &id,
+                now,
+                self.max_stay_ms,
+                0,
+                3_600_000,
+            );
+            match occ {
+                Ok((o, _)) => out.extend(rules.on_occupancy(cp, o.inside, Some(cap), now)),
+                Err(error) => {
+                    tracing::warn!(message = "Occupancy check failed.", %error, place = cp)
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_ten_minutes() {
+        let d: Vec<u64> = (1..=10).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(d, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+    }
+}

@@ -1,0 +1,159 @@
+//! `[alerts]`: thresholds, routing, language, and the delivery channels.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::alerts::route::{Language, Recipient, Role};
+use crate::alerts::rules::AlertKind;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    #[serde(default = "default_fever")]
+    pub fever_threshold_c: f32,
+    /// Every reading goes to the person themself.
+    #[serde(default = "yes")]
+    pub temperature_to_person: bool,
+    /// A box whose outbox holds more than this many events raises `backlog`.
+    #[serde(default = "default_backlog")]
+    pub backlog_events: u64,
+    /// Trust material older than this on a box raises `trust_stale`.
+    #[serde(default = "default_trust_stale")]
+    pub trust_stale_h: u64,
+    /// How often box health and crowding are checked.
+    #[serde(default = "default_check_every")]
+    pub check_every_s: u64,
+    #[serde(default = "default_language")]
+    pub language: Language,
+    /// Who hears of box health (`box_offline`, `backlog`, `trust_stale`, `sequence_gap`).
+    #[serde(default)]
+    pub facilities: Vec<Facility>,
+    /// Which roles get which alert kinds; kinds left out keep their defaults.
+    #[serde(default)]
+    pub routes: BTreeMap<AlertKind, Vec<Role>>,
+    /// Delivery attempts before a notification is given up as failed.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facility {
+    pub id: String,
+    #[serde(default)]
+    pub wecom_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl Facility {
+    pub fn recipient(&self) -> Recipient {
+        Recipient {
+            role: Role::Facilities,
+            id: self.id.clone(),
+            wecom_id: self.wecom_id.clone(),
+            email: self.email.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// The shared HMAC secret: a file (mode 0600, or a systemd credential), never inline.
+    pub secret_file: PathBuf,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_fever() -> f32 {
+    37.3
+}
+fn yes() -> bool {
+    true
+}
+fn default_backlog() -> u64 {
+    1000
+}
+fn default_trust_stale() -> u64 {
+    72
+}
+fn default_check_every() -> u64 {
+    30
+}
+fn default_language() -> Language {
+    Language::Zh
+}
+fn default_attempts() -> u32 {
+    10
+}
+fn default_timeout() -> u64 {
+    5000
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            fever_threshold_c: default_fever(),
+            temperature_to_person: true,
+            backlog_events: default_backlog(),
+            trust_stale_h: default_trust_stale(),
+            check_every_s: default_check_every(),
+            language: default_language(),
+            facilities: Vec::new(),
+            routes: BTreeMap::new(),
+            max_attempts: default_attempts(),
+            webhook: None,
+        }
+    }
+}
+
+impl AlertsConfig {
+    pub(super) fn problems(&self, out: &mut Vec<String>) {
+        if !(35.0..=42.0).contains(&self.fever_threshold_c) {
+            out.push(format!(
+                "alerts.fever_threshold_c: {} is not in 35.0..=42.0",
+                self.fever_threshold_c
+            ));
+        }
+        if !(1..=3600).contains(&self.check_every_s) {
+            out.push(format!(
+                "alerts.check_every_s: {} is not in 1..=3600",
+                self.check_every_s
+            ));
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            out.push(format!(
+                "alerts.max_attempts: {} is not in 1..=100",
+                self.max_attempts
+            ));
+        }
+        if self.backlog_events == 0 {
+            out.push("alerts.backlog_events: must be at least 1".into());
+        }
+        if let Some(w) = &self.webhook {
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                out.push(format!(
+                    "alerts.webhook.url: {:?} is not an http(s) URL",
+                    w.url
+                ));
+            }
+            if !(100..=60_000).contains(&w.timeout_ms) {
+                out.push(format!(
+                    "alerts.webhook.timeout_ms: {} is not in 100..=60000",
+                    w.timeout_ms
+                ));
+            }
+        }
+        for f in &self.facilities {
+            if f.id.trim().is_empty() {
+                out.push("alerts.facilities: an entry without id".into());
+            }
+        }
+    }
+}

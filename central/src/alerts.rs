@@ -8,3 +8,4 @@ pub mod log;
 pub mod route;
 pub mod rules;
 pub mod webhook;
+pub mod wecom;

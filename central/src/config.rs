@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 mod alerts;
 mod embedded;
-pub use alerts::{AlertsConfig, Facility, WebhookConfig};
+pub use alerts::{AlertsConfig, Facility, WeComConfig, WebhookConfig};
 pub use embedded::{EmbeddedBrokerConfig, EmbeddedTls};
 
 pub const EXAMPLE: &str = include_str!("../../config/central.example.toml");

@@ -24,7 +24,7 @@ pub enum ServeError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
-    #[error("alerts.webhook.secret_file {path}: {message}")]
+    #[error("alerts secret file {path}: {message}")]
     Secret {
         path: std::path::PathBuf,
         message: String,
@@ -245,21 +245,34 @@ fn channels(
     cfg: &crate::config::AlertsConfig,
 ) -> Result<Vec<Arc<dyn crate::alerts::webhook::Channel>>, ServeError> {
     let mut out: Vec<Arc<dyn crate::alerts::webhook::Channel>> = Vec::new();
-    if let Some(w) = &cfg.webhook {
-        let secret = std::fs::read(&w.secret_file).map_err(|e| ServeError::Secret {
-            path: w.secret_file.clone(),
+    let secret = |path: &std::path::Path| -> Result<String, ServeError> {
+        let bytes = std::fs::read(path).map_err(|e| ServeError::Secret {
+            path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
-        if secret.len() < 16 {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if text.len() < 16 {
             return Err(ServeError::Secret {
-                path: w.secret_file.clone(),
+                path: path.to_path_buf(),
                 message: "the secret must be at least 16 characters".into(),
             });
         }
+        Ok(text)
+    };
+    if let Some(w) = &cfg.webhook {
         out.push(Arc::new(crate::alerts::webhook::Webhook::new(
             &w.url,
-            secret,
+            secret(&w.secret_file)?.into_bytes(),
+            Duration::from_millis(w.timeout_ms),
+        )));
+    }
+    if let Some(w) = &cfg.wecom {
+        out.push(Arc::new(crate::alerts::wecom::WeCom::new(
+            &w.base_url,
+            &w.corp_id,
+            &secret(&w.secret_file)?,
+            w.agent_id,
+            crate::alerts::wecom::limit::Limits::default(),
             Duration::from_millis(w.timeout_ms),
         )));
     }

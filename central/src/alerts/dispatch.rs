@@ -105,6 +105,7 @@ impl Engine {
             outcome: Outcome::Pending,
             error: None,
             invalid_recipients: missing,
+            deferred: Vec::new(),
             attempts: 0,
             first_ms: now,
             last_ms: now,
@@ -157,6 +158,7 @@ impl Engine {
                 r.outcome = Outcome::Sent;
                 r.error = None;
                 r.invalid_recipients.extend(d.invalid_recipients);
+                r.deferred = d.deferred;
                 false
             }
             Err(ChannelError::Transient(e)) if r.attempts < self.cfg.max_attempts => {
@@ -196,6 +198,40 @@ impl Engine {
         again.then_some(job)
     }
 
+    /// Sends what channels held back for rate limits (merged per member) and logs it.
+    async fn flush(&self) {
+        for c in &self.channels {
+            let channel = c.clone();
+            let merged = tokio::task::spawn_blocking(move || channel.flush())
+                .await
+                .unwrap_or_default();
+            for m in merged {
+                let now = now_ms();
+                let (outcome, error, invalid) = match m.result {
+                    Ok(d) => (Outcome::Sent, None, d.invalid_recipients),
+                    Err(e) => (Outcome::Pending, Some(e.to_string()), Vec::new()),
+                };
+                let r = NotificationRecord {
+                    id: next_id(),
+                    alert_key: format!("digest:{}:{}", m.member, m.alerts),
+                    kind: AlertKind::Digest,
+                    raised: true,
+                    channel: c.name().to_string(),
+                    recipients: vec![m.member.clone()],
+                    outcome,
+                    error,
+                    invalid_recipients: invalid,
+                    deferred: Vec::new(),
+                    attempts: 1,
+                    first_ms: now,
+                    last_ms: now,
+                };
+                tracing::info!(message = "Merged notification.", member = m.member, alerts = m.alerts, outcome = ?r.outcome);
+                self.log(&r);
+            }
+        }
+    }
+
     /// Box health as the rules see it.
     fn health(&self) -> Vec<BoxHealth> {
         self.registry
@@ -222,6 +258,7 @@ impl Engine {
         };
         let mut rules = Rules::new(limits, self.store.active_alerts().unwrap_or_default());
         let mut check = tokio::time::interval(Duration::from_secs(self.cfg.check_every_s));
+        let mut flush = tokio::time::interval(Duration::from_secs(1));
         let mut dir_generation = self.store.roster_generation();
         let mut dir = self.directory();
         // Retries by due time (with a counter to keep equal instants apart).
@@ -250,6 +287,7 @@ impl Engine {
                         tracing::error!(message = "Cannot save the active alerts.", %error);
                     }
                 }
+                _ = flush.tick() => self.flush().await,
                 _ = sleep => {
                     if let Some((_, job)) = due.pop_first() {
                         if let Some(job) = self.attempt(job).await {

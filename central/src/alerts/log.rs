@@ -30,6 +30,9 @@ pub struct NotificationRecord {
     pub error: Option<String>,
     /// Recipients the channel reported as unknown, and roles nobody could be found for.
     pub invalid_recipients: Vec<String>,
+    /// Recipients held back by a rate limit; they get it in a later `digest`.
+    #[serde(default)]
+    pub deferred: Vec<String>,
     pub attempts: u32,
     pub first_ms: i64,
     pub last_ms: i64,

@@ -34,6 +34,7 @@ pub fn default_roles(kind: AlertKind) -> Vec<Role> {
         | AlertKind::Backlog
         | AlertKind::TrustStale
         | AlertKind::SequenceGap => vec![Role::Facilities],
+        AlertKind::Digest => Vec::new(),
     }
 }
 
@@ -229,6 +230,7 @@ impl Directory {
                 format!("Box {bx} lost {count} events (its outbox was full) ({when}).")
             }
             (Zh, K::SequenceGap, _) => format!("设备 {bx} 丢失 {count} 条记录（{when}）。"),
+            (_, K::Digest, _) => String::new(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum AlertKind {
     Backlog,
     TrustStale,
     SequenceGap,
+    /// Not raised by a rule: messages held back by a channel's rate limit, merged for one
+    /// member (in the notification log only).
+    Digest,
 }
 
 impl AlertKind {
@@ -51,6 +54,7 @@ impl AlertKind {
             AlertKind::Backlog => "backlog",
             AlertKind::TrustStale => "trust_stale",
             AlertKind::SequenceGap => "sequence_gap",
+            AlertKind::Digest => "digest",
         }
     }
 
@@ -58,7 +62,7 @@ impl AlertKind {
     pub fn one_shot(self) -> bool {
         matches!(
             self,
-            AlertKind::Temperature | AlertKind::Fever | AlertKind::SequenceGap
+            AlertKind::Temperature | AlertKind::Fever | AlertKind::SequenceGap | AlertKind::Digest
         )
     }
 }

@@ -29,6 +29,17 @@ pub struct Outgoing {
 pub struct Delivered {
     /// Recipients the channel says do not exist (logged against the alert).
     pub invalid_recipients: Vec<String>,
+    /// Recipients held back by a rate limit: their message goes out merged later.
+    pub deferred: Vec<String>,
+}
+
+/// A merged message a channel sent to one member (see [`Channel::flush`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    pub member: String,
+    /// How many alert messages it carried.
+    pub alerts: usize,
+    pub result: Result<Delivered, ChannelError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +55,10 @@ pub enum ChannelError {
 pub trait Channel: Send + Sync {
     fn name(&self) -> &'static str;
     fn send(&self, msg: &Outgoing) -> Result<Delivered, ChannelError>;
+    /// Sends what was held back for rate limits, merged per member, as far as limits allow.
+    fn flush(&self) -> Vec<Merged> {
+        Vec::new()
+    }
 }
 
 pub struct Webhook {

@@ -38,6 +38,26 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    #[serde(default)]
+    pub wecom: Option<WeComConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeComConfig {
+    pub corp_id: String,
+    /// The application's agent id.
+    pub agent_id: i64,
+    /// The application's secret: a file (mode 0600, or a systemd credential), never inline.
+    pub secret_file: PathBuf,
+    #[serde(default = "default_wecom_base")]
+    pub base_url: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_wecom_base() -> String {
+    "https://qyapi.weixin.qq.com".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +129,7 @@ impl Default for AlertsConfig {
             routes: BTreeMap::new(),
             max_attempts: default_attempts(),
             webhook: None,
+            wecom: None,
         }
     }
 }
@@ -147,6 +168,17 @@ impl AlertsConfig {
                 out.push(format!(
                     "alerts.webhook.timeout_ms: {} is not in 100..=60000",
                     w.timeout_ms
+                ));
+            }
+        }
+        if let Some(w) = &self.wecom {
+            if w.corp_id.trim().is_empty() {
+                out.push("alerts.wecom.corp_id: must not be empty".into());
+            }
+            if !(w.base_url.starts_with("https://") || w.base_url.starts_with("http://")) {
+                out.push(format!(
+                    "alerts.wecom.base_url: {:?} is not an http(s) URL",
+                    w.base_url
                 ));
             }
         }

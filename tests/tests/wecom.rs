@@ -31,6 +31,8 @@ struct Api {
     busy: usize,
     /// Expire every token now.
     expire_all: bool,
+    /// Answer the next send call with something that is not JSON.
+    garbage: bool,
 }
 
 type Shared = Arc<Mutex<Api>>;
@@ -68,6 +70,9 @@ fn answer(api: &Shared, method: &str, path: &str, body: &[u8]) -> serde_json::Va
                     return serde_json::json!({"errcode": 42001, "errmsg": "access_token expired"})
                 }
                 _ => {}
+            }
+            if std::mem::take(&mut a.garbage) {
+                return serde_json::json!("<html>502 Bad Gateway</html>");
             }
             if a.busy > 0 {
                 a.busy -= 1;
@@ -210,6 +215,13 @@ fn tokens_are_cached_refreshed_and_invalid_recipients_reported() {
     ));
     w.send(&fever(6, &["h1"])).unwrap();
     assert_eq!(api.lock().unwrap().inbox["h1"].len(), 2);
+    // Garbage instead of an answer: transient, no panic; the next try goes through.
+    api.lock().unwrap().garbage = true;
+    assert!(matches!(
+        w.send(&fever(8, &["h1"])),
+        Err(ChannelError::Transient(_))
+    ));
+    w.send(&fever(8, &["h1"])).unwrap();
     // Wrong credentials are permanent.
     let wrong = WeCom::new(
         &base,

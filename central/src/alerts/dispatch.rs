@@ -110,17 +110,21 @@ impl Engine {
             first_ms: now,
             last_ms: now,
         };
-        if recipients.is_empty() || self.channels.is_empty() {
-            let why = if recipients.is_empty() {
-                "no recipient"
-            } else {
-                "no channel configured"
-            };
+        if self.channels.is_empty() {
+            // Nothing to deliver through: not worth a log record per reading.
+            tracing::debug!(
+                message = "Alert not delivered: no channel configured.",
+                alert = base.alert_key
+            );
+            return Vec::new();
+        }
+        if recipients.is_empty() {
+            // Worth recording: the roster misses someone who should have been told.
             self.log(&NotificationRecord {
                 id: next_id(),
                 channel: "none".into(),
                 outcome: Outcome::Undeliverable,
-                error: Some(why.into()),
+                error: Some("no recipient".into()),
                 ..base
             });
             return Vec::new();

@@ -192,6 +192,25 @@ fn purge_removes_exactly_what_is_older_with_its_index_entries() {
         })
         .collect();
     s.insert(&evs).unwrap();
+    // Notification records follow the same limit: one from minute 1 goes, one from minute 9 stays.
+    for (id, minute) in [(1u64, 1i64), (2, 9)] {
+        s.put_notification(&crate::alerts::log::NotificationRecord {
+            id: (T0 + minute * MIN) as u64 * 1000 + id,
+            alert_key: format!("temperature:{id}"),
+            kind: crate::alerts::rules::AlertKind::Temperature,
+            raised: true,
+            channel: "webhook".into(),
+            recipients: vec!["alice".into()],
+            outcome: crate::alerts::log::Outcome::Sent,
+            error: None,
+            invalid_recipients: vec![],
+            deferred: vec![],
+            attempts: 1,
+            first_ms: T0 + minute * MIN,
+            last_ms: T0 + minute * MIN,
+        })
+        .unwrap();
+    }
     let cutoff = T0 + 4 * MIN; // minutes 0..=3 go
     let mut purged = 0;
     loop {
@@ -201,8 +220,15 @@ fn purge_removes_exactly_what_is_older_with_its_index_entries() {
         }
         purged += n;
     }
-    assert_eq!(purged, 4);
+    assert_eq!(purged, 4 + 1, "four events and one notification record");
     assert_eq!(s.len().unwrap(), 6);
+    let kept: Vec<String> = s
+        .notifications(10)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.alert_key)
+        .collect();
+    assert_eq!(kept, ["temperature:2"]);
     let left = s.by_time(0, i64::MAX, usize::MAX).unwrap();
     assert!(left.iter().all(|e| event_ms(e) >= cutoff));
     assert_eq!(left.len(), 6);

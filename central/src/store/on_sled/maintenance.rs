@@ -76,7 +76,7 @@ impl<R: Read> Checked<R> {
 
 impl SledStore {
     /// Deletes up to `max` events older than `cutoff_ms` with every index entry derived from
-    /// them; returns how many went. Runs under the write lock, so ingest waits for one call.
+    /// them, and notification records as old; returns how many went. Runs under the write lock, so ingest waits for one call.
     pub(in crate::store) fn purge_some(
         &self,
         cutoff_ms: i64,
@@ -120,6 +120,15 @@ impl SledStore {
             }
         }
         self.conflicts.apply_batch(stale)?;
+        // Notification records (ids are milliseconds × 1000) follow the same limit.
+        let end = u64::try_from(cutoff_ms).unwrap_or(0).saturating_mul(1000);
+        let mut old = sled::Batch::default();
+        for item in self.notifications.range(..end.to_be_bytes()).take(max) {
+            let (k, _) = item?;
+            old.remove(k);
+            n += 1;
+        }
+        self.notifications.apply_batch(old)?;
         self.db.flush()?;
         Ok(n)
     }

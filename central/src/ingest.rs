@@ -335,18 +335,6 @@ async fn store_batch(
             per_box.entry(&e.box_id).or_default().push(e.seq);
         }
     }
-    if let Some(tap) = alerts {
-        for (e, o) in events.iter().zip(&outcomes) {
-            if *o == Inserted::New {
-                for a in crate::alerts::rules::event_alerts(&tap.limits, e) {
-                    // Waits when the engine is behind: ingest slows rather than drop an alert.
-                    if tap.tx.send(a).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    }
     for (b, seqs) in per_box {
         for ranges in ack_ranges(seqs) {
             let ack = Ack {
@@ -365,6 +353,19 @@ async fn store_batch(
                 Ok(()) => lock(counters).acks_sent += 1,
                 // The box resends after its timeout and gets the ack then.
                 Err(error) => tracing::warn!(message = "Ack not sent.", box_id = %b, %error),
+            }
+        }
+    }
+    if let Some(tap) = alerts {
+        for (e, o) in events.iter().zip(&outcomes) {
+            if *o == Inserted::New {
+                for a in crate::alerts::rules::event_alerts(&tap.limits, e) {
+                    // After the acks (boxes are not kept waiting); waits when the engine is behind:
+                    // ingest slows rather than drop an alert.
+                    if tap.tx.send(a).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
     }

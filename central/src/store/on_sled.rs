@@ -17,7 +17,9 @@
 //!
 //! Index entries are written before the primary record and all trees are flushed before
 //! `insert` returns; after a crash in between, a dangling index entry points at nothing and is
-//! skipped, and the box resends the event because it was never acked.
+//! skipped, and the box resends the event because it was never acked. The resent event is
+//! stored as new (deduplication asks the primary record, not the id index) and rewrites the
+//! same index entries.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -40,7 +42,7 @@ fn ts_key(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn primary(box_id: &BoxId, seq: u64) -> Vec<u8> {
+pub(super) fn primary(box_id: &BoxId, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(box_id.as_str().len() + 9);
     k.extend_from_slice(box_id.as_str().as_bytes());
     k.push(0);
@@ -67,7 +69,7 @@ fn index_key(prefix: &[u8], ms: i64, pk: &[u8]) -> Vec<u8> {
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
-    events: sled::Tree,
+    pub(super) events: sled::Tree,
     pub(super) ids: sled::Tree,
     pub(super) person: sled::Tree,
     pub(super) place: sled::Tree,
@@ -190,8 +192,18 @@ impl Store for SledStore {
                         Inserted::Conflict
                     }
                 }
-                None if self.ids.contains_key(id)? => Inserted::Duplicate,
-                None => Inserted::New,
+                // An id entry whose primary record is missing is what a crash between the
+                // index writes and the primary write leaves: the resent event completes it.
+                None => match self.ids.get(id)? {
+                    Some(other) if other.as_ref() != pk.as_slice() => {
+                        if self.events.contains_key(&other)? {
+                            Inserted::Duplicate
+                        } else {
+                            Inserted::New
+                        }
+                    }
+                    _ => Inserted::New,
+                },
             };
             match outcome {
                 Inserted::New => {

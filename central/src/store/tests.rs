@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use std::path::Path;
 
+use super::on_sled::primary;
 use super::*;
 
 fn ev(b: &str, seq: u64, who: Option<&str>, cp: &str, minute: i64) -> Event {
@@ -73,6 +74,31 @@ fn insert_is_idempotent_and_keeps_conflicts_apart() {
         s.by_person(&SubjectId::new("bob").unwrap(), T0, T0 + 10 * MIN)
             .unwrap(),
         vec![b]
+    );
+}
+
+#[test]
+fn a_crash_before_the_primary_write_is_completed_by_the_resent_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = ev("b1", 1, Some("alice"), "lib", 0);
+    assert_eq!(s.insert(std::slice::from_ref(&a)).unwrap(), [Inserted::New]);
+    // What a crash between the index writes and the primary write leaves on disk.
+    s.events.remove(primary(&a.box_id, a.seq)).unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.len().unwrap(), 0);
+    assert_eq!(s.insert(std::slice::from_ref(&a)).unwrap(), [Inserted::New]);
+    assert_eq!(s.len().unwrap(), 1);
+    let mut seen = Vec::new();
+    s.scan_time(T0 - MIN, T0 + MIN, &mut |e| {
+        seen.push(e);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, vec![a.clone()]);
+    assert_eq!(
+        s.insert(std::slice::from_ref(&a)).unwrap(),
+        [Inserted::Duplicate]
     );
 }
 

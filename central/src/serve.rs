@@ -24,11 +24,8 @@ pub enum ServeError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
-    #[error("alerts secret file {path}: {message}")]
-    Secret {
-        path: std::path::PathBuf,
-        message: String,
-    },
+    #[error(transparent)]
+    Channel(#[from] crate::alerts::setup::SetupError),
     #[error("no broker configured: give [broker] or [embedded_broker]")]
     NoBroker,
     #[error("ingest task: {0}")]
@@ -93,7 +90,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let engine = crate::alerts::dispatch::Engine {
         store: dyn_store.clone(),
         registry: registry.clone(),
-        channels: channels(&cfg.alerts)?,
+        channels: crate::alerts::setup::channels(&cfg.alerts)?,
         cfg: cfg.alerts.clone(),
         silent_after: Duration::from_secs(cfg.ingest.box_silent_s),
         max_stay_ms: i64::try_from(cfg.trace.max_stay_h * 3_600_000).unwrap_or(i64::MAX),
@@ -238,43 +235,4 @@ fn watchdog_usec() -> Option<u64> {
         Some(Ok(pid)) if pid != std::process::id() => None,
         _ => (usec > 0).then_some(usec),
     }
-}
-
-/// The delivery channels the configuration asks for.
-fn channels(
-    cfg: &crate::config::AlertsConfig,
-) -> Result<Vec<Arc<dyn crate::alerts::webhook::Channel>>, ServeError> {
-    let mut out: Vec<Arc<dyn crate::alerts::webhook::Channel>> = Vec::new();
-    let secret = |path: &std::path::Path| -> Result<String, ServeError> {
-        let bytes = std::fs::read(path).map_err(|e| ServeError::Secret {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        if text.len() < 16 {
-            return Err(ServeError::Secret {
-                path: path.to_path_buf(),
-                message: "the secret must be at least 16 characters".into(),
-            });
-        }
-        Ok(text)
-    };
-    if let Some(w) = &cfg.webhook {
-        out.push(Arc::new(crate::alerts::webhook::Webhook::new(
-            &w.url,
-            secret(&w.secret_file)?.into_bytes(),
-            Duration::from_millis(w.timeout_ms),
-        )));
-    }
-    if let Some(w) = &cfg.wecom {
-        out.push(Arc::new(crate::alerts::wecom::WeCom::new(
-            &w.base_url,
-            &w.corp_id,
-            &secret(&w.secret_file)?,
-            w.agent_id,
-            crate::alerts::wecom::limit::Limits::default(),
-            Duration::from_millis(w.timeout_ms),
-        )));
-    }
-    Ok(out)
 }

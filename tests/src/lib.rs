@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod central;
 pub mod kiosk;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

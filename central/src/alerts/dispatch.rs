@@ -35,6 +35,32 @@ fn next_id() -> u64 {
     ms * 1000 + COUNTER.fetch_add(1, Ordering::Relaxed) % 1000
 }
 
+/// A channel and the roles it serves (`None`: every role).
+#[derive(Clone)]
+pub struct Route {
+    pub channel: Arc<dyn Channel>,
+    pub roles: Option<Vec<Role>>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("channel", &self.channel.name())
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+impl Route {
+    pub fn new(channel: Arc<dyn Channel>, roles: Option<Vec<Role>>) -> Route {
+        Route { channel, roles }
+    }
+
+    fn serves(&self, role: Role) -> bool {
+        self.roles.as_ref().is_none_or(|r| r.contains(&role))
+    }
+}
+
 struct Job {
     record: NotificationRecord,
     out: Outgoing,
@@ -44,7 +70,7 @@ struct Job {
 pub struct Engine {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
-    pub channels: Vec<Arc<dyn Channel>>,
+    pub channels: Vec<Route>,
     pub cfg: AlertsConfig,
     /// A box not heard from for this long counts as offline.
     pub silent_after: Duration,
@@ -129,23 +155,36 @@ impl Engine {
             });
             return Vec::new();
         }
-        let out = Outgoing {
-            alert,
-            recipients,
-            messages,
-        };
-        self.channels
-            .iter()
-            .map(|c| Job {
+        let mut jobs = Vec::new();
+        for route in &self.channels {
+            let recipients: Vec<Recipient> = recipients
+                .iter()
+                .filter(|r| route.serves(r.role))
+                .cloned()
+                .collect();
+            if recipients.is_empty() {
+                continue;
+            }
+            jobs.push(Job {
                 record: NotificationRecord {
                     id: next_id(),
-                    channel: c.name().to_string(),
+                    channel: route.channel.name().to_string(),
+                    recipients: recipients.iter().map(|r| r.id.clone()).collect(),
                     ..base.clone()
                 },
-                out: out.clone(),
-                channel: c.clone(),
-            })
-            .collect()
+                out: Outgoing {
+                    alert: alert.clone(),
+                    messages: messages
+                        .iter()
+                        .filter(|(role, _)| route.serves(*role))
+                        .cloned()
+                        .collect(),
+                    recipients,
+                },
+                channel: route.channel.clone(),
+            });
+        }
+        jobs
     }
 
     /// One delivery attempt; `Some(job)` when it should be tried again.
@@ -204,7 +243,7 @@ impl Engine {
 
     /// Sends what channels held back for rate limits (merged per member) and logs it.
     async fn flush(&self) {
-        for c in &self.channels {
+        for c in self.channels.iter().map(|r| &r.channel) {
             let channel = c.clone();
             let merged = tokio::task::spawn_blocking(move || channel.flush())
                 .await

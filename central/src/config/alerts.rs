@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::alerts::email::TlsMode;
 use crate::alerts::route::{Language, Recipient, Role};
 use crate::alerts::rules::AlertKind;
 
@@ -40,6 +41,8 @@ pub struct AlertsConfig {
     pub webhook: Option<WebhookConfig>,
     #[serde(default)]
     pub wecom: Option<WeComConfig>,
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,12 +51,54 @@ pub struct WeComConfig {
     pub corp_id: String,
     /// The application's agent id.
     pub agent_id: i64,
-    /// The application's secret: a file (mode 0600, or a systemd credential), never inline.
-    pub secret_file: PathBuf,
+    /// The application's secret: a file (mode 0600; relative: a systemd credential) or an
+    /// environment variable, never inline.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
     #[serde(default = "default_wecom_base")]
     pub base_url: String,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Only these roles are told through this channel (default: every role).
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
+}
+
+/// `[alerts.email]`: SMTP, always with TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub server: String,
+    /// Default 587 for `starttls`, 465 for `tls`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_smtp_tls")]
+    pub tls: TlsMode,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password, with `username`: a file or an environment variable, never inline.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A CA to trust besides the web PKI roots (a site's own mail server).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
+}
+
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+fn default_smtp_timeout() -> u64 {
+    10_000
 }
 
 fn default_wecom_base() -> String {
@@ -85,10 +130,16 @@ impl Facility {
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
-    /// The shared HMAC secret: a file (mode 0600, or a systemd credential), never inline.
-    pub secret_file: PathBuf,
+    /// The shared HMAC secret: a file (mode 0600; relative: a systemd credential) or an
+    /// environment variable, never inline.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
 }
 
 fn default_fever() -> f32 {
@@ -130,6 +181,7 @@ impl Default for AlertsConfig {
             max_attempts: default_attempts(),
             webhook: None,
             wecom: None,
+            email: None,
         }
     }
 }
@@ -179,6 +231,56 @@ impl AlertsConfig {
                 out.push(format!(
                     "alerts.wecom.base_url: {:?} is not an http(s) URL",
                     w.base_url
+                ));
+            }
+        }
+        let one_secret = |out: &mut Vec<String>, what: &str, file: bool, env: bool| {
+            if file == env {
+                out.push(format!(
+                    "alerts.{what}: give exactly one of {what}_file and {what}_env"
+                ));
+            }
+        };
+        if let Some(w) = &self.webhook {
+            one_secret(
+                out,
+                "webhook.secret",
+                w.secret_file.is_some(),
+                w.secret_env.is_some(),
+            );
+        }
+        if let Some(w) = &self.wecom {
+            one_secret(
+                out,
+                "wecom.secret",
+                w.secret_file.is_some(),
+                w.secret_env.is_some(),
+            );
+        }
+        if let Some(m) = &self.email {
+            if m.server.trim().is_empty() {
+                out.push("alerts.email.server: must not be empty".into());
+            }
+            if !m.from.contains('@') {
+                out.push(format!(
+                    "alerts.email.from: {:?} is not an e-mail address",
+                    m.from
+                ));
+            }
+            if m.username.is_some() {
+                one_secret(
+                    out,
+                    "email.password",
+                    m.password_file.is_some(),
+                    m.password_env.is_some(),
+                );
+            } else if m.password_file.is_some() || m.password_env.is_some() {
+                out.push("alerts.email: a password without username".into());
+            }
+            if !(100..=120_000).contains(&m.timeout_ms) {
+                out.push(format!(
+                    "alerts.email.timeout_ms: {} is not in 100..=120000",
+                    m.timeout_ms
                 ));
             }
         }

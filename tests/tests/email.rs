@@ -50,14 +50,24 @@ fn fever() -> Outgoing {
         },
         recipients: vec![
             recipient(Role::Person, "s-2", Some("s2@campus.example.org")),
-            recipient(Role::Counsellor, "c-1", Some("Counsellor One <c1@campus.example.org>")),
+            recipient(
+                Role::Counsellor,
+                "c-1",
+                Some("Counsellor One <c1@campus.example.org>"),
+            ),
             recipient(Role::DepartmentHead, "h-1", Some("h1@refused.example.org")),
             recipient(Role::DepartmentHead, "h-2", None),
         ],
         messages: vec![
             (Role::Person, "Your temperature 38.4 °C at library.".into()),
-            (Role::Counsellor, "Fever: s-2 (Li Wei), 38.4 °C at library.".into()),
-            (Role::DepartmentHead, "Fever in your department: 38.4 °C.".into()),
+            (
+                Role::Counsellor,
+                "Fever: s-2 (Li Wei), 38.4 °C at library.".into(),
+            ),
+            (
+                Role::DepartmentHead,
+                "Fever in your department: 38.4 °C.".into(),
+            ),
         ],
     }
 }
@@ -79,7 +89,11 @@ fn messages_arrive_over_starttls_with_a_login_one_per_recipient() {
     assert_eq!(got[0].rcpt_tos, ["s2@campus.example.org"]);
     assert_eq!(got[1].rcpt_tos, ["c1@campus.example.org"]);
     // Each reads their own role's text, nobody sees another recipient.
-    assert!(got[0].data.contains("Your temperature 38.4"), "{}", got[0].data);
+    assert!(
+        got[0].data.contains("Your temperature 38.4"),
+        "{}",
+        got[0].data
+    );
     assert!(!got[0].data.contains("Li Wei"));
     assert!(got[1].data.contains("Li Wei"), "{}", got[1].data);
     assert!(!got[1].data.contains("s2@campus"));

@@ -17,7 +17,7 @@ use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::log::NotificationRecord;
+use crate::alerts::log::{NotificationRecord, PendingDelivery};
 use crate::alerts::rules::Alert;
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
@@ -192,6 +192,12 @@ pub trait Store: Send + Sync {
     fn put_notification(&self, n: &NotificationRecord) -> Result<(), StoreError>;
     /// The latest `limit` notification records, newest first.
     fn notifications(&self, limit: usize) -> Result<Vec<NotificationRecord>, StoreError>;
+    /// Keeps a delivery waiting for a retry (replacing one with the same record id).
+    fn put_pending(&self, p: &PendingDelivery) -> Result<(), StoreError>;
+    /// Forgets a delivery that was sent or given up.
+    fn remove_pending(&self, id: u64) -> Result<(), StoreError>;
+    /// Every delivery waiting for a retry, oldest first.
+    fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError>;
     /// Replaces the set of active alerts (kept so a restart does not raise them again).
     fn put_active_alerts(&self, alerts: &[Alert]) -> Result<(), StoreError>;
     fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;

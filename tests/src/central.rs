@@ -284,14 +284,16 @@ impl CentralProc {
         Self::start_embedded_env(dir, plain_port, tls, &[])
     }
 
-    /// [`CentralProc::start_embedded`] (plain only) with extra TOML appended to the config.
+    /// [`CentralProc::start_embedded`] (plain only) with extra TOML appended to the config and
+    /// extra environment variables.
     pub fn start_embedded_extra(
         dir: &std::path::Path,
         plain_port: u16,
         extra: &str,
+        env: &[(&str, &str)],
     ) -> CentralProc {
         let broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
-        Self::start_config(dir, &broker, 600, extra, &[])
+        Self::start_config(dir, &broker, 600, extra, env)
     }
 
     /// [`CentralProc::start_embedded`] with extra environment variables.

@@ -1,7 +1,9 @@
 //! Alerts end to end: a box with a simulated thermometer reads 36.6 and then 38.2 °C; central
 //! notifies the person of each reading and the person, counsellor and department head of the
 //! fever through a webhook (signature checked here, the first delivery refused to force a
-//! retry); the box stopped raises `box_offline` for facilities. Every attempt is in the log.
+//! retry) and by e-mail to a real SMTP server (STARTTLS with the site CA, the password from
+//! the environment, routed to the people's roles only); the box stopped raises `box_offline`
+//! for facilities. Every attempt is in the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,9 +11,10 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use checkpoint_e2e::broker::free_port;
+use checkpoint_e2e::broker::{free_port, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc};
 use checkpoint_e2e::kiosk::{self, BoxSpec, Kiosk};
+use checkpoint_e2e::smtp::{SmtpSink, PASSWORD, USER};
 use checkpoint_e2e::TempDir;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -87,23 +90,37 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
     let dir = TempDir::new("alerts");
     let (hook_port, seen) = webhook_server();
     std::fs::write(dir.path().join("hook.secret"), SECRET).unwrap();
+    let pki = Pki::new(&dir.path().join("pki"));
+    let smtp = SmtpSink::start(&dir.path().join("smtp"), &pki);
     let port = free_port();
     let extra = format!(
-        "[alerts]\nlanguage = \"en\"\ncheck_every_s = 1\nfacilities = [{{ id = \"facilities\" }}]\n\
+        "[alerts]\nlanguage = \"en\"\ncheck_every_s = 1\n\
+         facilities = [{{ id = \"facilities\", email = \"desk@campus.example.org\" }}]\n\
          webhook = {{ url = \"http://127.0.0.1:{hook_port}/hook\", secret_file = \"{}\" }}\n\
+         [alerts.email]\nserver = \"localhost\"\nport = {}\nfrom = \"checkpoint@campus.example.org\"\n\
+         username = \"{USER}\"\npassword_env = \"CHECKPOINT_SMTP_PASSWORD\"\nca_file = \"{}\"\n\
+         roles = [\"person\", \"counsellor\", \"department_head\"]\n\
          [trust]\nkeys = [\"{}\"]\n",
         dir.path().join("hook.secret").display(),
+        smtp.port,
+        pki.ca().display(),
         dir.path().join("keys/passcode.pub").display()
     );
     let keys = kiosk::keygen(&dir.path().join("keys"));
-    let mut central = CentralProc::start_embedded_extra(&dir.path().join("central"), port, &extra);
+    let mut central = CentralProc::start_embedded_extra(
+        &dir.path().join("central"),
+        port,
+        &extra,
+        &[("CHECKPOINT_SMTP_PASSWORD", PASSWORD)],
+    );
     central.command(&["boxes"]);
     let people = dir.path().join("people.csv");
     std::fs::write(
         &people,
-        "id,name,department,class,counsellor,department_head\n\
-         s-1,Student One,Physics,P1,c-1,h-1\ns-2,Student Two,Physics,P1,c-1,h-1\n\
-         c-1,Counsellor,Physics,,,\nh-1,Head,Physics,,,\n",
+        "id,name,department,class,counsellor,department_head,email\n\
+         s-1,Student One,Physics,P1,c-1,h-1,s1@campus.example.org\n\
+         s-2,Student Two,Physics,P1,c-1,h-1,s2@campus.example.org\n\
+         c-1,Counsellor,Physics,,,,c1@campus.example.org\nh-1,Head,Physics,,,,h1@campus.example.org\n",
     )
     .unwrap();
     central.command(&["roster", "import", "--people", people.to_str().unwrap()]);
@@ -151,6 +168,31 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
         "every signature checks"
     );
 
+    // The same fever by e-mail, one message each, over TLS with the login.
+    wait_until(Duration::from_secs(20), "the fever by e-mail", || {
+        smtp.received()
+            .iter()
+            .filter(|m| m.data.contains("Fever"))
+            .count()
+            >= 3
+    });
+    let mails = smtp.received();
+    assert!(mails.iter().all(|m| m.tls && m.login));
+    let mut fever_to: Vec<String> = mails
+        .iter()
+        .filter(|m| m.data.contains("Subject: [Checkpoint] Fever"))
+        .flat_map(|m| m.rcpt_tos.clone())
+        .collect();
+    fever_to.sort();
+    assert_eq!(
+        fever_to,
+        [
+            "c1@campus.example.org",
+            "h1@campus.example.org",
+            "s2@campus.example.org"
+        ]
+    );
+
     // The box stops: offline for facilities.
     assert!(k.terminate().unwrap().success());
     wait_until(
@@ -161,6 +203,11 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
     let offline = &received(&seen, "box_offline", true)[0];
     assert_eq!(offline["recipients"][0]["id"], "facilities");
     assert_eq!(offline["alert"]["box_id"], "gate-t");
+    // E-mail serves the people's roles only: facilities hear of boxes through the webhook.
+    assert!(!smtp
+        .received()
+        .iter()
+        .any(|m| m.rcpt_tos.contains(&"desk@campus.example.org".to_string())));
 
     // The log: every alert sent, one of them after a retry (5 s later); nothing failed.
     wait_until(Duration::from_secs(30), "no delivery pending", || {
@@ -177,8 +224,9 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
             .filter(|r| r["kind"] == kind && r["outcome"] == "sent")
             .count()
     };
-    assert_eq!(sent("fever"), 1, "{log}");
-    assert_eq!(sent("temperature"), 2, "{log}");
+    // Through both channels, except box health: the webhook only.
+    assert_eq!(sent("fever"), 2, "{log}");
+    assert_eq!(sent("temperature"), 4, "{log}");
     assert_eq!(sent("box_offline"), 1, "{log}");
     assert!(
         rows.iter().any(|r| r["attempts"].as_u64() >= Some(2)),

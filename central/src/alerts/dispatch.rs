@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::log::{NotificationRecord, Outcome};
-use super::route::{default_roles, Directory, Language, Recipient, Role};
+use super::log::{NotificationRecord, Outcome, PendingDelivery};
+use super::route::{default_roles, Directory, Recipient, Role};
 use super::rules::{Alert, AlertKind, BoxHealth, Rules};
 use super::webhook::{Channel, ChannelError, Outgoing};
 use crate::config::AlertsConfig;
 use crate::registry::Registry;
 use crate::store::Store;
+
+mod jobs;
+pub use jobs::Route;
 
 /// Delay before attempt `n + 1` (n ≥ 1): 5 s doubling, at most 10 minutes.
 pub fn retry_delay(attempts: u32) -> Duration {
@@ -33,32 +36,6 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 fn next_id() -> u64 {
     let ms = u64::try_from(now_ms()).unwrap_or(0);
     ms * 1000 + COUNTER.fetch_add(1, Ordering::Relaxed) % 1000
-}
-
-/// A channel and the roles it serves (`None`: every role).
-#[derive(Clone)]
-pub struct Route {
-    pub channel: Arc<dyn Channel>,
-    pub roles: Option<Vec<Role>>,
-}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route")
-            .field("channel", &self.channel.name())
-            .field("roles", &self.roles)
-            .finish()
-    }
-}
-
-impl Route {
-    pub fn new(channel: Arc<dyn Channel>, roles: Option<Vec<Role>>) -> Route {
-        Route { channel, roles }
-    }
-
-    fn serves(&self, role: Role) -> bool {
-        self.roles.as_ref().is_none_or(|r| r.contains(&role))
-    }
 }
 
 struct Job {
@@ -106,87 +83,6 @@ impl Engine {
         }
     }
 
-    /// Routes one alert change into delivery jobs (logging the undeliverable ones).
-    fn jobs(&self, alert: Alert, dir: &Directory) -> Vec<Job> {
-        let roles = self.roles(alert.kind);
-        let (recipients, missing) = dir.recipients(&alert, &roles);
-        if !missing.is_empty() {
-            tracing::warn!(message = "Alert recipients missing.", alert = alert.key, missing = ?missing);
-        }
-        let lang: Language = self.cfg.language;
-        let mut messages: Vec<(Role, String)> = Vec::new();
-        for r in &recipients {
-            if !messages.iter().any(|(role, _)| *role == r.role) {
-                messages.push((r.role, dir.render(&alert, r.role, lang)));
-            }
-        }
-        let now = now_ms();
-        let base = NotificationRecord {
-            id: 0,
-            alert_key: alert.key.clone(),
-            kind: alert.kind,
-            raised: alert.raised,
-            channel: String::new(),
-            recipients: recipients.iter().map(|r| r.id.clone()).collect(),
-            outcome: Outcome::Pending,
-            error: None,
-            invalid_recipients: missing,
-            deferred: Vec::new(),
-            attempts: 0,
-            first_ms: now,
-            last_ms: now,
-        };
-        if self.channels.is_empty() {
-            // Nothing to deliver through: not worth a log record per reading.
-            tracing::debug!(
-                message = "Alert not delivered: no channel configured.",
-                alert = base.alert_key
-            );
-            return Vec::new();
-        }
-        if recipients.is_empty() {
-            // Worth recording: the roster misses someone who should have been told.
-            self.log(&NotificationRecord {
-                id: next_id(),
-                channel: "none".into(),
-                outcome: Outcome::Undeliverable,
-                error: Some("no recipient".into()),
-                ..base
-            });
-            return Vec::new();
-        }
-        let mut jobs = Vec::new();
-        for route in &self.channels {
-            let recipients: Vec<Recipient> = recipients
-                .iter()
-                .filter(|r| route.serves(r.role))
-                .cloned()
-                .collect();
-            if recipients.is_empty() {
-                continue;
-            }
-            jobs.push(Job {
-                record: NotificationRecord {
-                    id: next_id(),
-                    channel: route.channel.name().to_string(),
-                    recipients: recipients.iter().map(|r| r.id.clone()).collect(),
-                    ..base.clone()
-                },
-                out: Outgoing {
-                    alert: alert.clone(),
-                    messages: messages
-                        .iter()
-                        .filter(|(role, _)| route.serves(*role))
-                        .cloned()
-                        .collect(),
-                    recipients,
-                },
-                channel: route.channel.clone(),
-            });
-        }
-        jobs
-    }
-
     /// One delivery attempt; `Some(job)` when it should be tried again.
     async fn attempt(&self, mut job: Job) -> Option<Job> {
         let (channel, out) = (job.channel.clone(), job.out.clone());
@@ -216,6 +112,20 @@ impl Engine {
             }
         };
         self.log(r);
+        // Kept in the store while it waits, so a restart goes on with it.
+        let kept = if again {
+            self.store.put_pending(&PendingDelivery {
+                record: r.clone(),
+                out: job.out.clone(),
+            })
+        } else if r.attempts > 1 {
+            self.store.remove_pending(r.id)
+        } else {
+            Ok(())
+        };
+        if let Err(error) = kept {
+            tracing::error!(message = "Cannot keep a pending delivery.", %error, alert = r.alert_key);
+        }
         match r.outcome {
             Outcome::Sent => tracing::info!(
                 message = "Notification sent.",
@@ -307,6 +217,10 @@ impl Engine {
         // Retries by due time (with a counter to keep equal instants apart).
         let mut due: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
         let mut n = 0u64;
+        for job in self.resume() {
+            n += 1;
+            due.insert((Instant::now(), n), job);
+        }
         loop {
             let next_due = due.keys().next().map(|(t, _)| *t);
             let sleep = async {
@@ -394,12 +308,4 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_back_off_to_ten_minutes() {
-        let d: Vec<u64> = (1..=10).map(|a| retry_delay(a).as_secs()).collect();
-        assert_eq!(d, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
-    }
-}
+mod tests;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rules::AlertKind;
+use super::webhook::Outgoing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,4 +37,11 @@ pub struct NotificationRecord {
     pub attempts: u32,
     pub first_ms: i64,
     pub last_ms: i64,
+}
+
+/// A delivery waiting for its next attempt, kept in the store so a restart goes on with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingDelivery {
+    pub record: NotificationRecord,
+    pub out: Outgoing,
 }

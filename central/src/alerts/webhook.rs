@@ -9,14 +9,14 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::route::{Recipient, Role};
 use super::rules::Alert;
 
 /// One alert change, ready to deliver.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub alert: Alert,
     pub recipients: Vec<Recipient>,

@@ -279,7 +279,7 @@ impl SledStore {
         }
     }
 
-    fn trees(&self) -> [(&'static str, &sled::Tree); 13] {
+    fn trees(&self) -> [(&'static str, &sled::Tree); 14] {
         [
             ("events", &self.events),
             ("ids", &self.ids),
@@ -294,6 +294,7 @@ impl SledStore {
             ("places", &self.places),
             ("notifications", &self.notifications),
             ("alerts", &self.alerts),
+            ("pending", &self.pending),
         ]
     }
 }

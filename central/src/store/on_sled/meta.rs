@@ -93,6 +93,23 @@ impl SledStore {
         Ok(())
     }
 
+    /// Writes one JSON value under `key` and flushes.
+    pub(super) fn put_json<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        v: &T,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(v).map_err(|e| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            message: e.to_string(),
+        })?;
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        tree.insert(key, json)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub(super) fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for item in tree.iter() {

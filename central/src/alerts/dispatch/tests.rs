@@ -1,0 +1,109 @@
+use std::sync::Mutex;
+
+use super::*;
+use crate::alerts::webhook::Delivered;
+use crate::config::Facility;
+use crate::store::SledStore;
+
+#[test]
+fn retries_back_off_to_ten_minutes() {
+    let d: Vec<u64> = (1..=10).map(|a| retry_delay(a).as_secs()).collect();
+    assert_eq!(d, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+}
+
+/// A channel that fails (transiently) until told otherwise, and records what it delivered.
+#[derive(Default)]
+struct Flaky {
+    up: std::sync::atomic::AtomicBool,
+    delivered: Mutex<Vec<String>>,
+}
+
+impl Channel for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn send(&self, msg: &Outgoing) -> Result<Delivered, ChannelError> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(ChannelError::Transient("down".into()));
+        }
+        let mut d = self.delivered.lock().unwrap();
+        d.push(msg.alert.key.clone());
+        Ok(Delivered::default())
+    }
+}
+
+fn engine(store: Arc<SledStore>, channel: Arc<Flaky>) -> Engine {
+    let cfg = AlertsConfig {
+        facilities: vec![Facility {
+            id: "desk".into(),
+            wecom_id: None,
+            email: None,
+        }],
+        ..AlertsConfig::default()
+    };
+    Engine {
+        store,
+        registry: Arc::new(Registry::default()),
+        channels: vec![Route::new(channel, None)],
+        cfg,
+        silent_after: Duration::from_secs(3600),
+        max_stay_ms: 3_600_000,
+    }
+}
+
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let down = Arc::new(Flaky::default());
+    let (tx, rx) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(engine(store.clone(), down.clone()).run(rx, stop.clone()));
+    tx.send(Alert {
+        key: "box_offline:gate-1".into(),
+        kind: AlertKind::BoxOffline,
+        raised: true,
+        ts_ms: 1,
+        subject: None,
+        checkpoint: None,
+        box_id: Some("gate-1".into()),
+        value: None,
+    })
+    .await
+    .unwrap();
+    until("the pending delivery in the store", || {
+        store.pending_deliveries().unwrap().len() == 1
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap();
+
+    // The next run (the channel back up) delivers it at once and forgets it.
+    let up = Arc::new(Flaky::default());
+    up.up.store(true, Ordering::SeqCst);
+    let (_tx, rx) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(engine(store.clone(), up.clone()).run(rx, stop.clone()));
+    until("the resumed delivery", || {
+        store.pending_deliveries().unwrap().is_empty()
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap();
+    assert_eq!(*up.delivered.lock().unwrap(), ["box_offline:gate-1"]);
+    let log = store.notifications(10).unwrap();
+    assert_eq!(log.len(), 1, "one record, updated: {log:?}");
+    assert_eq!(log[0].outcome, Outcome::Sent);
+    assert_eq!(log[0].attempts, 2);
+    assert_eq!(log[0].recipients, ["desk"]);
+}

@@ -42,7 +42,12 @@ struct Job {
     record: NotificationRecord,
     out: Outgoing,
     channel: Arc<dyn Channel>,
+    /// In the store's pending deliveries.
+    kept: bool,
 }
+
+/// Channels that failed a moment ago, and until when they are left alone.
+type Down = HashMap<&'static str, Instant>;
 
 pub struct Engine {
     pub store: Arc<dyn Store>,
@@ -83,12 +88,40 @@ impl Engine {
         }
     }
 
-    /// One delivery attempt; `Some(job)` when it should be tried again.
-    async fn attempt(&self, mut job: Job) -> Option<Job> {
+    /// Keeps `job` in the store while it waits, so a restart goes on with it.
+    fn keep(&self, job: &mut Job) {
+        let kept = self.store.put_pending(&PendingDelivery {
+            record: job.record.clone(),
+            out: job.out.clone(),
+        });
+        match kept {
+            Ok(()) => job.kept = true,
+            Err(error) => {
+                tracing::error!(message = "Cannot keep a pending delivery.", %error, alert = job.record.alert_key)
+            }
+        }
+    }
+
+    /// One delivery attempt; `Some((job, when))` when it should be tried again. A channel that
+    /// just failed is left alone until its backoff is over: its other jobs wait without spending
+    /// an attempt (or a timeout each on a server that does not answer).
+    async fn attempt(&self, mut job: Job, down: &mut Down) -> Option<(Job, Instant)> {
+        let name = job.channel.name();
+        if let Some(&until) = down.get(name) {
+            if Instant::now() < until {
+                if !job.kept {
+                    job.record.error = Some("waiting: the channel failed a moment ago".into());
+                    self.log(&job.record);
+                    self.keep(&mut job);
+                }
+                return Some((job, until));
+            }
+        }
         let (channel, out) = (job.channel.clone(), job.out.clone());
         let result = tokio::task::spawn_blocking(move || channel.send(&out))
             .await
             .unwrap_or_else(|e| Err(ChannelError::Transient(format!("task: {e}"))));
+        let transient = matches!(result, Err(ChannelError::Transient(_)));
         let r = &mut job.record;
         r.attempts += 1;
         r.last_ms = now_ms();
@@ -112,20 +145,19 @@ impl Engine {
             }
         };
         self.log(r);
-        // Kept in the store while it waits, so a restart goes on with it.
-        let kept = if again {
-            self.store.put_pending(&PendingDelivery {
-                record: r.clone(),
-                out: job.out.clone(),
-            })
-        } else if r.attempts > 1 {
-            self.store.remove_pending(r.id)
+        if transient {
+            down.insert(name, Instant::now() + retry_delay(r.attempts));
         } else {
-            Ok(())
-        };
-        if let Err(error) = kept {
-            tracing::error!(message = "Cannot keep a pending delivery.", %error, alert = r.alert_key);
+            down.remove(name);
         }
+        if again {
+            self.keep(&mut job);
+        } else if job.kept {
+            if let Err(error) = self.store.remove_pending(job.record.id) {
+                tracing::error!(message = "Cannot drop a pending delivery.", %error);
+            }
+        }
+        let r = &job.record;
         match r.outcome {
             Outcome::Sent => tracing::info!(
                 message = "Notification sent.",
@@ -148,7 +180,8 @@ impl Engine {
                 error = r.error.as_deref().unwrap_or_default()
             ),
         }
-        again.then_some(job)
+        let when = Instant::now() + retry_delay(r.attempts);
+        again.then_some((job, when))
     }
 
     /// Sends what channels held back for rate limits (merged per member) and logs it.
@@ -217,6 +250,7 @@ impl Engine {
         // Retries by due time (with a counter to keep equal instants apart).
         let mut due: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
         let mut n = 0u64;
+        let mut down = Down::new();
         for job in self.resume() {
             n += 1;
             due.insert((Instant::now(), n), job);
@@ -247,9 +281,9 @@ impl Engine {
                 _ = flush.tick() => self.flush().await,
                 _ = sleep => {
                     if let Some((_, job)) = due.pop_first() {
-                        if let Some(job) = self.attempt(job).await {
+                        if let Some((job, when)) = self.attempt(job, &mut down).await {
                             n += 1;
-                            due.insert((Instant::now() + retry_delay(job.record.attempts), n), job);
+                            due.insert((when, n), job);
                         }
                     }
                 }
@@ -266,9 +300,9 @@ impl Engine {
             for alert in fresh {
                 tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
                 for job in self.jobs(alert, &dir) {
-                    if let Some(job) = self.attempt(job).await {
+                    if let Some((job, when)) = self.attempt(job, &mut down).await {
                         n += 1;
-                        due.insert((Instant::now() + retry_delay(job.record.attempts), n), job);
+                        due.insert((when, n), job);
                     }
                 }
             }

@@ -112,6 +112,7 @@ impl Engine {
                     recipients,
                 },
                 channel: route.channel.clone(),
+                kept: false,
             });
         }
         jobs
@@ -138,6 +139,7 @@ impl Engine {
                     record: p.record,
                     out: p.out,
                     channel: route.channel.clone(),
+                    kept: true,
                 }),
                 None => {
                     let r = NotificationRecord {

@@ -15,6 +15,7 @@ fn retries_back_off_to_ten_minutes() {
 #[derive(Default)]
 struct Flaky {
     up: std::sync::atomic::AtomicBool,
+    calls: AtomicU64,
     delivered: Mutex<Vec<String>>,
 }
 
@@ -23,6 +24,7 @@ impl Channel for Flaky {
         "flaky"
     }
     fn send(&self, msg: &Outgoing) -> Result<Delivered, ChannelError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if !self.up.load(Ordering::SeqCst) {
             return Err(ChannelError::Transient("down".into()));
         }
@@ -51,6 +53,19 @@ fn engine(store: Arc<SledStore>, channel: Arc<Flaky>) -> Engine {
     }
 }
 
+fn offline(b: &str) -> Alert {
+    Alert {
+        key: format!("box_offline:{b}"),
+        kind: AlertKind::BoxOffline,
+        raised: true,
+        ts_ms: 1,
+        subject: None,
+        checkpoint: None,
+        box_id: Some(b.into()),
+        value: None,
+    }
+}
+
 async fn until(what: &str, f: impl Fn() -> bool) {
     for _ in 0..500 {
         if f() {
@@ -69,18 +84,7 @@ async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
     let (tx, rx) = mpsc::channel(8);
     let stop = CancellationToken::new();
     let run = tokio::spawn(engine(store.clone(), down.clone()).run(rx, stop.clone()));
-    tx.send(Alert {
-        key: "box_offline:gate-1".into(),
-        kind: AlertKind::BoxOffline,
-        raised: true,
-        ts_ms: 1,
-        subject: None,
-        checkpoint: None,
-        box_id: Some("gate-1".into()),
-        value: None,
-    })
-    .await
-    .unwrap();
+    tx.send(offline("gate-1")).await.unwrap();
     until("the pending delivery in the store", || {
         store.pending_deliveries().unwrap().len() == 1
     })
@@ -106,4 +110,29 @@ async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
     assert_eq!(log[0].outcome, Outcome::Sent);
     assert_eq!(log[0].attempts, 2);
     assert_eq!(log[0].recipients, ["desk"]);
+}
+
+#[tokio::test]
+async fn a_channel_that_just_failed_is_left_alone_and_what_waits_for_it_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let down = Arc::new(Flaky::default());
+    let (tx, rx) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(engine(store.clone(), down.clone()).run(rx, stop.clone()));
+    for b in ["g-1", "g-2", "g-3", "g-4", "g-5"] {
+        tx.send(offline(b)).await.unwrap();
+    }
+    until("five deliveries kept", || {
+        store.pending_deliveries().unwrap().len() == 5
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap();
+    // One attempt found the channel down; the other four wait for its backoff untried.
+    assert_eq!(down.calls.load(Ordering::SeqCst), 1);
+    let log = store.notifications(10).unwrap();
+    assert_eq!(log.len(), 5);
+    assert!(log.iter().all(|r| r.outcome == Outcome::Pending));
+    assert_eq!(log.iter().filter(|r| r.attempts == 0).count(), 4);
 }

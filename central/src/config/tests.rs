@@ -65,4 +65,25 @@ fn alert_settings_are_checked() {
     let err = CentralConfig::parse(&format!("{base}[alerts.routes]\nfever = [\"janitor\"]\n"))
         .unwrap_err();
     assert!(err.contains("janitor"), "{err}");
+    let err = CentralConfig::parse(&format!(
+        "{base}[alerts.webhook]\nurl = \"https://x\"\nsecret_file = \"/s\"\nsecret_env = \"S\"\n\
+         [alerts.email]\nserver = \"smtp\"\nfrom = \"nobody\"\nusername = \"u\"\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("exactly one of webhook.secret_file and webhook.secret_env"),
+        "{err}"
+    );
+    assert!(err.contains("alerts.email.from"), "{err}");
+    assert!(err.contains("email.password_file"), "{err}");
+    let ok = CentralConfig::parse(&format!(
+        "{base}[alerts.email]\nserver = \"smtp\"\nfrom = \"a@b.org\"\ntls = \"tls\"\nroles = [\"facilities\"]\n"
+    ))
+    .unwrap();
+    let email = ok.alerts.email.unwrap();
+    assert_eq!(email.tls, crate::alerts::email::TlsMode::Tls);
+    assert_eq!(
+        email.roles,
+        Some(vec![crate::alerts::route::Role::Facilities])
+    );
 }

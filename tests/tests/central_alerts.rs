@@ -172,7 +172,7 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
     wait_until(Duration::from_secs(20), "the fever by e-mail", || {
         smtp.received()
             .iter()
-            .filter(|m| m.data.contains("Fever"))
+            .filter(|m| m.data.contains("Subject: [Checkpoint] Fever"))
             .count()
             >= 3
     });

@@ -66,6 +66,27 @@ fn offline(b: &str) -> Alert {
     }
 }
 
+/// An engine running on `store` with one channel.
+struct Running {
+    tx: mpsc::Sender<Alert>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(store: &Arc<SledStore>, channel: &Arc<Flaky>) -> Running {
+    let (tx, rx) = mpsc::channel(8);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(engine(store.clone(), channel.clone()).run(rx, stop.clone()));
+    Running { tx, stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
+}
+
 async fn until(what: &str, f: impl Fn() -> bool) {
     for _ in 0..500 {
         if f() {
@@ -81,29 +102,23 @@ async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
     let down = Arc::new(Flaky::default());
-    let (tx, rx) = mpsc::channel(8);
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(engine(store.clone(), down.clone()).run(rx, stop.clone()));
-    tx.send(offline("gate-1")).await.unwrap();
+    let run = start(&store, &down);
+    run.tx.send(offline("gate-1")).await.unwrap();
     until("the pending delivery in the store", || {
         store.pending_deliveries().unwrap().len() == 1
     })
     .await;
-    stop.cancel();
-    run.await.unwrap();
+    run.stop().await;
 
     // The next run (the channel back up) delivers it at once and forgets it.
     let up = Arc::new(Flaky::default());
     up.up.store(true, Ordering::SeqCst);
-    let (_tx, rx) = mpsc::channel(8);
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(engine(store.clone(), up.clone()).run(rx, stop.clone()));
+    let run = start(&store, &up);
     until("the resumed delivery", || {
         store.pending_deliveries().unwrap().is_empty()
     })
     .await;
-    stop.cancel();
-    run.await.unwrap();
+    run.stop().await;
     assert_eq!(*up.delivered.lock().unwrap(), ["box_offline:gate-1"]);
     let log = store.notifications(10).unwrap();
     assert_eq!(log.len(), 1, "one record, updated: {log:?}");
@@ -117,18 +132,15 @@ async fn a_channel_that_just_failed_is_left_alone_and_what_waits_for_it_is_kept(
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
     let down = Arc::new(Flaky::default());
-    let (tx, rx) = mpsc::channel(8);
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(engine(store.clone(), down.clone()).run(rx, stop.clone()));
+    let run = start(&store, &down);
     for b in ["g-1", "g-2", "g-3", "g-4", "g-5"] {
-        tx.send(offline(b)).await.unwrap();
+        run.tx.send(offline(b)).await.unwrap();
     }
     until("five deliveries kept", || {
         store.pending_deliveries().unwrap().len() == 5
     })
     .await;
-    stop.cancel();
-    run.await.unwrap();
+    run.stop().await;
     // One attempt found the channel down; the other four wait for its backoff untried.
     assert_eq!(down.calls.load(Ordering::SeqCst), 1);
     let log = store.notifications(10).unwrap();

@@ -251,7 +251,7 @@ mod tests {
         let mut v = one_face();
         v[7].pop();
         let e = decode(&outputs(&v), (64, 64), (64, 64), &Params::default()).unwrap_err();
-        assert_eq!(e.name, "cls_16");
+        assert_eq!(e.name, "bbox_16");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod doctor;
+#[cfg(feature = "face")]
+pub mod enroll;
 pub mod gate;
 pub mod outbox;
 pub mod pipeline;

@@ -64,6 +64,36 @@ enum Command {
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
     },
+    /// Build a gallery (embeddings only, no images) from photos named by person id:
+    /// PHOTOS/ID.jpg, or PHOTOS/ID/ holding several. Photos without exactly one face are refused
+    /// with the reason. Exits 1 when any photo was refused.
+    #[cfg(feature = "face")]
+    Enroll {
+        #[arg(value_name = "PHOTOS")]
+        photos: PathBuf,
+        #[arg(long, value_name = "GALLERY")]
+        out: PathBuf,
+        /// Directory of the face models (default: where scripts/models installs them).
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
+    },
+    /// Print one JSON line per face in each image: its box, the identity or `unknown`, the
+    /// best identity's similarity and its margin over the next one.
+    #[cfg(feature = "face")]
+    Identify {
+        #[arg(long, value_name = "GALLERY")]
+        gallery: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
+        /// Similarity the best identity needs.
+        #[arg(long, default_value_t = 0.45)]
+        threshold: f32,
+        /// Lead it needs over the best other identity.
+        #[arg(long, default_value_t = 0.08)]
+        margin: f32,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+    },
 }
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
@@ -156,6 +186,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             };
             scan_files(&images, raw, &opts)
+        }
+        #[cfg(feature = "face")]
+        Command::Enroll {
+            photos,
+            out,
+            models,
+        } => checkpoint_daemon::enroll::run_enroll(&photos, &out, models.as_deref()),
+        #[cfg(feature = "face")]
+        Command::Identify {
+            gallery,
+            models,
+            threshold,
+            margin,
+            images,
+        } => {
+            let policy = checkpoint_face::matcher::MatchPolicy {
+                threshold,
+                margin,
+                frames: 1,
+            };
+            checkpoint_daemon::enroll::run_identify(&gallery, models.as_deref(), &policy, &images)
         }
     }
 }

@@ -25,7 +25,7 @@ fn models() -> PathBuf {
 fn data(name: &str) -> RgbImage {
     let dir = std::env::var_os("CHECKPOINT_FACE_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/face-data"));
+        .unwrap_or_else(|| checkpoint_e2e::workspace().join("target/face-data"));
     let p = dir.join(name);
     image::open(&p)
         .unwrap_or_else(|e| panic!("{}: {e} (scripts/face-test-data fetches it)", p.display()))
@@ -168,7 +168,7 @@ fn photos_without_a_face_give_no_face() {
 
 #[test]
 fn a_missing_or_wrong_model_file_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = checkpoint_e2e::TempDir::new("face-models");
     let err = FaceEngine::load(dir.path(), Params::default()).unwrap_err();
     assert!(
         err.to_string()

@@ -109,7 +109,7 @@ pub struct TrustPublish {
 /// Alerts from newly stored events go to the alert engine.
 #[derive(Debug, Clone)]
 pub struct AlertTap {
-    pub tx: tokio::sync::mpsc::Sender<crate::alerts::rules::Alert>,
+    pub tx: tokio::sync::mpsc::Sender<crate::alerts::rules::Reading>,
     pub limits: crate::alerts::rules::Limits,
 }
 
@@ -358,13 +358,15 @@ async fn store_batch(
     }
     if let Some(tap) = alerts {
         for (e, o) in events.iter().zip(&outcomes) {
-            if *o == Inserted::New {
-                for a in crate::alerts::rules::event_alerts(&tap.limits, e) {
-                    // After the acks (boxes are not kept waiting); waits when the engine is behind:
-                    // ingest slows rather than drop an alert.
-                    if tap.tx.send(a).await.is_err() {
-                        break;
-                    }
+            if *o != Inserted::New {
+                continue;
+            }
+            if let Some(r) = crate::alerts::rules::Reading::of(&tap.limits, e) {
+                // After the acks (boxes are not kept waiting); waits when the engine is behind:
+                // ingest slows rather than drop an alert. A crash before the engine handled it
+                // leaves the reading in the store for the next start.
+                if tap.tx.send(r).await.is_err() {
+                    break;
                 }
             }
         }

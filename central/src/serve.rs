@@ -87,6 +87,8 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         changed: trust_changed.clone(),
     };
     let (alert_tx, alert_rx) = tokio::sync::mpsc::channel(10_000);
+    // Before ingest starts: readings a crash left unhandled, not the ones ingest will hand over.
+    let backlog = store.unhandled_readings(100_000)?;
     let engine = crate::alerts::dispatch::Engine {
         store: dyn_store.clone(),
         registry: registry.clone(),
@@ -94,6 +96,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         cfg: cfg.alerts.clone(),
         silent_after: Duration::from_secs(cfg.ingest.box_silent_s),
         max_stay_ms: i64::try_from(cfg.trace.max_stay_h * 3_600_000).unwrap_or(i64::MAX),
+        backlog,
     };
     let alert_task = tokio::spawn(engine.run(alert_rx, token.clone()));
     let task = tokio::spawn(ingest::run(

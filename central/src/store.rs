@@ -198,6 +198,11 @@ pub trait Store: Send + Sync {
     fn remove_pending(&self, id: u64) -> Result<(), StoreError>;
     /// Every delivery waiting for a retry, oldest first.
     fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Stored events with a temperature whose alerts the engine has not handled, oldest box and
+    /// sequence first, at most `limit`.
+    fn unhandled_readings(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// The engine has handled the alerts of this event.
+    fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError>;
     /// Replaces the set of active alerts (kept so a restart does not raise them again).
     fn put_active_alerts(&self, alerts: &[Alert]) -> Result<(), StoreError>;
     fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
@@ -217,4 +222,4 @@ mod on_sled;
 pub use self::on_sled::{BackupSummary, SledStore};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,11 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::log::{NotificationRecord, Outcome, PendingDelivery};
 use super::route::{default_roles, Directory, Recipient, Role};
-use super::rules::{Alert, AlertKind, BoxHealth, Rules};
+use super::rules::{Alert, AlertKind, BoxHealth, Reading, Rules};
 use super::webhook::{Channel, ChannelError, Outgoing};
 use crate::config::AlertsConfig;
 use crate::registry::Registry;
 use crate::store::Store;
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::Event;
 
 mod jobs;
 pub use jobs::Route;
@@ -57,6 +59,9 @@ pub struct Engine {
     /// A box not heard from for this long counts as offline.
     pub silent_after: Duration,
     pub max_stay_ms: i64,
+    /// Readings whose alerts the last run did not handle (`Store::unhandled_readings`, read
+    /// before ingest starts).
+    pub backlog: Vec<Event>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -235,14 +240,17 @@ impl Engine {
     }
 
     /// Runs until `stop`: alerts from `rx`, checks every `check_every_s`, retries when due.
-    pub async fn run(self, mut rx: mpsc::Receiver<Alert>, stop: CancellationToken) {
+    pub async fn run(self, mut rx: mpsc::Receiver<Reading>, stop: CancellationToken) {
         let limits = super::rules::Limits {
             fever_threshold_c: self.cfg.fever_threshold_c,
             temperature_to_person: self.cfg.temperature_to_person,
             backlog_events: self.cfg.backlog_events,
             trust_stale_h: self.cfg.trust_stale_h,
         };
-        let mut rules = Rules::new(limits, self.store.active_alerts().unwrap_or_default());
+        let mut rules = Rules::new(
+            limits.clone(),
+            self.store.active_alerts().unwrap_or_default(),
+        );
         let mut check = tokio::time::interval(Duration::from_secs(self.cfg.check_every_s));
         let mut flush = tokio::time::interval(Duration::from_secs(1));
         let mut dir_generation = self.store.roster_generation();
@@ -255,6 +263,19 @@ impl Engine {
             n += 1;
             due.insert((Instant::now(), n), job);
         }
+        // Readings stored before a crash whose alerts were not handled then: at least once.
+        if !self.backlog.is_empty() {
+            tracing::info!(
+                message = "Handling the alerts of readings left from the last run.",
+                count = self.backlog.len()
+            );
+        }
+        for e in &self.backlog {
+            let alerts = super::rules::event_alerts(&limits, e);
+            self.deliver(alerts, &dir, &mut down, &mut due, &mut n)
+                .await;
+            self.handled(&e.box_id, e.seq);
+        }
         loop {
             let next_due = due.keys().next().map(|(t, _)| *t);
             let sleep = async {
@@ -264,10 +285,14 @@ impl Engine {
                 }
             };
             let mut fresh: Vec<Alert> = Vec::new();
+            let mut reading = None;
             tokio::select! {
                 _ = stop.cancelled() => break,
-                a = rx.recv() => match a {
-                    Some(a) => fresh.push(a),
+                r = rx.recv() => match r {
+                    Some(r) => {
+                        fresh.extend(r.alerts);
+                        reading = Some((r.box_id, r.seq));
+                    }
                     None => break,
                 },
                 _ = check.tick() => {
@@ -288,24 +313,44 @@ impl Engine {
                     }
                 }
             }
-            if fresh.is_empty() {
-                continue;
+            if !fresh.is_empty() {
+                // The roster is reloaded when an import replaced it.
+                let generation = self.store.roster_generation();
+                if generation != dir_generation {
+                    dir = self.directory();
+                    dir_generation = generation;
+                }
+                self.deliver(fresh, &dir, &mut down, &mut due, &mut n).await;
             }
-            // The roster is reloaded when an import replaced it.
-            let generation = self.store.roster_generation();
-            if generation != dir_generation {
-                dir = self.directory();
-                dir_generation = generation;
+            if let Some((b, seq)) = reading {
+                self.handled(&b, seq);
             }
-            for alert in fresh {
-                tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
-                for job in self.jobs(alert, &dir) {
-                    if let Some((job, when)) = self.attempt(job, &mut down).await {
-                        n += 1;
-                        due.insert((when, n), job);
-                    }
+        }
+    }
+
+    /// Routes and attempts each alert; what must be retried goes into `due`.
+    async fn deliver(
+        &self,
+        alerts: Vec<Alert>,
+        dir: &Directory,
+        down: &mut Down,
+        due: &mut BTreeMap<(Instant, u64), Job>,
+        n: &mut u64,
+    ) {
+        for alert in alerts {
+            tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
+            for job in self.jobs(alert, dir) {
+                if let Some((job, when)) = self.attempt(job, down).await {
+                    *n += 1;
+                    due.insert((when, *n), job);
                 }
             }
+        }
+    }
+
+    fn handled(&self, b: &BoxId, seq: u64) {
+        if let Err(error) = self.store.reading_handled(b, seq) {
+            tracing::error!(message = "Cannot mark a reading handled.", %error, box_id = %b, seq);
         }
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +104,26 @@ pub struct BoxHealth {
 }
 
 /// Alerts from one newly stored event: its reading to the person, a fever as an incident.
+/// A stored event with a temperature, handed from ingest to the engine with its alerts; the
+/// engine marks it handled in the store once its alerts are routed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub box_id: BoxId,
+    pub seq: u64,
+    pub alerts: Vec<Alert>,
+}
+
+impl Reading {
+    /// `None` for an event without a temperature.
+    pub fn of(limits: &Limits, e: &Event) -> Option<Reading> {
+        e.temperature_c.is_some().then(|| Reading {
+            box_id: e.box_id.clone(),
+            seq: e.seq,
+            alerts: event_alerts(limits, e),
+        })
+    }
+}
+
 pub fn event_alerts(limits: &Limits, e: &Event) -> Vec<Alert> {
     let Some(t) = e.temperature_c else {
         return Vec::new();

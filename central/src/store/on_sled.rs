@@ -11,7 +11,9 @@
 //! - `directions`: checkpoint → one byte, bit 0 set once an `in` is stored there, bit 1 an
 //!   `out`; derived, rebuilt from `events` on open if missing.
 //! - `notifications`: id (u64 BE, time-ordered) → notification record (JSON); `alerts`: alert
-//!   key → the active alert (JSON); `pending`: notification id (u64 BE) → a delivery waiting
+//!   key → the active alert (JSON); `readings`: primary key → () for every stored event with a
+//!   temperature whose alerts the engine has not handled yet (written with the event, removed
+//!   by the engine; what a crash leaves is handled at the next start); `pending`: notification id (u64 BE) → a delivery waiting
 //!   for its retry (JSON).
 //! - `revocations`: subject → revocation cut-off (Unix seconds, u32 BE).
 //! - `people`, `places`: the roster (JSON), replaced as a whole on import.
@@ -80,6 +82,7 @@ pub struct SledStore {
     notifications: sled::Tree,
     alerts: sled::Tree,
     pending: sled::Tree,
+    pub(super) readings: sled::Tree,
     boxes: sled::Tree,
     revocations: sled::Tree,
     people: sled::Tree,
@@ -106,6 +109,7 @@ impl SledStore {
             notifications: db.open_tree("notifications")?,
             alerts: db.open_tree("alerts")?,
             pending: db.open_tree("pending")?,
+            readings: db.open_tree("readings")?,
             boxes: db.open_tree("boxes")?,
             revocations: db.open_tree("revocations")?,
             people: db.open_tree("people")?,
@@ -331,6 +335,27 @@ impl Store for SledStore {
 
     fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
         Self::all(&self.pending)
+    }
+
+    fn unhandled_readings(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.readings.iter().take(limit) {
+            let (pk, _) = item?;
+            match self.events.get(&pk)? {
+                Some(v) => out.push(self.decode(&pk, &v)?),
+                // Purged, or a crash cut its write short (the box resends it): nothing to do.
+                None => {
+                    self.readings.remove(&pk)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError> {
+        // Not flushed: after a crash the reading is handled again (alerts at least once).
+        self.readings.remove(primary(box_id, seq))?;
+        Ok(())
     }
 
     fn put_active_alerts(&self, alerts: &[Alert]) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::on_sled::primary;
 use super::*;
 
-fn ev(b: &str, seq: u64, who: Option<&str>, cp: &str, minute: i64) -> Event {
+pub(crate) fn ev(b: &str, seq: u64, who: Option<&str>, cp: &str, minute: i64) -> Event {
     Event {
         schema: Schema,
         id: uuid::Uuid::new_v4(),
@@ -100,6 +100,26 @@ fn a_crash_before_the_primary_write_is_completed_by_the_resent_event() {
         s.insert(std::slice::from_ref(&a)).unwrap(),
         [Inserted::Duplicate]
     );
+}
+
+#[test]
+fn readings_wait_for_the_engine_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut warm = ev("b1", 1, Some("alice"), "lib", 0);
+    warm.temperature_c = Some(38.2);
+    let plain = ev("b1", 2, Some("bob"), "lib", 1);
+    s.insert(&[warm.clone(), plain]).unwrap();
+    assert_eq!(
+        s.insert(std::slice::from_ref(&warm)).unwrap(),
+        [Inserted::Duplicate]
+    );
+    assert_eq!(s.unhandled_readings(10).unwrap(), vec![warm.clone()]);
+    s.reading_handled(&warm.box_id, warm.seq).unwrap();
+    assert!(s.unhandled_readings(10).unwrap().is_empty());
+    // A duplicate does not bring a handled reading back.
+    s.insert(std::slice::from_ref(&warm)).unwrap();
+    assert!(s.unhandled_readings(10).unwrap().is_empty());
 }
 
 #[test]

@@ -36,6 +36,12 @@ impl Channel for Flaky {
 
 fn engine(store: Arc<SledStore>, channel: Arc<Flaky>) -> Engine {
     let cfg = AlertsConfig {
+        // Fevers to the desk too: no roster in these tests.
+        routes: [(
+            AlertKind::Fever,
+            vec![crate::alerts::route::Role::Facilities],
+        )]
+        .into(),
         facilities: vec![Facility {
             id: "desk".into(),
             wecom_id: None,
@@ -50,10 +56,20 @@ fn engine(store: Arc<SledStore>, channel: Arc<Flaky>) -> Engine {
         cfg,
         silent_after: Duration::from_secs(3600),
         max_stay_ms: 3_600_000,
+        backlog: Vec::new(),
     }
 }
 
-fn offline(b: &str) -> Alert {
+/// An alert as ingest hands it over (no reading behind it).
+fn offline(b: &str) -> Reading {
+    Reading {
+        box_id: BoxId::new("gate-1".to_string()).unwrap(),
+        seq: 0,
+        alerts: vec![offline_alert(b)],
+    }
+}
+
+fn offline_alert(b: &str) -> Alert {
     Alert {
         key: format!("box_offline:{b}"),
         kind: AlertKind::BoxOffline,
@@ -68,7 +84,7 @@ fn offline(b: &str) -> Alert {
 
 /// An engine running on `store` with one channel.
 struct Running {
-    tx: mpsc::Sender<Alert>,
+    tx: mpsc::Sender<Reading>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -76,7 +92,9 @@ struct Running {
 fn start(store: &Arc<SledStore>, channel: &Arc<Flaky>) -> Running {
     let (tx, rx) = mpsc::channel(8);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(engine(store.clone(), channel.clone()).run(rx, stop.clone()));
+    let mut e = engine(store.clone(), channel.clone());
+    e.backlog = store.unhandled_readings(100).unwrap();
+    let task = tokio::spawn(e.run(rx, stop.clone()));
     Running { tx, stop, task }
 }
 
@@ -147,4 +165,27 @@ async fn a_channel_that_just_failed_is_left_alone_and_what_waits_for_it_is_kept(
     assert_eq!(log.len(), 5);
     assert!(log.iter().all(|r| r.outcome == Outcome::Pending));
     assert_eq!(log.iter().filter(|r| r.attempts == 0).count(), 4);
+}
+
+#[tokio::test]
+async fn a_reading_whose_alerts_a_crash_cut_off_is_handled_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    // Stored and acked, then central died before the engine saw it.
+    let mut e = crate::store::tests::ev("gate-1", 7, Some("s-1"), "lib", 0);
+    e.temperature_c = Some(38.4);
+    store.insert(std::slice::from_ref(&e)).unwrap();
+    let up = Arc::new(Flaky::default());
+    up.up.store(true, Ordering::SeqCst);
+    let run = start(&store, &up);
+    until("the fever delivered", || {
+        !up.delivered.lock().unwrap().is_empty()
+    })
+    .await;
+    until("the reading handled", || {
+        store.unhandled_readings(10).unwrap().is_empty()
+    })
+    .await;
+    run.stop().await;
+    assert_eq!(*up.delivered.lock().unwrap(), [format!("fever:{}", e.id)]);
 }

@@ -13,6 +13,7 @@ impl SledStore {
     pub(super) fn insert_events(&self, events: &[Event]) -> Result<Vec<Inserted>, StoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(events.len());
+        let mut readings_b = sled::Batch::default();
         let (mut primary_b, mut ids_b, mut person_b, mut place_b, mut time_b, mut conflict_b) = (
             sled::Batch::default(),
             sled::Batch::default(),
@@ -69,6 +70,9 @@ impl SledStore {
                     let mut tk = ts_key(ms).to_vec();
                     tk.extend_from_slice(&pk);
                     time_b.insert(tk, &[] as &[u8]);
+                    if e.temperature_c.is_some() {
+                        readings_b.insert(pk.clone(), &[] as &[u8]);
+                    }
                     ids_b.insert(&id, pk.clone());
                     primary_b.insert(pk.clone(), bytes);
                     in_batch.insert(pk);
@@ -116,6 +120,7 @@ impl SledStore {
         self.person.apply_batch(person_b)?;
         self.place.apply_batch(place_b)?;
         self.time.apply_batch(time_b)?;
+        self.readings.apply_batch(readings_b)?;
         self.ids.apply_batch(ids_b)?;
         self.conflicts.apply_batch(conflict_b)?;
         self.boxes.apply_batch(boxes_b)?;

@@ -279,7 +279,7 @@ impl SledStore {
         }
     }
 
-    fn trees(&self) -> [(&'static str, &sled::Tree); 14] {
+    fn trees(&self) -> [(&'static str, &sled::Tree); 15] {
         [
             ("events", &self.events),
             ("ids", &self.ids),
@@ -295,6 +295,7 @@ impl SledStore {
             ("notifications", &self.notifications),
             ("alerts", &self.alerts),
             ("pending", &self.pending),
+            ("readings", &self.readings),
         ]
     }
 }

@@ -33,6 +33,8 @@ struct Api {
     expire_all: bool,
     /// Answer the next send call with something that is not JSON.
     garbage: bool,
+    /// Answer -1 (busy) to sends addressed to this member.
+    busy_for: Option<String>,
 }
 
 type Shared = Arc<Mutex<Api>>;
@@ -77,6 +79,12 @@ fn answer(api: &Shared, method: &str, path: &str, body: &[u8]) -> serde_json::Va
             if a.busy > 0 {
                 a.busy -= 1;
                 return serde_json::json!({"errcode": -1, "errmsg": "system busy"});
+            }
+            if let Some(m) = &a.busy_for {
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+                if v["touser"].as_str().unwrap().split('|').any(|t| t == m) {
+                    return serde_json::json!({"errcode": -1, "errmsg": "system busy"});
+                }
             }
             let v: serde_json::Value = serde_json::from_slice(body).unwrap();
             let text = v["text"]["content"].as_str().unwrap().to_string();
@@ -222,6 +230,26 @@ fn tokens_are_cached_refreshed_and_invalid_recipients_reported() {
         Err(ChannelError::Transient(_))
     ));
     w.send(&fever(8, &["h1"])).unwrap();
+    // Partly delivered (the person got it, the counsellor's call failed): the retry sends the
+    // counsellor theirs and the person nothing again.
+    let mut two = fever(9, &["c1"]);
+    two.recipients.push(Recipient {
+        role: Role::Person,
+        id: "id-s1".into(),
+        wecom_id: Some("s1".into()),
+        email: None,
+    });
+    two.messages
+        .insert(0, (Role::Person, "Your temperature: 38.2 °C.".into()));
+    let before = api.lock().unwrap().inbox["s1"].len();
+    api.lock().unwrap().busy_for = Some("c1".into());
+    assert!(matches!(w.send(&two), Err(ChannelError::Transient(_))));
+    api.lock().unwrap().busy_for = None;
+    w.send(&two).unwrap();
+    let a = api.lock().unwrap();
+    assert_eq!(a.inbox["s1"].len(), before + 1, "the person once");
+    assert_eq!(a.inbox["c1"].len(), 1, "the counsellor once");
+    drop(a);
     // Wrong credentials are permanent.
     let wrong = WeCom::new(
         &base,

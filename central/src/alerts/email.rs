@@ -10,9 +10,7 @@
 //! - A 4xx answer, a refused connection or a timeout is transient: the dispatcher retries the
 //!   alert. Recipients who already got it are remembered for an hour and not sent it again.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
@@ -21,10 +19,7 @@ use lettre::{Message, SmtpTransport, Transport};
 
 use super::route::{Language, Recipient};
 use super::rules::AlertKind;
-use super::webhook::{Channel, ChannelError, Delivered, Outgoing};
-
-/// How long a delivered (alert change, recipient) pair is remembered against resends.
-const REMEMBER: Duration = Duration::from_secs(3600);
+use super::webhook::{Channel, ChannelError, Delivered, Delivered1h, Outgoing};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +48,7 @@ pub struct Email {
     transport: SmtpTransport,
     from: Mailbox,
     language: Language,
-    sent: Mutex<HashMap<String, Instant>>,
+    sent: Delivered1h,
 }
 
 impl std::fmt::Debug for Email {
@@ -97,7 +92,7 @@ impl Email {
             transport: b.build(),
             from,
             language: s.language,
-            sent: Mutex::new(HashMap::new()),
+            sent: Delivered1h::default(),
         })
     }
 
@@ -131,18 +126,6 @@ impl Email {
             .header(ContentType::TEXT_PLAIN)
             .body(text.to_string())
             .map_err(|e| ChannelError::Permanent(format!("email: {e}")))
-    }
-
-    fn remembered(&self, key: &str) -> bool {
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        sent.retain(|_, at| now.duration_since(*at) < REMEMBER);
-        sent.contains_key(key)
-    }
-
-    fn remember(&self, key: String) {
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        sent.insert(key, Instant::now());
     }
 }
 
@@ -179,16 +162,13 @@ impl Channel for Email {
                         continue;
                     }
                 };
-                let key = format!(
-                    "{}|{}|{}|{}",
-                    msg.alert.key, msg.alert.ts_ms, msg.alert.raised, to.email
-                );
-                if self.remembered(&key) {
+                let addr = to.email.to_string();
+                if self.sent.contains(msg, &addr) {
                     continue;
                 }
                 let m = self.message(to, &subject, text)?;
                 match self.transport.send(&m) {
-                    Ok(_) => self.remember(key),
+                    Ok(_) => self.sent.insert(msg, &addr),
                     Err(e) if e.is_permanent() && refuses_mailbox(&e) => {
                         d.invalid_recipients.push(format!("{}: {e}", r.id));
                     }

@@ -61,6 +61,36 @@ pub trait Channel: Send + Sync {
     }
 }
 
+/// What a channel already delivered of which alert change to whom, for an hour: a retry of a
+/// partly delivered alert (one recipient sent, the next failed) sends nobody theirs twice.
+#[derive(Debug, Default)]
+pub struct Delivered1h {
+    sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Delivered1h {
+    const KEEP: Duration = Duration::from_secs(3600);
+
+    fn key(msg: &Outgoing, to: &str) -> String {
+        format!(
+            "{}|{}|{}|{to}",
+            msg.alert.key, msg.alert.ts_ms, msg.alert.raised
+        )
+    }
+
+    pub fn contains(&self, msg: &Outgoing, to: &str) -> bool {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        sent.retain(|_, at| now.duration_since(*at) < Self::KEEP);
+        sent.contains_key(&Self::key(msg, to))
+    }
+
+    pub fn insert(&self, msg: &Outgoing, to: &str) {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        sent.insert(Self::key(msg, to), std::time::Instant::now());
+    }
+}
+
 pub struct Webhook {
     url: String,
     secret: Vec<u8>,

@@ -8,7 +8,8 @@
 //!   count per member and never send past that: a member at the limit gets nothing now; what is
 //!   waiting for them is merged into one message as soon as their window allows ([`flush`]).
 //! - A failed call (network, `-1` busy, 45009 frequency limit) is transient and retried by the
-//!   dispatcher; other error codes are permanent.
+//!   dispatcher; other error codes are permanent. A retry skips the members who already got the
+//!   message (or have it queued) from an earlier, partly successful attempt.
 //!
 //! [`flush`]: super::webhook::Channel::flush
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::webhook::{Channel, ChannelError, Delivered, Merged, Outgoing};
+use super::webhook::{Channel, ChannelError, Delivered, Delivered1h, Merged, Outgoing};
 use limit::{Limits, MemberLimiter};
 
 /// WeCom's longest text message, in bytes.
@@ -55,6 +56,7 @@ pub struct WeCom {
     agent_id: i64,
     http: ureq::Agent,
     state: Mutex<State>,
+    sent: Delivered1h,
 }
 
 impl std::fmt::Debug for WeCom {
@@ -94,6 +96,7 @@ impl WeCom {
                 limiter: MemberLimiter::new(limits),
                 ..State::default()
             }),
+            sent: Delivered1h::default(),
         }
     }
 
@@ -236,6 +239,10 @@ impl Channel for WeCom {
                     d.invalid_recipients.push(format!("{}: no WeCom id", r.id));
                     continue;
                 };
+                // A retry after a partial delivery: this member has it (or has it queued).
+                if self.sent.contains(msg, &member) {
+                    continue;
+                }
                 let mut st = self.state();
                 // Earlier messages wait for this member: keep the order, queue behind them.
                 if st.pending.contains_key(&member) || !st.limiter.allows(&member, Instant::now()) {
@@ -243,6 +250,7 @@ impl Channel for WeCom {
                         .entry(member.clone())
                         .or_default()
                         .push(text.clone());
+                    self.sent.insert(msg, &member);
                     d.deferred.push(member);
                 } else {
                     now_ok.push(member);
@@ -256,6 +264,7 @@ impl Channel for WeCom {
             let mut st = self.state();
             for m in now_ok.iter().filter(|m| !invalid.contains(m)) {
                 st.limiter.record(m, now);
+                self.sent.insert(msg, m);
             }
             d.invalid_recipients.extend(invalid);
         }

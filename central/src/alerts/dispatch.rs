@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use checkpoint_protocol::ids::BoxId;
+use checkpoint_protocol::records::Event;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +19,6 @@ use super::webhook::{Channel, ChannelError, Outgoing};
 use crate::config::AlertsConfig;
 use crate::registry::Registry;
 use crate::store::Store;
-use checkpoint_protocol::ids::BoxId;
-use checkpoint_protocol::records::Event;
 
 mod jobs;
 pub use jobs::Route;

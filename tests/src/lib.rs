@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod central;
+pub mod face;
 pub mod kiosk;
 pub mod smtp;
 

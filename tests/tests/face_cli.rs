@@ -9,17 +9,11 @@ use std::path::{Path, PathBuf};
 use checkpoint_e2e::{run, TempDir};
 
 fn models() -> String {
-    std::env::var("CHECKPOINT_FACE_MODELS")
-        .unwrap_or_else(|_| "/usr/share/checkpoint/models".to_string())
+    checkpoint_e2e::face::models().display().to_string()
 }
 
 fn data(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CHECKPOINT_FACE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| checkpoint_e2e::workspace().join("target/face-data"));
-    let p = dir.join(name);
-    assert!(p.exists(), "{} (scripts/face-test-data)", p.display());
-    p
+    checkpoint_e2e::face::photo(name)
 }
 
 fn lines(out: &[u8]) -> Vec<serde_json::Value> {

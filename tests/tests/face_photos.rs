@@ -8,32 +8,21 @@
 //! without a face give no face at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
 use checkpoint_face::decode::Params;
-use checkpoint_face::engine::{FaceEngine, FaceError, DEFAULT_DIR};
+use checkpoint_face::engine::{FaceEngine, FaceError};
 use checkpoint_face::gallery::Gallery;
 use checkpoint_face::matcher::{MatchPolicy, Streak, Verdict};
 use image::{imageops, RgbImage};
 
-fn models() -> PathBuf {
-    std::env::var_os("CHECKPOINT_FACE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
-}
-
 fn data(name: &str) -> RgbImage {
-    let dir = std::env::var_os("CHECKPOINT_FACE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| checkpoint_e2e::workspace().join("target/face-data"));
-    let p = dir.join(name);
+    let p = checkpoint_e2e::face::photo(name);
     image::open(&p)
-        .unwrap_or_else(|e| panic!("{}: {e} (scripts/face-test-data fetches it)", p.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .to_rgb8()
 }
 
 fn engine() -> FaceEngine {
-    FaceEngine::load(&models(), Params::default())
+    FaceEngine::load(&checkpoint_e2e::face::models(), Params::default())
         .unwrap_or_else(|e| panic!("{e} (scripts/models installs them)"))
 }
 

@@ -12,10 +12,12 @@ use checkpoint_protocol::records::Direction;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+mod face;
 mod hardware;
 mod validate;
 
 pub use checkpoint_link::Transport;
+pub use face::FaceSection;
 pub use hardware::{CameraConfig, GateConfig, ThermometerConfig};
 
 /// The documented example, also printed by `checkpointd print-config`.
@@ -38,6 +40,7 @@ pub struct DaemonConfig {
     pub uplink: UplinkConfig,
     pub trust: TrustConfigSection,
     pub clock: ClockConfig,
+    pub face: FaceSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +118,10 @@ pub struct PolicyConfig {
     pub duplicate_cooldown_ms: u64,
     #[serde(default = "default_hard")]
     pub pass: Mode,
+    /// A face the gallery does not recognise: `hard` denies it, `soft` admits and flags it
+    /// (the event still names nobody).
+    #[serde(default = "default_hard")]
+    pub face: Mode,
     #[serde(default = "default_off")]
     pub temperature: Mode,
     #[serde(default = "default_soft")]
@@ -279,6 +286,16 @@ impl Default for ClockConfig {
     }
 }
 
+impl DaemonConfig {
+    /// The face gallery's file.
+    pub fn gallery_path(&self) -> PathBuf {
+        self.face
+            .gallery
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("gallery.bin"))
+    }
+}
+
 impl UplinkConfig {
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive_s)
@@ -347,7 +364,7 @@ impl DaemonConfig {
             ParseError::Syntax(e.to_string().trim_end().replace('\n', " ").to_string())
         })?;
         let mut problems = Vec::new();
-        const SECTIONS: [&str; 11] = [
+        const SECTIONS: [&str; 12] = [
             "identity",
             "state_dir",
             "camera",
@@ -359,6 +376,7 @@ impl DaemonConfig {
             "uplink",
             "trust",
             "clock",
+            "face",
         ];
         for key in table.keys() {
             if !SECTIONS.contains(&key.as_str()) {
@@ -386,6 +404,7 @@ impl DaemonConfig {
         let uplink = s.required::<UplinkConfig>("uplink");
         let trust = s.optional::<TrustConfigSection>("trust");
         let clock = s.optional::<ClockConfig>("clock");
+        let face = s.optional::<FaceSection>("face");
         match (
             identity,
             state_dir,
@@ -398,6 +417,7 @@ impl DaemonConfig {
             uplink,
             trust,
             clock,
+            face,
         ) {
             (
                 Some(identity),
@@ -411,6 +431,7 @@ impl DaemonConfig {
                 Some(uplink),
                 Some(trust),
                 Some(clock),
+                Some(face),
             ) => {
                 let cfg = DaemonConfig {
                     identity,
@@ -424,6 +445,7 @@ impl DaemonConfig {
                     uplink,
                     trust,
                     clock,
+                    face,
                 };
                 validate::check(&cfg, &mut problems);
                 if problems.is_empty() {

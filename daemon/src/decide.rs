@@ -2,9 +2,10 @@
 //! the person's previous admit and the policy. No clock, no hardware, no I/O: the door loop
 //! gathers the inputs and acts on the outcome.
 //!
-//! Factors are checked in a fixed order — pass code, trust freshness, pass colour,
-//! anti-passback, temperature — and each is `hard` (the first hard failure is the deny reason),
-//! `soft` (admit, but flag the event) or `off`.
+//! The credential is a pass code (with its verification result) or a face (the identity the
+//! matcher settled on, or nobody). Factors are checked in a fixed order — credential (pass code
+//! or face), trust freshness, pass colour, anti-passback, temperature — and each is `hard` (the
+//! first hard failure is the deny reason), `soft` (admit, but flag the event) or `off`.
 
 use std::collections::HashMap;
 
@@ -14,10 +15,20 @@ use checkpoint_protocol::records::{Decision, Flag, Reason};
 
 use crate::config::{Mode, PolicyConfig};
 
+/// What the person showed.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A pass code and the result of verifying it.
+    Pass(&'a Result<PassClaims, Rejection>),
+    /// A face: the gallery identity the matcher settled on, or `None` for a face it did not
+    /// recognise (never a guess).
+    Face(Option<&'a SubjectId>),
+}
+
 /// What the door loop knows about one attempt.
 #[derive(Debug)]
 pub struct Inputs<'a> {
-    pub verification: &'a Result<PassClaims, Rejection>,
+    pub credential: Credential<'a>,
     /// The raw thermometer reading, `None` when the sensor gave none.
     pub temperature_c: Option<f32>,
     /// When this person was last admitted at this box (Unix seconds).
@@ -53,18 +64,24 @@ pub fn decide(input: &Inputs<'_>, policy: &PolicyConfig) -> Outcome {
 
     // Claims are trustworthy only once the signature verified; later steps (validity window,
     // revocation) failing still tells us who it was.
-    let claims = match input.verification {
-        Ok(c) => Some(c),
-        Err(r) if signature_verified(r.reason) => r.claims.as_ref(),
-        Err(_) => None,
+    let (claims, face) = match input.credential {
+        Credential::Pass(Ok(c)) => (Some(c), None),
+        Credential::Pass(Err(r)) if signature_verified(r.reason) => (r.claims.as_ref(), None),
+        Credential::Pass(Err(_)) => (None, None),
+        Credential::Face(who) => (None, who),
     };
-    if let Err(rejection) = input.verification {
-        factor(policy.pass, rejection.reason.into(), Flag::PassInvalid);
+    match input.credential {
+        Credential::Pass(Err(rejection)) => {
+            factor(policy.pass, rejection.reason.into(), Flag::PassInvalid)
+        }
+        Credential::Face(None) => factor(policy.face, Reason::FaceUnknown, Flag::FaceUnknown),
+        Credential::Pass(Ok(_)) | Credential::Face(Some(_)) => {}
     }
-    if input.trust_stale {
+    // Keys and revocations concern pass codes; a face is checked against the gallery.
+    if input.trust_stale && matches!(input.credential, Credential::Pass(_)) {
         factor(policy.trust_stale, Reason::TrustStale, Flag::TrustStale);
     }
-    if let Ok(c) = input.verification {
+    if let Credential::Pass(Ok(c)) = input.credential {
         if !policy.admit_statuses.contains(&c.status) {
             factor(
                 policy.pass,
@@ -73,7 +90,11 @@ pub fn decide(input: &Inputs<'_>, policy: &PolicyConfig) -> Outcome {
             );
         }
     }
-    if policy.anti_passback_s > 0 && input.verification.is_ok() {
+    let recognised = matches!(
+        input.credential,
+        Credential::Pass(Ok(_)) | Credential::Face(Some(_))
+    );
+    if policy.anti_passback_s > 0 && recognised {
         if let Some(last) = input.last_admit {
             let window = i64::try_from(policy.anti_passback_s).unwrap_or(i64::MAX);
             if input.now.saturating_sub(last) < window {
@@ -109,7 +130,7 @@ pub fn decide(input: &Inputs<'_>, policy: &PolicyConfig) -> Outcome {
         decision,
         reason,
         flags,
-        subject: claims.map(|c| c.subject.clone()),
+        subject: claims.map(|c| c.subject.clone()).or_else(|| face.cloned()),
         dependants: claims.map(|c| c.dependants.clone()).unwrap_or_default(),
         pass_status: claims.map(|c| c.status),
         temperature_c,

@@ -62,12 +62,13 @@ fn not_ok(name: &'static str, verdict: Verdict, detail: impl fmt::Display, fix: 
 pub async fn run(cfg: &DaemonConfig) -> Vec<Check> {
     let mut out = Vec::new();
     let cam_cfg = cfg.camera.clone();
+    let colour = cfg.face.enabled;
     let cam = tokio::task::spawn_blocking(move || {
-        camera::build(&cam_cfg).and_then(|mut c| c.frame().map(|f| (c.describe(), f)))
+        camera::build(&cam_cfg, colour).and_then(|mut c| c.frame().map(|f| (c.describe(), f)))
     })
     .await;
     out.push(match cam {
-        Ok(Ok((desc, Some(f)))) => pass("camera", format!("{desc}; frame {}x{}", f.width(), f.height())),
+        Ok(Ok((desc, Some(f)))) => pass("camera", format!("{desc}; frame {}x{}", f.luma.width(), f.luma.height())),
         Ok(Ok((desc, None))) => pass("camera", format!("{desc}; replay already finished")),
         Ok(Err(e)) => not_ok("camera", Verdict::Fail, e, "check the camera cable and /dev/video*, that the user is in group video, and the [camera] section"),
         Err(e) => not_ok("camera", Verdict::Fail, e, "the camera driver crashed; check the device"),
@@ -135,7 +136,49 @@ pub async fn run(cfg: &DaemonConfig) -> Vec<Check> {
             }
         }
     });
+    if cfg.face.enabled {
+        out.push(face(cfg));
+    }
     out
+}
+
+/// The face models (by sha256) and the gallery, as `run` would load them.
+#[cfg(feature = "face")]
+fn face(cfg: &DaemonConfig) -> Check {
+    use crate::face::{FaceStage, GalleryStore};
+    let gallery = match GalleryStore::load(&cfg.gallery_path()) {
+        Ok(g) => std::sync::Arc::new(g),
+        Err(e) => return not_ok("face", Verdict::Fail, e, "enrol again with this checkpointd (checkpointd enroll) or let central publish the box's gallery"),
+    };
+    if let Err(e) = FaceStage::load(&cfg.face, gallery.clone()) {
+        return not_ok(
+            "face",
+            Verdict::Fail,
+            e,
+            "run scripts/models (or install the models where face.models_dir points)",
+        );
+    }
+    let n = gallery.current().identities();
+    if n == 0 {
+        not_ok(
+            "face",
+            Verdict::Warn,
+            "models ok; the gallery is empty: every face is unknown",
+            "checkpointd enroll PHOTOS --out the gallery file, or let central publish it",
+        )
+    } else {
+        pass("face", format!("models ok; gallery of {n} people"))
+    }
+}
+
+#[cfg(not(feature = "face"))]
+fn face(_cfg: &DaemonConfig) -> Check {
+    not_ok(
+        "face",
+        Verdict::Fail,
+        "this checkpointd was built without face recognition",
+        "install a build with the cargo feature `face`, or set face.enabled = false",
+    )
 }
 
 async fn broker(cfg: &DaemonConfig) -> Check {

@@ -9,6 +9,8 @@
 //! - [`config`]: the TOML configuration, validated with every problem reported at once.
 //! - [`decide`]: the pure admission policy, plus anti-passback and duplicate suppression.
 //! - [`qr`]: QR decoding of frames with a preprocessing chain, panic isolation and a time budget.
+//! - `face` (feature `face`): faces at the door: the gallery in force and the per-frame look;
+//!   `enroll`: the `enroll` and `identify` commands.
 //! - [`camera`], [`thermo`], [`gate`]: hardware traits, each with a real and a simulated backend.
 //! - [`outbox`]: the sled store-and-forward queue and its durability contract.
 //! - [`trust`]: the keys and revocations in force, persisted as the last good copy.
@@ -24,6 +26,8 @@ pub mod decide;
 pub mod doctor;
 #[cfg(feature = "face")]
 pub mod enroll;
+#[cfg(feature = "face")]
+pub mod face;
 pub mod gate;
 pub mod outbox;
 pub mod pipeline;

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +48,10 @@ pub enum PipelineError {
     Gate(#[from] GateError),
     #[error(transparent)]
     Uplink(#[from] UplinkError),
+    /// Face mode refuses to start without its models or with a bad gallery.
+    #[cfg(feature = "face")]
+    #[error("face recognition: {0}")]
+    Face(#[from] crate::face::FaceStageError),
     #[error("shutdown: {0}")]
     Shutdown(String),
 }
@@ -56,6 +60,8 @@ pub enum PipelineError {
 #[derive(Debug)]
 pub struct Frame {
     pub image: GrayImage,
+    /// Colour, when face recognition is on.
+    pub rgb: Option<RgbImage>,
     pub captured: Instant,
 }
 
@@ -96,6 +102,8 @@ pub async fn run(
         }
     };
     let thermo_wanted = cfg.policy.temperature != Mode::Off;
+    #[cfg(feature = "face")]
+    let (face, gallery) = face_stage(&cfg)?;
     let stats = Arc::new(Stats::new(thermo_health));
     let mut gate = gate::build(&cfg.gate)?;
     gate.safe_state()?;
@@ -104,10 +112,11 @@ pub async fn run(
 
     let (frames_tx, frames_rx) = mpsc::sync_channel::<Frame>(1);
     let camera_thread = {
+        let colour = cfg.face.enabled;
         let (cfg, stats, token) = (cfg.camera.clone(), stats.clone(), token.clone());
         std::thread::Builder::new()
             .name("camera".into())
-            .spawn(move || camera_loop(&cfg, &frames_tx, &stats, &token))
+            .spawn(move || camera_loop(&cfg, colour, &frames_tx, &stats, &token))
             .map_err(|e| PipelineError::Shutdown(format!("cannot start the camera thread: {e}")))?
     };
     let door = Door {
@@ -125,6 +134,8 @@ pub async fn run(
         gate,
         thermometer: thermometer.filter(|_| thermo_wanted),
         appended: appended.clone(),
+        #[cfg(feature = "face")]
+        face,
     };
     let door_thread = {
         let token = token.clone();
@@ -141,6 +152,8 @@ pub async fn run(
         clock,
         appended,
         state_dir: cfg.state_dir.clone(),
+        #[cfg(feature = "face")]
+        gallery,
     };
     let uplink_task = tokio::spawn(uplink::run(cfg.uplink.clone(), mqtt, shared, token.clone()));
 
@@ -191,8 +204,35 @@ pub async fn run(
     }
 }
 
+/// The face stage and its gallery, when `[face] enabled`: the models are checked and loaded and
+/// the gallery read before the door opens, so a missing model stops the start with its name.
+#[cfg(feature = "face")]
+fn face_stage(
+    cfg: &DaemonConfig,
+) -> Result<
+    (
+        Option<crate::face::FaceStage>,
+        Option<Arc<crate::face::GalleryStore>>,
+    ),
+    PipelineError,
+> {
+    use crate::face::{FaceStage, FaceStageError, GalleryStore};
+    if !cfg.face.enabled {
+        return Ok((None, None));
+    }
+    let gallery = Arc::new(GalleryStore::load(&cfg.gallery_path())?);
+    let stage = FaceStage::load(&cfg.face, gallery.clone()).map_err(FaceStageError::from)?;
+    tracing::info!(
+        message = "Face recognition on.",
+        identities = gallery.current().identities(),
+        gallery = %cfg.gallery_path().display(),
+    );
+    Ok((Some(stage), Some(gallery)))
+}
+
 fn camera_loop(
     cfg: &CameraConfig,
+    colour: bool,
     tx: &SyncSender<Frame>,
     stats: &Stats,
     token: &CancellationToken,
@@ -202,7 +242,7 @@ fn camera_loop(
     let lossless = matches!(cfg, CameraConfig::Sim { .. });
     let mut logged = false;
     while !token.is_cancelled() {
-        let mut cam = match camera::build(cfg) {
+        let mut cam = match camera::build(cfg, colour) {
             Ok(c) => {
                 tracing::info!(message = "Camera open.", camera = %c.describe());
                 stats.set_camera(stats::ok());
@@ -221,9 +261,10 @@ fn camera_loop(
         };
         while !token.is_cancelled() {
             match cam.frame() {
-                Ok(Some(image)) => {
+                Ok(Some(picture)) => {
                     let frame = Frame {
-                        image,
+                        image: picture.luma,
+                        rgb: picture.rgb,
                         captured: Instant::now(),
                     };
                     let sent = if lossless {

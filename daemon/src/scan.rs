@@ -31,6 +31,11 @@ pub enum ScanError {
 
 /// Reads a file as a luma image, refusing anything over [`MAX_IMAGE_SIDE`] or 256 MiB decoded.
 pub fn load_luma(path: &Path) -> Result<GrayImage, ScanError> {
+    load_image(path).map(|img| img.to_luma8())
+}
+
+/// Reads an image file, refusing anything over [`MAX_IMAGE_SIDE`] or 256 MiB decoded.
+pub fn load_image(path: &Path) -> Result<image::DynamicImage, ScanError> {
     let image_err = |message: String| ScanError::Image {
         path: path.to_path_buf(),
         message,
@@ -47,8 +52,7 @@ pub fn load_luma(path: &Path) -> Result<GrayImage, ScanError> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(256 * 1024 * 1024);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| image_err(e.to_string()))?;
-    Ok(img.to_luma8())
+    reader.decode().map_err(|e| image_err(e.to_string()))
 }
 
 /// Builds a trust store from files: PEM public keys (`passcode.pub`, or a directory holding

@@ -156,8 +156,10 @@ fn parse(bytes: &[u8]) -> Result<TrustState, TrustError> {
 
 /// Write to a temporary file, fsync, rename over the old copy, fsync the directory: a crash
 /// leaves either the old or the new copy, never a torn one.
-fn save_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
+pub(crate) fn save_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -57,6 +57,9 @@ pub struct Shared {
     /// Signalled by the door loop after each append, so live events go out at once.
     pub appended: Arc<Notify>,
     pub state_dir: std::path::PathBuf,
+    /// The face gallery in force, when face recognition is on; central's retained updates go here.
+    #[cfg(feature = "face")]
+    pub gallery: Option<Arc<crate::face::GalleryStore>>,
 }
 
 pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, UplinkError> {
@@ -65,7 +68,9 @@ pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, U
     // Validated to 5..=3600 s, so rumqttc's assertion on sub-second values cannot fire.
     opts.set_keep_alive(cfg.keep_alive());
     opts.set_clean_session(false);
-    opts.set_max_packet_size(256 * 1024, 256 * 1024);
+    // Incoming: a retained face gallery is about 530 bytes per enrolled photo, so 8 MiB holds
+    // some 15,000; everything else is small.
+    opts.set_max_packet_size(8 * 1024 * 1024, 256 * 1024);
     opts.set_inflight(100);
     let will = Status {
         schema: records::Schema,
@@ -303,9 +308,7 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
             }
         }
         Topic::BoxConfig(b, ConfigKind::Gallery) if b == shared.box_id => {
-            tracing::info!(
-                message = "Face gallery update ignored: this build has no face recognition."
-            );
+            gallery_update(shared, &p.payload).await;
         }
         Topic::Command(b) if b == shared.box_id => {
             tracing::warn!(
@@ -315,6 +318,36 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
         }
         other => tracing::warn!(message = "Message for someone else ignored.", topic = %other),
     }
+}
+
+/// A retained gallery from central: checked, saved and put in force, or refused with the
+/// gallery in force kept.
+#[cfg(feature = "face")]
+async fn gallery_update(shared: &Shared, payload: &[u8]) {
+    use crate::face::Applied;
+    let Some(gallery) = shared.gallery.clone() else {
+        tracing::info!(message = "Face gallery update ignored: face recognition is off.");
+        return;
+    };
+    let bytes = payload.to_vec();
+    let g = gallery.clone();
+    match tokio::task::spawn_blocking(move || g.apply(&bytes)).await {
+        Ok(Ok(Applied::Updated)) => tracing::info!(
+            message = "Face gallery updated.",
+            identities = gallery.current().identities(),
+            embeddings = gallery.current().len(),
+        ),
+        Ok(Ok(Applied::Unchanged)) => tracing::debug!(message = "Face gallery unchanged."),
+        Ok(Err(error)) => {
+            tracing::warn!(message = "Face gallery refused; keeping the one in force.", %error)
+        }
+        Err(error) => tracing::error!(message = "Gallery task failed.", %error),
+    }
+}
+
+#[cfg(not(feature = "face"))]
+async fn gallery_update(_shared: &Shared, _payload: &[u8]) {
+    tracing::info!(message = "Face gallery update ignored: this build has no face recognition.");
 }
 
 #[cfg(test)]

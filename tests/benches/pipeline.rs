@@ -79,6 +79,7 @@ fn door(dir: &std::path::Path, key: &IssuerKey) -> Door {
         gate: Box::new(SimGate::new(None)),
         thermometer: Some(Box::new(SimThermometer::new(vec![36.6], None))),
         appended: Arc::new(tokio::sync::Notify::new()),
+        face: None,
     }
 }
 
@@ -109,6 +110,7 @@ fn door_latency() {
             let image = frame_with(Some(&text), w, h);
             let frame = Frame {
                 image,
+                rgb: None,
                 captured: Instant::now(),
             };
             let out = d.frame(&mut state, &frame);
@@ -127,6 +129,7 @@ fn door_latency() {
         for _ in 0..40 {
             let frame = Frame {
                 image: blank.clone(),
+                rgb: None,
                 captured: Instant::now(),
             };
             assert!(d.frame(&mut state, &frame).is_empty());
@@ -164,6 +167,7 @@ fn door_photos() {
             for n in 1..=15 {
                 let frame = Frame {
                     image: photo.clone(),
+                    rgb: None,
                     captured: Instant::now(),
                 };
                 if !d.frame(&mut state, &frame).is_empty() {
@@ -180,6 +184,7 @@ fn door_photos() {
         for _ in 0..30 {
             let frame = Frame {
                 image: blank.clone(),
+                rgb: None,
                 captured: Instant::now(),
             };
             d.frame(&mut state, &frame);

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use image::GrayImage;
-
-use super::{Camera, CameraError};
+use super::{Camera, CameraError, Picture};
 use crate::scan;
 
 #[derive(Debug)]
@@ -17,9 +15,16 @@ pub struct SimCamera {
     interval: Duration,
     due: Instant,
     looping: bool,
+    colour: bool,
 }
 
 impl SimCamera {
+    /// Also deliver colour frames (for face recognition).
+    pub fn colour(mut self, colour: bool) -> SimCamera {
+        self.colour = colour;
+        self
+    }
+
     pub fn open(dir: &Path, fps: f32, looping: bool) -> Result<SimCamera, CameraError> {
         let folder_err = |message: String| CameraError::Folder {
             path: dir.display().to_string(),
@@ -47,12 +52,13 @@ impl SimCamera {
             interval: Duration::from_secs_f32(1.0 / fps),
             due: Instant::now(),
             looping,
+            colour: false,
         })
     }
 }
 
 impl Camera for SimCamera {
-    fn frame(&mut self) -> Result<Option<GrayImage>, CameraError> {
+    fn frame(&mut self) -> Result<Option<Picture>, CameraError> {
         if self.next >= self.files.len() {
             if !self.looping {
                 return Ok(None);
@@ -67,8 +73,8 @@ impl Camera for SimCamera {
         self.due = Instant::now().max(self.due) + self.interval;
         let path = &self.files[self.next];
         self.next += 1;
-        scan::load_luma(path)
-            .map(Some)
+        scan::load_image(path)
+            .map(|img| Some(Picture::from_image(img, self.colour)))
             .map_err(|e| CameraError::Frame {
                 name: path.display().to_string(),
                 message: e.to_string(),
@@ -95,7 +101,7 @@ mod tests {
         for (name, v) in [("b.png", 200u8), ("a.png", 100), ("notes.txt", 0)] {
             let path = dir.path().join(name);
             if name.ends_with(".png") {
-                GrayImage::from_pixel(4, 4, image::Luma([v]))
+                image::GrayImage::from_pixel(4, 4, image::Luma([v]))
                     .save(&path)
                     .unwrap();
             } else {
@@ -104,9 +110,15 @@ mod tests {
         }
         let mut cam = SimCamera::open(dir.path(), 100.0, false).unwrap();
         let first = cam.frame().unwrap().unwrap();
-        assert_eq!(first.get_pixel(0, 0).0, [100]);
-        assert_eq!(cam.frame().unwrap().unwrap().get_pixel(0, 0).0, [200]);
+        assert_eq!(first.luma.get_pixel(0, 0).0, [100]);
+        assert!(first.rgb.is_none(), "colour only when asked");
+        assert_eq!(cam.frame().unwrap().unwrap().luma.get_pixel(0, 0).0, [200]);
         assert!(cam.frame().unwrap().is_none());
+        let mut cam = SimCamera::open(dir.path(), 100.0, false)
+            .unwrap()
+            .colour(true);
+        let rgb = cam.frame().unwrap().unwrap().rgb.unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [100, 100, 100]);
     }
 
     #[test]

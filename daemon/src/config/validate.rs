@@ -3,6 +3,7 @@
 use super::{CameraConfig, DaemonConfig, GateConfig, Mode, Problem, ThermometerConfig};
 
 pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
+    cfg.face.check(problems);
     let mut bad = |path: &str, message: String| {
         problems.push(Problem {
             path: path.to_string(),

@@ -94,7 +94,7 @@ fn check(c: Case) {
     let p = policy(c.policy);
     let out = decide(
         &Inputs {
-            verification: &c.verification,
+            credential: Credential::Pass(&c.verification),
             temperature_c: c.temperature,
             last_admit: c.last_admit,
             trust_stale: c.trust_stale,
@@ -250,13 +250,57 @@ fn decisions() {
 }
 
 #[test]
+fn faces_name_only_who_the_matcher_settled_on() {
+    let alice = SubjectId::new("alice").unwrap();
+    let run = |credential, temperature_c, last_admit, p: &PolicyConfig| {
+        let o = decide(
+            &Inputs {
+                credential,
+                temperature_c,
+                last_admit,
+                trust_stale: true,
+                now: 1_500,
+            },
+            p,
+        );
+        (o.decision, o.reason, o.flags, o.subject, o.pass_status)
+    };
+    let hard = policy("");
+    let known = Credential::Face(Some(&alice));
+    let who = Some(alice.clone());
+    // Stale trust concerns pass codes only; a face carries no pass status.
+    assert_eq!(
+        run(known, Some(36.6), None, &hard),
+        (Admit, Reason::Ok, vec![], who.clone(), None)
+    );
+    assert_eq!(
+        run(known, Some(38.2), None, &hard),
+        (Deny, Reason::Fever, vec![], who.clone(), None)
+    );
+    assert_eq!(
+        run(known, Some(36.6), Some(1_400), &hard),
+        (Deny, Reason::AntiPassback, vec![], who.clone(), None)
+    );
+    assert_eq!(
+        run(Credential::Face(None), Some(36.6), None, &hard),
+        (Deny, Reason::FaceUnknown, vec![], None, None)
+    );
+    let soft = policy("face = \"soft\"");
+    assert_eq!(
+        run(Credential::Face(None), Some(36.6), Some(1_400), &soft),
+        (Admit, Reason::Ok, vec![Flag::FaceUnknown], None, None),
+        "admitted and flagged, still nobody; anti-passback needs someone"
+    );
+}
+
+#[test]
 fn only_plausible_temperatures_are_recorded() {
     let p = policy("");
     let v = Ok(claims(PassStatus::Green));
     let out = |t| {
         decide(
             &Inputs {
-                verification: &v,
+                credential: Credential::Pass(&v),
                 temperature_c: Some(t),
                 last_admit: None,
                 trust_stale: false,

@@ -1,11 +1,14 @@
-//! The door loop: frame in, decision out. For each new code in a frame it verifies the pass,
-//! reads the thermometer, decides, stores the event durably in the outbox and only then signals
-//! the gate. Failures of one stage are logged and counted; the loop keeps going.
+//! The door loop: frame in, decision out. For each new code in a frame — or, with face
+//! recognition on and no code in view, each face the frames settled on (someone, or an unknown
+//! face) — it verifies, reads the thermometer, decides, stores the event durably in the outbox
+//! and only then signals the gate. Failures of one stage are logged and counted; the loop keeps
+//! going.
 
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::passcode;
 use checkpoint_protocol::records::{self, Decision, Event, Method, Schema};
 use time::OffsetDateTime;
@@ -16,7 +19,7 @@ use uuid::Uuid;
 use super::{next_frame, Frame};
 use crate::clock::ClockWatch;
 use crate::config::{Identity, PolicyConfig};
-use crate::decide::{self, Debounce, Inputs, Passback};
+use crate::decide::{self, Credential, Debounce, Inputs, Passback};
 use crate::gate::{Gate, Signal};
 use crate::outbox::Outbox;
 use crate::qr::{self, QrConfig};
@@ -42,6 +45,17 @@ pub struct Door {
     pub thermometer: Option<Box<dyn Thermometer>>,
     /// Wakes the uplink after each append.
     pub appended: Arc<Notify>,
+    /// Face recognition, when `[face] enabled` (frames then carry colour).
+    #[cfg(feature = "face")]
+    pub face: Option<crate::face::FaceStage>,
+}
+
+/// What the person showed.
+#[derive(Debug, Clone, Copy)]
+enum Shown<'a> {
+    Code(&'a str),
+    /// A face the frames settled on: someone, or nobody the gallery knows.
+    Face(Option<&'a SubjectId>),
 }
 
 impl std::fmt::Debug for Door {
@@ -67,6 +81,10 @@ pub struct DoorState {
     debounce: Debounce,
     passback: Passback,
     thermo_health: SensorHealth,
+    /// A person (or an unknown face) still in front of the camera counts once.
+    face_debounce: Debounce,
+    /// Face-stage failures logged so far (the first few, then every hundredth).
+    face_errors: u64,
 }
 
 impl Door {
@@ -76,7 +94,17 @@ impl Door {
             debounce: Debounce::new(self.policy.duplicate_cooldown_ms),
             passback: Passback::default(),
             thermo_health: SensorHealth::default(),
+            face_debounce: Debounce::new(self.face_cooldown_ms()),
+            face_errors: 0,
         }
+    }
+
+    fn face_cooldown_ms(&self) -> u64 {
+        #[cfg(feature = "face")]
+        if let Some(f) = &self.face {
+            return f.cooldown_ms;
+        }
+        0
     }
 
     /// Runs until the token is cancelled, then puts the gate in its safe state.
@@ -131,18 +159,69 @@ impl Door {
         let mut out = Vec::new();
         for text in &decoded.texts {
             if state.debounce.fresh(text, now_ms) {
-                out.push(self.attempt(state, text, frame.captured));
+                out.push(self.attempt(state, Shown::Code(text), frame.captured));
             }
+        }
+        #[cfg(feature = "face")]
+        if let Some(o) = self.face_frame(state, frame, !decoded.texts.is_empty(), now_ms) {
+            out.push(o);
         }
         out
     }
 
+    /// The face stage on one frame. A code in view takes precedence: the face is not looked at.
+    #[cfg(feature = "face")]
+    fn face_frame(
+        &mut self,
+        state: &mut DoorState,
+        frame: &Frame,
+        code_in_view: bool,
+        now_ms: u64,
+    ) -> Option<AttemptOutcome> {
+        use crate::face::Look;
+        let (face, rgb) = (self.face.as_mut()?, frame.rgb.as_ref()?);
+        if code_in_view {
+            face.reset();
+            return None;
+        }
+        match face.look(rgb) {
+            Ok(Look::Settled(who)) => {
+                let key = who.as_ref().map_or("?", |s| s.as_str()).to_string();
+                state
+                    .face_debounce
+                    .fresh(&key, now_ms)
+                    .then(|| self.attempt(state, Shown::Face(who.as_ref()), frame.captured))
+            }
+            Ok(Look::Nobody | Look::Gathering) => None,
+            Err(error) => {
+                state.face_errors += 1;
+                if state.face_errors <= 5 || state.face_errors % 100 == 0 {
+                    tracing::warn!(message = "Face stage failed on a frame.", %error, count = state.face_errors);
+                }
+                None
+            }
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(box_id = %self.identity.box_id))]
-    fn attempt(&mut self, state: &mut DoorState, text: &str, captured: Instant) -> AttemptOutcome {
+    fn attempt(
+        &mut self,
+        state: &mut DoorState,
+        shown: Shown<'_>,
+        captured: Instant,
+    ) -> AttemptOutcome {
         let now = OffsetDateTime::now_utc();
         let now_unix = now.unix_timestamp();
         let trust = self.trust.current();
-        let verification = passcode::verify(text, &trust.store, now_unix, self.policy.clock_skew_s);
+        let verification;
+        let (credential, method) = match shown {
+            Shown::Code(text) => {
+                verification =
+                    passcode::verify(text, &trust.store, now_unix, self.policy.clock_skew_s);
+                (Credential::Pass(&verification), Method::Qr)
+            }
+            Shown::Face(who) => (Credential::Face(who), Method::Face),
+        };
         let temperature_c = match self.thermometer.as_mut() {
             Some(t) => {
                 let r = t.read();
@@ -155,13 +234,15 @@ impl Door {
             }
             None => None,
         };
-        let last_admit = verification
-            .as_ref()
-            .ok()
-            .and_then(|c| state.passback.last_admit(&c.subject));
+        let recognised = match credential {
+            Credential::Pass(Ok(c)) => Some(&c.subject),
+            Credential::Face(who) => who,
+            Credential::Pass(Err(_)) => None,
+        };
+        let last_admit = recognised.and_then(|s| state.passback.last_admit(s));
         let outcome = decide::decide(
             &Inputs {
-                verification: &verification,
+                credential,
                 temperature_c,
                 last_admit,
                 trust_stale: self.trust.stale(now),
@@ -177,7 +258,7 @@ impl Door {
             box_id: self.identity.box_id.clone(),
             checkpoint: self.identity.checkpoint.clone(),
             direction: self.identity.direction,
-            method: Method::Qr,
+            method,
             subject: outcome.subject.clone(),
             dependants: outcome.dependants.clone(),
             pass_status: outcome.pass_status,
@@ -225,6 +306,7 @@ impl Door {
         tracing::info!(
             message = "Attempt.",
             seq,
+            method = ?method,
             decision = ?outcome.decision,
             reason = ?outcome.reason,
             flags = ?outcome.flags,

@@ -166,6 +166,13 @@ impl TestCentral {
             .expect("publish trust");
     }
 
+    /// Publishes raw bytes on a topic, retained (configuration such as a box's gallery).
+    pub fn publish_retained(&self, topic: &str, payload: &[u8]) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, true, payload.to_vec())
+            .expect("publish");
+    }
+
     /// Publishes raw bytes on a topic (for garbage-input tests).
     pub fn publish_raw(&self, topic: &str, payload: &[u8]) {
         self.client

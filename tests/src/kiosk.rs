@@ -33,6 +33,8 @@ pub struct BoxSpec {
     pub outbox: String,
     /// Extra lines for the `[uplink]` section.
     pub uplink: String,
+    /// Whole sections appended at the end (such as `[face]`).
+    pub extra: String,
 }
 
 impl BoxSpec {
@@ -63,6 +65,7 @@ impl BoxSpec {
             policy: String::new(),
             outbox: String::new(),
             uplink: "telemetry_interval_s = 1\nresend_after_s = 3\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n".to_string(),
+            extra: String::new(),
         }
     }
 
@@ -108,7 +111,7 @@ impl BoxSpec {
              [outbox]\n{outbox}\n\
              [uplink]\nhost = \"127.0.0.1\"\nport = {port}\ntransport = {transport}\n{uplink}\n\
              {trust}\
-             [clock]\ncheck = \"assume_synced\"\n",
+             [clock]\ncheck = \"assume_synced\"\n{extra}",
             state = self.state_dir.display(),
             id = self.box_id,
             cp = self.checkpoint,
@@ -121,6 +124,7 @@ impl BoxSpec {
             outbox = self.outbox,
             port = self.port,
             uplink = self.uplink,
+            extra = self.extra,
         )
     }
 

@@ -1,0 +1,269 @@
+//! Faces at the door: real `checkpointd run` boxes with face recognition on (real models from
+//! `scripts/models`, a gallery made by the real `checkpointd enroll` from real photos), a sim
+//! camera replaying door frames of people who were enrolled from *other* photos, a sim
+//! thermometer, and a real Mosquitto.
+//!
+//! - An enrolled person at 36.6 °C is admitted, another at 38.2 °C is denied for fever, a
+//!   stranger is an unknown face (no subject), a frame with no face is no event.
+//! - A gallery central publishes (retained) replaces the box's without a restart; garbage on
+//!   that topic is refused and the gallery in force stays.
+//! - Missing models and a damaged gallery stop `run` with a clear error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use checkpoint_e2e::broker::Mosquitto;
+use checkpoint_e2e::central::{wait_until, TestCentral};
+use checkpoint_e2e::face::{door_frame, models, photo};
+use checkpoint_e2e::kiosk::{blank_frame, BoxSpec, Kiosk};
+use checkpoint_e2e::{run, TempDir};
+use checkpoint_face::decode::Params;
+use checkpoint_face::engine::FaceEngine;
+use checkpoint_protocol::records::{Decision, Event, Method, Reason};
+
+fn engine() -> FaceEngine {
+    FaceEngine::load(&models(), Params::default()).expect("models (scripts/models)")
+}
+
+/// `checkpointd enroll` over `people` (id, photo) into `out`.
+fn enroll(dir: &Path, people: &[(&str, &str)], out: &Path) {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for (id, file) in people {
+        let ext = Path::new(file).extension().unwrap().to_str().unwrap();
+        std::fs::copy(photo(file), photos.join(format!("{id}.{ext}"))).unwrap();
+    }
+    let m = models();
+    let o = run(
+        "checkpointd",
+        &[
+            "enroll",
+            photos.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--models",
+            m.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn face_section(models: &Path, gallery: &Path, cooldown_ms: u64) -> String {
+    format!(
+        "[face]\nenabled = true\nmodels_dir = \"{}\"\ngallery = \"{}\"\ncooldown_ms = {cooldown_ms}\n",
+        models.display(),
+        gallery.display()
+    )
+}
+
+/// A mirrored copy of a photo (the astronaut was enrolled from the original).
+fn mirrored(name: &str, dir: &Path) -> PathBuf {
+    let img = image::open(photo(name)).unwrap();
+    let out = dir.join(format!("mirrored-{name}"));
+    img.fliph().save(&out).unwrap();
+    out
+}
+
+fn summary(e: &Event) -> (Method, Option<String>, Decision, Reason, Option<f32>) {
+    (
+        e.method,
+        e.subject.as_ref().map(|s| s.to_string()),
+        e.decision,
+        e.reason,
+        e.temperature_c,
+    )
+}
+
+#[test]
+fn enrolled_faces_are_admitted_or_denied_for_fever_and_strangers_stay_unknown() {
+    let dir = TempDir::new("face-door");
+    let broker = Mosquitto::start(&dir.path().join("broker"), None);
+    let central = TestCentral::connect(&broker, None, true);
+    let gallery = dir.path().join("gallery.bin");
+    enroll(
+        dir.path(),
+        &[("p-obama", "obama.jpg"), ("p-eileen", "astronaut.png")],
+        &gallery,
+    );
+
+    let mut spec = BoxSpec {
+        fps: 4.0,
+        readings: vec![36.6, 38.2],
+        ..BoxSpec::new("face-gate", dir.path(), &broker, None)
+    };
+    spec.extra = face_section(&models(), &gallery, 5000);
+    let frames = &spec.frames;
+    std::fs::create_dir_all(frames).unwrap();
+    let mut e = engine();
+    let mut n = 0;
+    let mut put = |make: &dyn Fn(&Path), count: usize| {
+        for _ in 0..count {
+            make(&frames.join(format!("{n:03}.png")));
+            n += 1;
+        }
+    };
+    let astronaut = mirrored("astronaut.png", dir.path());
+    let obama2 = dir.path().join("obama2-door.png");
+    let eileen = dir.path().join("eileen-door.png");
+    let biden = dir.path().join("biden-door.png");
+    door_frame(&mut e, &photo("obama2.jpg"), 180.0, &obama2);
+    door_frame(&mut e, &astronaut, 180.0, &eileen);
+    door_frame(&mut e, &photo("biden.jpg"), 180.0, &biden);
+    let copy = |from: &Path| {
+        let from = from.to_path_buf();
+        move |to: &Path| {
+            std::fs::copy(&from, to).unwrap();
+        }
+    };
+    put(&|p: &Path| blank_frame(p), 1);
+    put(&copy(&obama2), 4); // settles after 3 frames: one attempt at 36.6
+    put(&|p: &Path| blank_frame(p), 2);
+    put(&copy(&photo("coffee.png")), 3); // no face: no event
+    put(&copy(&eileen), 4); // one attempt at 38.2: fever
+    put(&|p: &Path| blank_frame(p), 2);
+    put(&copy(&biden), 4); // not enrolled: an unknown face, at 36.6
+    put(&|p: &Path| blank_frame(p), 1);
+
+    let mut k = Kiosk::start(&spec);
+    let events = central.wait_events(3, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(k.terminate().unwrap().success(), "{}", k.log_text());
+    let events = central.unique_events();
+    let got: Vec<_> = events.iter().map(summary).collect();
+    println!("face events at the door: {got:?}");
+    assert_eq!(
+        got,
+        [
+            (
+                Method::Face,
+                Some("p-obama".to_string()),
+                Decision::Admit,
+                Reason::Ok,
+                Some(36.6)
+            ),
+            (
+                Method::Face,
+                Some("p-eileen".to_string()),
+                Decision::Deny,
+                Reason::Fever,
+                Some(38.2)
+            ),
+            (
+                Method::Face,
+                None,
+                Decision::Deny,
+                Reason::FaceUnknown,
+                Some(36.6)
+            ),
+        ]
+    );
+    assert_eq!(spec.gate_signals(), ["admit", "deny", "deny"]);
+    let log = k.log_text();
+    assert!(log.contains("Face recognition on."), "{log}");
+    assert!(!log.contains("p-obama"), "no subject ids in the box's log");
+}
+
+#[test]
+fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() {
+    let dir = TempDir::new("face-gallery");
+    let broker = Mosquitto::start(&dir.path().join("broker"), None);
+    let central = TestCentral::connect(&broker, None, true);
+    let before = dir.path().join("before.bin");
+    enroll(&dir.path().join("a"), &[("p-obama", "obama.jpg")], &before);
+    let after = dir.path().join("after.bin");
+    enroll(
+        &dir.path().join("b"),
+        &[("p-obama", "obama.jpg"), ("p-joe", "biden.jpg")],
+        &after,
+    );
+    let in_force = dir.path().join("state-gallery.bin");
+    std::fs::copy(&before, &in_force).unwrap();
+
+    // The same person in front of the camera over and over: one attempt per pass of the loop.
+    let mut spec = BoxSpec {
+        fps: 8.0,
+        looping: true,
+        ..BoxSpec::new("face-loop", dir.path(), &broker, None)
+    };
+    spec.extra = face_section(&models(), &in_force, 0);
+    std::fs::create_dir_all(&spec.frames).unwrap();
+    let mut e = engine();
+    let biden = dir.path().join("biden-door.png");
+    door_frame(&mut e, &mirrored("biden.jpg", dir.path()), 180.0, &biden);
+    blank_frame(&spec.frames.join("0.png"));
+    for i in 1..=3 {
+        std::fs::copy(&biden, spec.frames.join(format!("{i}.png"))).unwrap();
+    }
+    blank_frame(&spec.frames.join("4.png"));
+    let mut k = Kiosk::start(&spec);
+    let unknown = |e: &Event| e.subject.is_none() && e.reason == Reason::FaceUnknown;
+    let joe = |e: &Event| e.subject.as_ref().is_some_and(|s| s.as_str() == "p-joe");
+    wait_until(Duration::from_secs(60), "an unknown face", || {
+        central.unique_events().iter().any(unknown)
+    });
+    assert!(!central.unique_events().iter().any(joe));
+
+    let topic = "checkpoint/v1/box/face-loop/config/gallery";
+    central.publish_retained(topic, b"not a gallery");
+    wait_until(Duration::from_secs(30), "garbage refused", || {
+        k.log_text().contains("Face gallery refused")
+    });
+    let new = std::fs::read(&after).unwrap();
+    central.publish_retained(topic, &new);
+    wait_until(Duration::from_secs(60), "p-joe recognised", || {
+        central.unique_events().iter().any(joe)
+    });
+    assert!(k.log_text().contains("Face gallery updated."));
+    assert_eq!(
+        std::fs::read(&in_force).unwrap(),
+        new,
+        "saved for the next start"
+    );
+    assert!(k.terminate().unwrap().success(), "{}", k.log_text());
+    // Once recognised, the same face is never unknown again.
+    let events = central.unique_events();
+    let first_joe = events.iter().position(joe).unwrap();
+    assert!(events[first_joe..].iter().all(joe), "{events:?}");
+}
+
+#[test]
+fn face_mode_without_models_or_with_a_damaged_gallery_does_not_start() {
+    let dir = TempDir::new("face-refuse");
+    let gallery = dir.path().join("gallery.bin");
+    enroll(dir.path(), &[("p-obama", "obama.jpg")], &gallery);
+    let mut spec = BoxSpec::new_plain("face-bad", dir.path());
+    std::fs::create_dir_all(&spec.frames).unwrap();
+    blank_frame(&spec.frames.join("0.png"));
+
+    let empty = dir.path().join("no-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    spec.extra = face_section(&empty, &gallery, 5000);
+    let config = spec.write();
+    let o = run(
+        "checkpointd",
+        &["run", "--config", config.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("face_detection_yunet_2023mar.onnx") && err.contains("scripts/models"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let mut bytes = std::fs::read(&gallery).unwrap();
+    let last = bytes.len() - 40;
+    bytes[last] ^= 0xff;
+    std::fs::write(&gallery, &bytes).unwrap();
+    spec.extra = face_section(&models(), &gallery, 5000);
+    let config = spec.write();
+    let o = run(
+        "checkpointd",
+        &["run", "--config", config.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("gallery damaged"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -323,6 +323,14 @@ fn rss() {
         kiosk::qr_frame(&code, &spec.frames.join(format!("{i:02}.png")));
     }
     let mut k = Kiosk::start(&spec);
+    println!("| box | after | attempts | fps | VmRSS kB | VmHWM kB |");
+    println!("|---|---|---:|---:|---:|---:|");
+    report_rss(&mut k, &central, "QR only");
+    println!();
+}
+
+/// Runs the box for 20 s, then prints a row of its memory figures.
+fn report_rss(k: &mut Kiosk, central: &TestCentral, what: &str) {
     std::thread::sleep(Duration::from_secs(20));
     let pid = k.pid().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -334,14 +342,72 @@ fn rss() {
             .unwrap_or_default()
     };
     let events = central.unique_events().len();
-    println!("| after | attempts | VmRSS kB | VmHWM kB |");
-    println!("|---|---:|---:|---:|");
+    let fps = central.telemetry().last().map_or(0.0, |t| t.fps);
     println!(
-        "| 20 s | {events} | {} | {} |\n",
+        "| {what} | 20 s | {events} | {fps:.1} | {} | {} |",
         field("VmRSS:"),
         field("VmHWM:")
     );
     k.terminate();
+}
+
+/// The same with face recognition on: models loaded, a gallery of `n` identities (two real
+/// people plus random ones), door frames of the two people and empty frames in a loop.
+fn rss_face() {
+    use checkpoint_e2e::face::{door_frame, models, photo};
+    use checkpoint_face::engine::FaceEngine;
+    use checkpoint_face::gallery::Gallery;
+    println!("## checkpointd memory with face recognition (sim camera 10 fps, 640x480)\n");
+    println!("| box | after | attempts | fps | VmRSS kB | VmHWM kB |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let mut e = FaceEngine::load(&models(), Default::default()).expect("scripts/models");
+    for n in [2usize, 10_000] {
+        let dir = TempDir::new("bench-rss-face");
+        let broker = Mosquitto::start(&dir.path().join("broker"), None);
+        let central = TestCentral::connect(&broker, None, true);
+        let mut g = Gallery::new(128);
+        for (id, file) in [("p-obama", "obama.jpg"), ("p-eileen", "astronaut.png")] {
+            let img = image::open(photo(file)).unwrap().to_rgb8();
+            let f = e.detect(&img).unwrap()[0];
+            g.add(id, &e.embed(&img, &f).unwrap()).unwrap();
+        }
+        for i in 2..n {
+            let v: Vec<f32> = (0..128).map(|_| fastrand::f32() - 0.5).collect();
+            g.add(&format!("p-{i}"), &v).unwrap();
+        }
+        let gallery = dir.path().join("gallery.bin");
+        g.save(&gallery).unwrap();
+        let mut spec = BoxSpec {
+            fps: 10.0,
+            looping: true,
+            readings: vec![36.5, 36.7],
+            ..BoxSpec::new("rss-face", dir.path(), &broker, None)
+        };
+        spec.extra = format!(
+            "[face]\nenabled = true\nmodels_dir = \"{}\"\ngallery = \"{}\"\ncooldown_ms = 500\n",
+            models().display(),
+            gallery.display()
+        );
+        std::fs::create_dir_all(&spec.frames).unwrap();
+        // Each person in view for 4 frames (a match needs 3), then nobody for 2.
+        let astronaut = dir.path().join("astronaut.png");
+        image::open(photo("astronaut.png"))
+            .unwrap()
+            .fliph()
+            .save(&astronaut)
+            .unwrap();
+        for (i, who) in [photo("obama2.jpg"), astronaut].iter().enumerate() {
+            for j in 0..4 {
+                door_frame(&mut e, who, 180.0, &spec.frames.join(format!("{i}{j}.png")));
+            }
+            for j in 4..6 {
+                kiosk::blank_frame(&spec.frames.join(format!("{i}{j}.png")));
+            }
+        }
+        let mut k = Kiosk::start(&spec);
+        report_rss(&mut k, &central, &format!("face, gallery of {n}"));
+    }
+    println!();
 }
 
 fn main() {
@@ -362,5 +428,8 @@ fn main() {
     }
     if want("rss") {
         rss();
+    }
+    if want("rss-face") {
+        rss_face();
     }
 }

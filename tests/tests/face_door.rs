@@ -126,7 +126,7 @@ fn enrolled_faces_are_admitted_or_denied_for_fever_and_strangers_stay_unknown() 
     put(&|p: &Path| blank_frame(p), 1);
 
     let mut k = Kiosk::start(&spec);
-    let events = central.wait_events(3, Duration::from_secs(60));
+    central.wait_events(3, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
     assert!(k.terminate().unwrap().success(), "{}", k.log_text());
     let events = central.unique_events();

@@ -195,7 +195,7 @@ impl Door {
             Ok(Look::Nobody | Look::Gathering) => None,
             Err(error) => {
                 state.face_errors += 1;
-                if state.face_errors <= 5 || state.face_errors % 100 == 0 {
+                if state.face_errors <= 5 || state.face_errors.is_multiple_of(100) {
                     tracing::warn!(message = "Face stage failed on a frame.", %error, count = state.face_errors);
                 }
                 None

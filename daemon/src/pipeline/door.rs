@@ -55,6 +55,7 @@ pub struct Door {
 enum Shown<'a> {
     Code(&'a str),
     /// A face the frames settled on: someone, or nobody the gallery knows.
+    #[cfg_attr(not(feature = "face"), allow(dead_code))]
     Face(Option<&'a SubjectId>),
 }
 
@@ -82,8 +83,10 @@ pub struct DoorState {
     passback: Passback,
     thermo_health: SensorHealth,
     /// A person (or an unknown face) still in front of the camera counts once.
+    #[cfg_attr(not(feature = "face"), allow(dead_code))]
     face_debounce: Debounce,
     /// Face-stage failures logged so far (the first few, then every hundredth).
+    #[cfg_attr(not(feature = "face"), allow(dead_code))]
     face_errors: u64,
 }
 

@@ -37,6 +37,10 @@ pub struct ApiState {
     pub silent_after_s: u64,
     /// Where a backup is written before it is sent (the data directory).
     pub backup_dir: std::path::PathBuf,
+    /// Face galleries to publish, to ingest (which holds the broker connection).
+    pub galleries: tokio::sync::mpsc::Sender<crate::gallery::GalleryPublish>,
+    /// Whether galleries may go out at all ([`crate::gallery::tls_only`]).
+    pub galleries_allowed: Result<(), String>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -219,7 +223,9 @@ fn wire<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+mod gallery;
 mod handlers;
+pub use gallery::GalleryPublished;
 use handlers::{
     backup, boxes, contacts, events, import_people, import_places, notifications, occupancy,
     revocations, revoke, trajectory,
@@ -238,6 +244,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/boxes", get(boxes))
         .route("/api/v1/backup", get(backup))
         .route("/api/v1/notifications", get(notifications))
+        .route(
+            "/api/v1/boxes/{box_id}/gallery",
+            axum::routing::post(gallery::publish_gallery).layer(
+                axum::extract::DefaultBodyLimit::max(crate::gallery::MAX_BYTES + 1024),
+            ),
+        )
         .with_state(state)
 }
 

@@ -110,6 +110,9 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Face galleries for the boxes (biometric data: over TLS only, to one box's own topic).
+    #[command(subcommand)]
+    Gallery(GalleryCommand),
     /// Download a consistent snapshot of the running central's store.
     Backup {
         #[arg(long, value_name = "FILE")]
@@ -313,4 +316,19 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999s").is_err());
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GalleryCommand {
+    /// Publish a gallery file (`checkpointd enroll`'s output: only the people allowed at that
+    /// box) retained to one box, which checks it and replaces its own without a restart.
+    Publish {
+        /// The box's id.
+        #[arg(long = "box", value_name = "BOX_ID")]
+        box_id: String,
+        #[arg(value_name = "GALLERY")]
+        file: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }

@@ -130,6 +130,21 @@ impl Client {
         Ok((bytes, events))
     }
 
+    /// Forwards a face gallery file to one box (retained; TLS only).
+    pub fn publish_gallery(
+        &self,
+        box_id: &str,
+        bytes: &[u8],
+    ) -> Result<crate::api::GalleryPublished, ClientError> {
+        let url = format!("{}/api/v1/boxes/{box_id}/gallery", self.base);
+        let resp = Self::agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes);
+        Self::answer(&url, resp)
+    }
+
     pub fn notifications(
         &self,
         limit: usize,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use checkpoint_link::Net;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, Event, SeqRange, MAX_ACK_RANGES};
-use checkpoint_protocol::topic::Topic;
+use checkpoint_protocol::topic::{ConfigKind, Topic};
 use rumqttc::MqttOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -129,10 +129,12 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// `galleries`: face galleries the API hands over for publishing (see [`crate::gallery`]).
 pub async fn run(
     source: Source,
     cfg: IngestConfig,
     shared: Shared,
+    mut galleries: tokio::sync::mpsc::Receiver<crate::gallery::GalleryPublish>,
     token: CancellationToken,
 ) -> Result<(), IngestError> {
     let Shared {
@@ -210,6 +212,19 @@ pub async fn run(
                 if connected {
                     publish_trust(&trust, &store, &wire).await;
                 }
+            }
+            Some(g) = galleries.recv() => {
+                let result = if connected {
+                    let topic = Topic::BoxConfig(g.box_id.clone(), ConfigKind::Gallery).to_string();
+                    wire.publish(topic, true, g.bytes).await
+                } else {
+                    Err("central is not connected to the broker".to_string())
+                };
+                match &result {
+                    Ok(()) => tracing::info!(message = "Face gallery published.", box_id = %g.box_id),
+                    Err(error) => tracing::warn!(message = "Face gallery not published.", box_id = %g.box_id, %error),
+                }
+                let _ = g.done.send(result);
             }
             _ = gap_tick.tick() => {
                 for (b, first, last) in gaps.expired(Instant::now()) {

@@ -22,6 +22,7 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
+pub mod gallery;
 pub mod ingest;
 pub mod issuer;
 pub mod pki;

@@ -1,7 +1,9 @@
 //! The `checkpoint-central` command line.
 
 use anyhow::{bail, Context};
-use checkpoint_central::cli::{unix_u32, Cli, Command, PasscodeCommand, PkiCommand, RosterCommand};
+use checkpoint_central::cli::{
+    unix_u32, Cli, Command, GalleryCommand, PasscodeCommand, PkiCommand, RosterCommand,
+};
 use checkpoint_central::client::{self, Output};
 use checkpoint_central::config::{self, CentralConfig};
 use checkpoint_central::issuer;
@@ -164,6 +166,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (c, out) = api.client()?;
             let rows = c.notifications(limit)?;
             print!("{}", client::tables::notifications(&rows, out));
+            Ok(())
+        }
+        Command::Gallery(GalleryCommand::Publish { box_id, file, api }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let (c, _) = api.client()?;
+            let done = c.publish_gallery(&box_id, &bytes)?;
+            println!(
+                "gallery of {} bytes published to {} (retained)",
+                done.bytes, done.box_id
+            );
             Ok(())
         }
         Command::Backup { out, api } => {

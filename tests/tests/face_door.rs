@@ -304,3 +304,85 @@ fn face_mode_without_models_or_with_a_damaged_gallery_does_not_start() {
     let err = refused(&mut spec, &models());
     assert!(err.contains("gallery damaged"), "{err}");
 }
+
+/// A person showing a code is one attempt by code, not also one by face: the QR rotation does
+/// not read the code on every frame, so the face is left alone while the code's cooldown lasts
+/// (`policy.duplicate_cooldown_ms`), and looked at again after it.
+#[test]
+fn a_code_in_view_is_one_attempt_not_also_a_face() {
+    let dir = TempDir::new("face-and-code");
+    let broker = Mosquitto::start(&dir.path().join("broker"), None);
+    let central = TestCentral::connect(&broker, None, true);
+    let gallery = dir.path().join("gallery.bin");
+    enroll(dir.path(), &[("p-obama", "obama.jpg")], &gallery);
+    let keys = checkpoint_e2e::kiosk::keygen(&dir.path().join("keys"));
+    let code = checkpoint_e2e::kiosk::issue(&keys, "p-obama", "green", "1h", None);
+
+    let mut spec = BoxSpec {
+        fps: 4.0,
+        bootstrap_key: Some(keys.join("passcode.pub")),
+        policy: "duplicate_cooldown_ms = 3000\n".to_string(),
+        ..BoxSpec::new("face-code", dir.path(), &broker, None)
+    };
+    spec.extra = face_section(&models(), &gallery, 1000);
+    std::fs::create_dir_all(&spec.frames).unwrap();
+    let mut e = engine();
+    let face = dir.path().join("face.png");
+    door_frame(&mut e, &photo("obama2.jpg"), 180.0, &face);
+    // The same face with the code held up beside it, in the top-left corner.
+    let mut both = image::open(&face).unwrap().to_rgb8();
+    let qr = qrcode::QrCode::new(code.as_bytes())
+        .unwrap()
+        .render::<image::Luma<u8>>()
+        .min_dimensions(170, 170)
+        .build();
+    image::imageops::overlay(
+        &mut both,
+        &image::DynamicImage::ImageLuma8(qr).to_rgb8(),
+        0,
+        0,
+    );
+    let mut n = 0;
+    let mut put = |from: &Path, count: usize| {
+        for _ in 0..count {
+            std::fs::copy(from, spec.frames.join(format!("{n:03}.png"))).unwrap();
+            n += 1;
+        }
+    };
+    let blank = dir.path().join("blank.png");
+    blank_frame(&blank);
+    let both_path = dir.path().join("both.png");
+    both.save(&both_path).unwrap();
+    put(&both_path, 1); // the code is read once...
+    put(&face, 3); // ...and the face alone right after: within the code's cooldown
+    put(&blank, 14); // 3.5 s of nobody: the cooldown is over
+    put(&face, 3); // the same person by face alone: an attempt by face
+    put(&blank, 1);
+
+    let mut k = Kiosk::start(&spec);
+    wait_until(Duration::from_secs(60), "the whole replay", || {
+        k.log_text().contains("Camera replay finished.")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(k.terminate().unwrap().success(), "{}", k.log_text());
+    let got: Vec<_> = central.unique_events().iter().map(summary).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Method::Qr,
+                Some("p-obama".to_string()),
+                Decision::Admit,
+                Reason::Ok,
+                None
+            ),
+            (
+                Method::Face,
+                Some("p-obama".to_string()),
+                Decision::Admit,
+                Reason::Ok,
+                None
+            ),
+        ]
+    );
+}

@@ -50,6 +50,17 @@ fn enroll(dir: &Path, people: &[(&str, &str)], out: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Writes the sim camera's frames: each image copied `count` times, in this order.
+fn replay(frames: &Path, sequence: &[(&Path, usize)]) {
+    let mut n = 0;
+    for (image, count) in sequence {
+        for _ in 0..*count {
+            std::fs::copy(image, frames.join(format!("{n:03}.png"))).unwrap();
+            n += 1;
+        }
+    }
+}
+
 fn face_section(models: &Path, gallery: &Path, cooldown_ms: u64) -> String {
     format!(
         "[face]\nenabled = true\nmodels_dir = \"{}\"\ngallery = \"{}\"\ncooldown_ms = {cooldown_ms}\n",
@@ -97,34 +108,28 @@ fn enrolled_faces_are_admitted_or_denied_for_fever_and_strangers_stay_unknown() 
     let frames = &spec.frames;
     std::fs::create_dir_all(frames).unwrap();
     let mut e = engine();
-    let mut n = 0;
-    let mut put = |make: &dyn Fn(&Path), count: usize| {
-        for _ in 0..count {
-            make(&frames.join(format!("{n:03}.png")));
-            n += 1;
-        }
-    };
     let astronaut = mirrored("astronaut.png", dir.path());
     let obama2 = dir.path().join("obama2-door.png");
     let eileen = dir.path().join("eileen-door.png");
     let biden = dir.path().join("biden-door.png");
+    let blank = dir.path().join("blank.png");
     door_frame(&mut e, &photo("obama2.jpg"), 180.0, &obama2);
     door_frame(&mut e, &astronaut, 180.0, &eileen);
     door_frame(&mut e, &photo("biden.jpg"), 180.0, &biden);
-    let copy = |from: &Path| {
-        let from = from.to_path_buf();
-        move |to: &Path| {
-            std::fs::copy(&from, to).unwrap();
-        }
-    };
-    put(&|p: &Path| blank_frame(p), 1);
-    put(&copy(&obama2), 4); // settles after 3 frames: one attempt at 36.6
-    put(&|p: &Path| blank_frame(p), 2);
-    put(&copy(&photo("coffee.png")), 3); // no face: no event
-    put(&copy(&eileen), 4); // one attempt at 38.2: fever
-    put(&|p: &Path| blank_frame(p), 2);
-    put(&copy(&biden), 4); // not enrolled: an unknown face, at 36.6
-    put(&|p: &Path| blank_frame(p), 1);
+    blank_frame(&blank);
+    replay(
+        frames,
+        &[
+            (&blank, 1),
+            (&obama2, 4), // settles after 3 frames: one attempt at 36.6
+            (&blank, 2),
+            (&photo("coffee.png"), 3), // no face: no event
+            (&eileen, 4),              // one attempt at 38.2: fever
+            (&blank, 2),
+            (&biden, 4), // not enrolled: an unknown face, at 36.6
+            (&blank, 1),
+        ],
+    );
 
     let mut k = Kiosk::start(&spec);
     central.wait_events(3, Duration::from_secs(60));
@@ -342,22 +347,20 @@ fn a_code_in_view_is_one_attempt_not_also_a_face() {
         0,
         0,
     );
-    let mut n = 0;
-    let mut put = |from: &Path, count: usize| {
-        for _ in 0..count {
-            std::fs::copy(from, spec.frames.join(format!("{n:03}.png"))).unwrap();
-            n += 1;
-        }
-    };
     let blank = dir.path().join("blank.png");
     blank_frame(&blank);
     let both_path = dir.path().join("both.png");
     both.save(&both_path).unwrap();
-    put(&both_path, 1); // the code is read once...
-    put(&face, 3); // ...and the face alone right after: within the code's cooldown
-    put(&blank, 14); // 3.5 s of nobody: the cooldown is over
-    put(&face, 3); // the same person by face alone: an attempt by face
-    put(&blank, 1);
+    replay(
+        &spec.frames,
+        &[
+            (&both_path, 1), // the code is read once...
+            (&face, 3),      // ...and the face alone right after: within the code's cooldown
+            (&blank, 14),    // 3.5 s of nobody: the cooldown is over
+            (&face, 3),      // the same person by face alone: an attempt by face
+            (&blank, 1),
+        ],
+    );
 
     let mut k = Kiosk::start(&spec);
     wait_until(Duration::from_secs(60), "the whole replay", || {

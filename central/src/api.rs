@@ -247,7 +247,9 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/boxes/{box_id}/gallery",
             axum::routing::post(gallery::publish_gallery).layer(
-                axum::extract::DefaultBodyLimit::max(crate::gallery::MAX_BYTES + 1024),
+                axum::extract::DefaultBodyLimit::max(
+                    checkpoint_protocol::gallery::MAX_BYTES + 1024,
+                ),
             ),
         )
         .with_state(state)

@@ -6,20 +6,14 @@
 //! publishes one only to that box's own topic (the shipped broker ACL lets only that box's
 //! certificate read it), only when every box connects over TLS, and does not keep a copy.
 //!
-//! The file format is defined with the gallery itself (`face/src/gallery.rs`, built by
-//! `checkpointd enroll`); central checks its frame — magic, version, SHA-256 trailer, size —
-//! so an operator learns at once that a file is not a gallery; the box checks it whole again
-//! before using it.
+//! The file format is the protocol's ([`checkpoint_protocol::gallery`]); central decodes it
+//! whole, so an operator learns at once that a file is not a gallery, and the box checks it
+//! again before using it.
 
+use checkpoint_protocol::gallery::{self, MAX_BYTES};
 use checkpoint_protocol::ids::BoxId;
-use sha2::{Digest, Sha256};
 
 use crate::config::{CentralConfig, Source};
-
-/// Largest gallery central forwards; boxes accept 8 MiB (some 15,000 enrolled photos).
-pub const MAX_BYTES: usize = 8 * 1024 * 1024;
-const MAGIC: &[u8; 8] = b"CKPTGAL\0";
-const VERSION: u32 = 1;
 
 /// A gallery to publish, from the API to ingest (which holds the broker connection).
 #[derive(Debug)]
@@ -30,7 +24,7 @@ pub struct GalleryPublish {
     pub done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
-/// Whether `bytes` is framed as a gallery file boxes read.
+/// Whether `bytes` is a gallery file boxes read, small enough for the wire.
 pub fn check(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() > MAX_BYTES {
         return Err(format!(
@@ -38,20 +32,9 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
             bytes.len()
         ));
     }
-    if bytes.len() < 20 + 32 || &bytes[..8] != MAGIC {
-        return Err("not a Checkpoint gallery file (make one with checkpointd enroll)".into());
-    }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != VERSION {
-        return Err(format!(
-            "gallery version {version}; boxes read version {VERSION} (enrol again)"
-        ));
-    }
-    let (body, sum) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(body).as_slice() != sum {
-        return Err("gallery damaged: checksum mismatch (cut short or altered)".into());
-    }
-    Ok(())
+    gallery::decode(bytes)
+        .map(|_| ())
+        .map_err(|e| format!("{e} (make one with checkpointd enroll)"))
 }
 
 /// Galleries go out only when no box can connect without TLS.
@@ -75,23 +58,15 @@ pub fn tls_only(cfg: &CentralConfig) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn framed(version: u32, body_extra: &[u8]) -> Vec<u8> {
-        let mut b = MAGIC.to_vec();
-        b.extend_from_slice(&version.to_le_bytes());
-        b.extend_from_slice(&128u32.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(body_extra);
-        let sum = Sha256::digest(&b);
-        b.extend_from_slice(&sum);
-        b
-    }
-
     #[test]
-    fn only_framed_galleries_of_the_boxes_version_pass() {
-        assert_eq!(check(&framed(1, b"")), Ok(()));
-        let e = check(&framed(2, b"")).unwrap_err();
+    fn only_galleries_boxes_read_pass() {
+        let ok = gallery::encode(2, &["p-1".to_string()], &[1.0, 0.0]);
+        assert_eq!(check(&ok), Ok(()));
+        let mut v2 = ok.clone();
+        v2[8] = 2;
+        let e = check(&v2).unwrap_err();
         assert!(e.contains("version 2"), "{e}");
-        let mut cut = framed(1, b"abc");
+        let mut cut = ok.clone();
         cut.pop();
         assert!(check(&cut).unwrap_err().contains("damaged"));
         assert!(check(b"hello")

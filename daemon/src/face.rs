@@ -210,6 +210,8 @@ pub fn positioned(face: &Face, (w, h): (u32, u32), min_px: f32, tolerance: f32) 
 
 #[cfg(test)]
 mod tests {
+    use checkpoint_face::gallery::GalleryFormatError;
+
     use super::*;
 
     fn face(x: f32, y: f32, w: f32) -> Face {
@@ -261,13 +263,17 @@ mod tests {
         // Garbage, a damaged copy, another model: refused, the gallery in force stays.
         assert!(matches!(
             store.apply(b"junk"),
-            Err(FaceStageError::Gallery(GalleryError::NotAGallery))
+            Err(FaceStageError::Gallery(GalleryError::Format(
+                GalleryFormatError::NotAGallery
+            )))
         ));
         let mut damaged = one.clone();
         damaged[30] ^= 1;
         assert!(matches!(
             store.apply(&damaged),
-            Err(FaceStageError::Gallery(GalleryError::Damaged(_)))
+            Err(FaceStageError::Gallery(GalleryError::Format(
+                GalleryFormatError::Damaged(_)
+            )))
         ));
         let other = gallery_bytes(&["p-3"], 512);
         assert!(matches!(

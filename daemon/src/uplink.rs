@@ -68,9 +68,11 @@ pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, U
     // Validated to 5..=3600 s, so rumqttc's assertion on sub-second values cannot fire.
     opts.set_keep_alive(cfg.keep_alive());
     opts.set_clean_session(false);
-    // Incoming: a retained face gallery is about 530 bytes per enrolled photo, so 8 MiB holds
-    // some 15,000; everything else is small.
-    opts.set_max_packet_size(8 * 1024 * 1024, 256 * 1024);
+    // Incoming: a retained face gallery (plus topic and header); everything else is small.
+    opts.set_max_packet_size(
+        checkpoint_protocol::gallery::MAX_BYTES + 64 * 1024,
+        256 * 1024,
+    );
     opts.set_inflight(100);
     let will = Status {
         schema: records::Schema,

@@ -10,9 +10,11 @@
 //! - [`records`]: events, status, telemetry, acks and trust configuration, with strict size-limited
 //!   JSON decoding.
 //! - [`passcode`]: the `CP1:` pass code: binary layout, base45, Ed25519 signing and verification.
+//! - [`gallery`]: the face gallery file (central → box, retained; also what `enroll` writes).
 //!
 //! The wire format is specified for humans in `docs/protocol.md` and `docs/passcode.md`.
 
+pub mod gallery;
 pub mod ids;
 pub mod passcode;
 pub mod records;

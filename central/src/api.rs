@@ -99,6 +99,9 @@ pub struct BoxRow {
     pub outbox_oldest_age_s: Option<u64>,
     pub outbox_full: Option<bool>,
     pub trust_age_s: Option<u64>,
+    /// Configuration the box refused since its start (forged, replayed, from the future).
+    #[serde(default)]
+    pub config_refused: Option<u64>,
     pub fps: Option<f32>,
     pub clock_synced: Option<bool>,
     /// Highest sequence number stored with nothing missing below it.

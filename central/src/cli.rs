@@ -146,6 +146,7 @@ pub enum PkiCommand {
         days: u32,
     },
     /// A box's certificate; its common name is the box id (the broker's username for it).
+    /// Refuses to replace an existing one unless --replace is given.
     IssueBox {
         #[arg(value_name = "BOX_ID")]
         id: checkpoint_protocol::ids::BoxId,
@@ -153,6 +154,17 @@ pub enum PkiCommand {
         dir: PathBuf,
         #[arg(long, default_value_t = crate::pki::LEAF_DAYS)]
         days: u32,
+        /// Replace the box's existing certificate and key (the old key stops working only once
+        /// it expires: the broker does not know it was replaced).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// The configuration-signing key (DIR/config-signing.key, 0600, and config-signing.pub,
+    /// which every box gets): central signs trust material and galleries with it. `init` makes
+    /// one; this makes one for a PKI that predates it. Refuses to replace one.
+    ConfigKey {
+        #[arg(long, default_value = crate::pki::DEFAULT_DIR, value_name = "DIR")]
+        dir: PathBuf,
     },
     /// The broker's certificate for its host names and IP addresses.
     IssueServer {

@@ -95,6 +95,11 @@ pub struct TrustSection {
     /// Republish this often so boxes see fresh material (their staleness limit is longer).
     #[serde(default = "default_republish")]
     pub republish_h: u64,
+    /// Central's configuration-signing key (`pki/config-signing.key`, mode 0600): trust
+    /// material and galleries are signed with it, and boxes apply nothing unsigned. Required
+    /// when `keys` is given.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
 }
 
 fn default_republish() -> u64 {
@@ -106,6 +111,7 @@ impl Default for TrustSection {
         TrustSection {
             keys: Vec::new(),
             republish_h: default_republish(),
+            signing_key: None,
         }
     }
 }
@@ -280,6 +286,13 @@ impl CentralConfig {
             e.problems(&mut problems);
         }
         cfg.alerts.problems(&mut problems);
+        if !cfg.trust.keys.is_empty() && cfg.trust.signing_key.is_none() {
+            problems.push(
+                "trust.signing_key: required with trust.keys (boxes apply only signed trust \
+                 material; `checkpoint-central pki config-key` makes one)"
+                    .to_string(),
+            );
+        }
         if let Some(b) = &cfg.broker {
             if b.host.trim().is_empty() {
                 problems.push("broker.host: must not be empty".to_string());

@@ -34,8 +34,16 @@ pub enum EmbeddedError {
     Start(String),
 }
 
-/// The client id of ingest's in-process link.
-pub const LINK_ID: &str = "checkpoint-central";
+/// The client id of ingest's in-process link: a prefix and 16 random bytes drawn at every
+/// start. rumqttd replaces a connection whose client id another client presents, so a guessable
+/// id would let any client cut central off its own broker; nobody can present this one.
+fn link_id() -> Result<String, EmbeddedError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| EmbeddedError::Start(format!("randomness: {e}")))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("checkpoint-central-{hex}"))
+}
 
 fn settings(
     name: &str,
@@ -118,7 +126,7 @@ pub fn start(cfg: &EmbeddedBrokerConfig) -> Result<(LinkTx, LinkRx), EmbeddedErr
     preflight(cfg)?;
     let mut broker = Broker::new(rumqttd_config(cfg));
     let (tx, rx) = broker
-        .link(LINK_ID)
+        .link(&link_id()?)
         .map_err(|e| EmbeddedError::Start(e.to_string()))?;
     std::thread::Builder::new()
         .name("mqtt-broker".into())

@@ -46,6 +46,10 @@ pub enum IngestError {
     Embedded(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The broker connection ended without central asking it to (the embedded broker's link
+    /// was closed); central exits non-zero so systemd restarts it, never 0.
+    #[error("broker connection lost for good: {0}")]
+    Lost(&'static str),
 }
 
 /// Counts for operators (and, later, `/metrics`).
@@ -101,6 +105,8 @@ const STORE_PAUSE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct TrustPublish {
     pub keys: Vec<checkpoint_protocol::passcode::TrustedKey>,
+    /// Signs trust material and galleries; `None`: central publishes neither.
+    pub signer: Option<Arc<crate::signing::ConfigSigner>>,
     pub every: Duration,
     /// Signalled after a revocation.
     pub changed: Arc<tokio::sync::Notify>,
@@ -215,8 +221,13 @@ pub async fn run(
             }
             Some(g) = galleries.recv() => {
                 let result = if connected {
-                    let topic = Topic::BoxConfig(g.box_id.clone(), ConfigKind::Gallery).to_string();
-                    wire.publish(topic, true, g.bytes).await
+                    match sign_gallery(trust.signer.clone(), &g).await {
+                        Ok(envelope) => {
+                            let topic = Topic::BoxConfig(g.box_id.clone(), ConfigKind::Gallery).to_string();
+                            wire.publish(topic, true, envelope).await
+                        }
+                        Err(e) => Err(e),
+                    }
                 } else {
                     Err("central is not connected to the broker".to_string())
                 };
@@ -261,18 +272,32 @@ pub async fn run(
     wire.disconnect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     poller.abort();
-    Ok(())
+    if token.is_cancelled() {
+        Ok(())
+    } else {
+        Err(IngestError::Lost(
+            "the broker closed central's session; restarting is the way back",
+        ))
+    }
 }
 
 /// Publishes the current trust material, retained. A failure is logged; the next connect,
 /// revocation or period publishes again.
 async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire) {
+    let Some(signer) = trust.signer.clone() else {
+        return;
+    };
     if trust.keys.is_empty() {
         return;
     }
     let (keys, store) = (trust.keys.clone(), store.clone());
     let record = tokio::task::spawn_blocking(move || {
-        crate::trust::current(&keys, store.as_ref(), time::OffsetDateTime::now_utc())
+        crate::trust::current(
+            &keys,
+            store.as_ref(),
+            &signer,
+            time::OffsetDateTime::now_utc(),
+        )
     })
     .await;
     match record {
@@ -282,6 +307,7 @@ async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire
             match wire.publish(topic, true, records::encode(&cfg)).await {
                 Ok(()) => tracing::info!(
                     message = "Trust material published.",
+                    serial = cfg.serial,
                     keys = cfg.keys.len(),
                     revocations = cfg.revocations.len()
                 ),
@@ -291,6 +317,23 @@ async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire
         Ok(Err(error)) => tracing::error!(message = "Cannot build the trust material.", %error),
         Err(error) => tracing::error!(message = "Trust task failed.", %error),
     }
+}
+
+/// Wraps a gallery for its box and signs it (off the runtime: the serial is saved).
+async fn sign_gallery(
+    signer: Option<Arc<crate::signing::ConfigSigner>>,
+    g: &crate::gallery::GalleryPublish,
+) -> Result<Vec<u8>, String> {
+    let signer = signer.ok_or_else(|| {
+        "central has no configuration-signing key ([trust] signing_key); boxes apply only signed galleries".to_string()
+    })?;
+    let (box_id, bytes) = (g.box_id.clone(), g.bytes.clone());
+    tokio::task::spawn_blocking(move || {
+        signer.gallery(&box_id, &bytes, time::OffsetDateTime::now_utc())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {

@@ -53,11 +53,17 @@ pub fn keygen(dir: &Path) -> Result<IssuerKey, IssuerError> {
         .mode(0o700)
         .create(dir)
         .map_err(io_err(dir))?;
-    let private = dir.join(PRIVATE_FILE);
-    let public = dir.join(PUBLIC_FILE);
-    for path in [&private, &public] {
+    keygen_files(&dir.join(PRIVATE_FILE), &dir.join(PUBLIC_FILE))
+}
+
+/// Creates a new key pair as the files `private` (0600) and `public`; refuses to replace either.
+/// The configuration-signing key (`pki config-key`) is made the same way.
+pub fn keygen_files(private: &Path, public: &Path) -> Result<IssuerKey, IssuerError> {
+    for path in [private, public] {
         if path.exists() {
-            return Err(IssuerError::Exists { path: path.clone() });
+            return Err(IssuerError::Exists {
+                path: path.to_path_buf(),
+            });
         }
     }
     let mut seed = [0u8; 32];
@@ -67,10 +73,10 @@ pub fn keygen(dir: &Path) -> Result<IssuerKey, IssuerError> {
         let path = path.to_path_buf();
         move |source| IssuerError::Key { path, source }
     };
-    let private_pem = key.to_pem().map_err(key_err(&private))?;
-    let public_pem = key.public().to_pem().map_err(key_err(&public))?;
-    write_new(&private, private_pem.as_bytes(), 0o600)?;
-    write_new(&public, public_pem.as_bytes(), 0o644)?;
+    let private_pem = key.to_pem().map_err(key_err(private))?;
+    let public_pem = key.public().to_pem().map_err(key_err(public))?;
+    write_new(private, private_pem.as_bytes(), 0o600)?;
+    write_new(public, public_pem.as_bytes(), 0o644)?;
     Ok(key)
 }
 

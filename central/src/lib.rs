@@ -14,6 +14,7 @@
 //! - [`cli`]: the command line's arguments; [`client`]: the CLI's HTTP client and tables.
 //! - [`pki`]: the site CA and the box, broker and client certificates for mutual TLS.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
+//! - [`signing`]: the configuration-signing key and serials for trust material and galleries.
 
 pub mod alerts;
 pub mod api;
@@ -30,6 +31,7 @@ pub mod query;
 pub mod registry;
 pub mod roster;
 pub mod serve;
+pub mod signing;
 pub mod store;
 pub mod trace;
 pub mod trust;

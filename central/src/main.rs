@@ -276,10 +276,39 @@ fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
         PkiCommand::Init { dir, name, days } => {
             let i = pki::init(&dir, &name, Validity::days(days)?)?;
             show("CA", &i);
+            let key = checkpoint_central::signing::keygen(&dir)?;
+            println!(
+                "configuration-signing key: {} (key id {})",
+                dir.join(checkpoint_central::signing::PRIVATE_FILE)
+                    .display(),
+                key.kid()
+            );
             eprintln!("Keep ca.key offline or root-only: whoever holds it can add boxes.");
+            eprintln!(
+                "Give every box {} ([trust] config_keys).",
+                dir.join(checkpoint_central::signing::PUBLIC_FILE).display()
+            );
         }
-        PkiCommand::IssueBox { id, dir, days } => {
-            let i = pki::Ca::load(&dir)?.issue_box(&id, Validity::days(days)?)?;
+        PkiCommand::ConfigKey { dir } => {
+            let key = checkpoint_central::signing::keygen(&dir)?;
+            println!(
+                "configuration-signing key: {} (key id {})",
+                dir.join(checkpoint_central::signing::PRIVATE_FILE)
+                    .display(),
+                key.kid()
+            );
+            eprintln!(
+                "Give every box {} ([trust] config_keys) and central its private half ([trust] signing_key).",
+                dir.join(checkpoint_central::signing::PUBLIC_FILE).display()
+            );
+        }
+        PkiCommand::IssueBox {
+            id,
+            dir,
+            days,
+            replace,
+        } => {
+            let i = pki::Ca::load(&dir)?.issue_box(&id, Validity::days(days)?, replace)?;
             show(&format!("box {id}"), &i);
             eprintln!(
                 "Copy {} and {} with ca.pem to the box (uplink.transport in its config).",

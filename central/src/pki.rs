@@ -9,7 +9,9 @@
 //!
 //! A client certificate's common name is its identity: Mosquitto's `use_identity_as_username`
 //! makes it the username the shipped ACL (`config/mosquitto/acl`) pins to that box's topics.
-//! Leaf certificates are valid [`LEAF_DAYS`] days by default; reissuing one replaces the files.
+//! Leaf certificates are valid [`LEAF_DAYS`] days by default; a box's certificate is replaced only
+//! on request (`--replace`). The configuration-signing key (`config-signing.key`/`.pub`, see
+//! [`crate::signing`]) lives here too.
 //! Keys are ECDSA P-256, written with mode 0600.
 
 use std::io::Write;
@@ -208,11 +210,24 @@ impl Ca {
         })
     }
 
-    /// A box's client certificate: common name = the box id.
-    pub fn issue_box(&self, id: &BoxId, validity: Validity) -> Result<Issued, PkiError> {
+    /// A box's client certificate: common name = the box id. An existing certificate of that
+    /// box is replaced only when `replace` says so.
+    pub fn issue_box(
+        &self,
+        id: &BoxId,
+        validity: Validity,
+        replace: bool,
+    ) -> Result<Issued, PkiError> {
         if CLIENT_NAMES.contains(&id.as_str()) {
             return Err(PkiError::Invalid(format!(
                 "{id} is reserved for central's own clients; choose another box id"
+            )));
+        }
+        let existing = self.dir.join("boxes").join(format!("{id}.pem"));
+        if existing.exists() && !replace {
+            return Err(PkiError::Invalid(format!(
+                "box {id} already has a certificate ({}); pass --replace to issue a new one",
+                existing.display()
             )));
         }
         self.leaf(

@@ -25,6 +25,8 @@ pub enum ServeError {
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
     #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
+    #[error(transparent)]
     Channel(#[from] crate::alerts::setup::SetupError),
     #[error("no broker configured: give [broker] or [embedded_broker]")]
     NoBroker,
@@ -81,8 +83,16 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let dyn_store: Arc<dyn Store> = store.clone();
     let registry_for_api = registry.clone();
     let trust_changed = Arc::new(tokio::sync::Notify::new());
+    let signer = match &cfg.trust.signing_key {
+        Some(path) => Some(Arc::new(crate::signing::ConfigSigner::load(
+            path,
+            &cfg.data_dir,
+        )?)),
+        None => None,
+    };
     let trust = ingest::TrustPublish {
         keys: crate::trust::load_keys(&cfg.trust.keys)?,
+        signer,
         every: Duration::from_secs(cfg.trust.republish_h * 3600),
         changed: trust_changed.clone(),
     };

@@ -9,6 +9,7 @@ use checkpoint_protocol::passcode::{Revocation, TrustStore, TrustedKey};
 use checkpoint_protocol::records::TrustConfig;
 use time::OffsetDateTime;
 
+use crate::signing::{ConfigSigner, SigningError};
 use crate::store::{Store, StoreError};
 
 /// Codes live at most 31 days, so a revocation older than this cannot matter any more.
@@ -20,6 +21,8 @@ pub enum TrustError {
     Key { path: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
 }
 
 /// Reads the issuer public keys (PEM files, or key directories holding `passcode.pub`).
@@ -42,10 +45,11 @@ pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, TrustError> {
         .collect()
 }
 
-/// The record to publish now.
+/// The record to publish now, signed, with a new serial. Blocking (the serial is saved).
 pub fn current(
     keys: &[TrustedKey],
     store: &dyn Store,
+    signer: &ConfigSigner,
     now: OffsetDateTime,
 ) -> Result<TrustConfig, TrustError> {
     let mut t = TrustStore::new();
@@ -61,5 +65,5 @@ pub fn current(
             });
         }
     }
-    Ok(TrustConfig::from_trust_store(&t, now))
+    Ok(signer.trust(&t, now)?)
 }

@@ -250,6 +250,32 @@ pub struct TrustConfigSection {
     /// Trust material older than this is stale and `policy.trust_stale` applies. 0 = never.
     #[serde(default = "default_trust_max_age")]
     pub max_age_h: u64,
+    /// Central's configuration-signing public keys (`pki/config-signing.pub`, PEM). Trust
+    /// material and face galleries from the network are applied only when signed by one of
+    /// them; with none, the box applies nothing from the network.
+    #[serde(default)]
+    pub config_keys: Vec<PathBuf>,
+    /// Signed material published further in the future than this is refused, so a central
+    /// with a wrong clock cannot lock boxes out of later updates.
+    #[serde(default = "default_max_skew")]
+    pub max_skew_s: u32,
+}
+
+fn default_max_skew() -> u32 {
+    300
+}
+
+impl TrustConfigSection {
+    /// What [`crate::trust::Trust::load`] needs from this section.
+    pub fn setup<'a>(&'a self, state_dir: &'a std::path::Path) -> crate::trust::TrustSetup<'a> {
+        crate::trust::TrustSetup {
+            state_dir,
+            bootstrap: &self.bootstrap_keys,
+            config_keys: &self.config_keys,
+            max_age_h: self.max_age_h,
+            max_skew_s: i64::from(self.max_skew_s),
+        }
+    }
 }
 
 fn default_trust_max_age() -> u64 {

@@ -121,7 +121,7 @@ pub async fn run(cfg: &DaemonConfig) -> Vec<Check> {
 
     out.push(disk(cfg));
 
-    out.push(match trust::Trust::load(&cfg.state_dir, &cfg.trust.bootstrap_keys, cfg.trust.max_age_h) {
+    out.push(match trust::Trust::load(&cfg.trust.setup(&cfg.state_dir), time::OffsetDateTime::now_utc()) {
         Err(e) => not_ok("trust", Verdict::Fail, e, "install the issuer's passcode.pub where trust.bootstrap_keys points, or let central publish its keys"),
         Ok(t) => {
             let now = time::OffsetDateTime::now_utc();

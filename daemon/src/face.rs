@@ -14,7 +14,9 @@ use checkpoint_face::decode::{Face, Params};
 use checkpoint_face::engine::{FaceEngine, FaceError};
 use checkpoint_face::gallery::{Gallery, GalleryError};
 use checkpoint_face::matcher::{MatchPolicy, Streak, Verdict};
-use checkpoint_protocol::ids::SubjectId;
+use checkpoint_protocol::gallery::signed as signed_gallery;
+use checkpoint_protocol::ids::{BoxId, SubjectId};
+use checkpoint_protocol::signed::{self, Fresh, Refused};
 use image::RgbImage;
 
 use crate::config::FaceSection;
@@ -35,6 +37,29 @@ pub enum FaceStageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("gallery refused: {0}")]
+    Refused(#[from] Refused),
+    #[error("gallery refused: signed for box {0}, not this one")]
+    OtherBox(BoxId),
+}
+
+impl FaceStageError {
+    /// Material refused for its signature, serial, time, box or content (counted as such).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            FaceStageError::Save { .. } | FaceStageError::Engine(_)
+        )
+    }
+}
+
+/// What a gallery update from the network is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateCheck<'a> {
+    pub box_id: &'a BoxId,
+    pub trust: &'a crate::trust::Trust,
+    /// The box's clock, Unix seconds.
+    pub now: i64,
 }
 
 /// What a retained gallery update did.
@@ -45,10 +70,21 @@ pub enum Applied {
 }
 
 /// The gallery in force, shared by the door loop (searches) and the uplink (updates).
+///
+/// The gallery file is the one `enroll` wrote, or the one inside central's last accepted
+/// signed envelope; its serial is kept beside it (`GALLERY.serial`, written after the gallery,
+/// so a crash in between makes the same update apply again rather than be skipped).
 #[derive(Debug)]
 pub struct GalleryStore {
     path: PathBuf,
     current: RwLock<Arc<Gallery>>,
+    serial: RwLock<Option<u64>>,
+}
+
+fn serial_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".serial");
+    PathBuf::from(p)
 }
 
 impl GalleryStore {
@@ -68,10 +104,20 @@ impl GalleryStore {
             );
             Gallery::new(EMBEDDING_LEN)
         };
+        // A missing or unreadable serial means the local file: any signed update is newer.
+        let serial = std::fs::read_to_string(serial_path(path))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
         Ok(GalleryStore {
             path: path.to_path_buf(),
             current: RwLock::new(Arc::new(gallery)),
+            serial: RwLock::new(serial),
         })
+    }
+
+    /// The serial of the gallery in force; `None` for a local file.
+    pub fn serial(&self) -> Option<u64> {
+        *self.serial.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn current(&self) -> Arc<Gallery> {
@@ -81,22 +127,57 @@ impl GalleryStore {
         }
     }
 
-    /// Applies a gallery file received from central: checked whole, saved durably, then put in
-    /// force. Anything refused leaves the gallery in force as it was.
-    pub fn apply(&self, bytes: &[u8]) -> Result<Applied, FaceStageError> {
+    /// Applies a signed gallery envelope received from central: signature, box, serial and
+    /// time checked, the gallery inside checked whole, saved durably, then put in force.
+    /// Anything refused leaves the gallery in force as it was, and is counted with the trust
+    /// refusals.
+    pub fn apply(
+        &self,
+        envelope: &[u8],
+        check: UpdateCheck<'_>,
+    ) -> Result<Applied, FaceStageError> {
+        let result = self.apply_checked(envelope, check);
+        if result.as_ref().is_err_and(FaceStageError::is_refusal) {
+            check.trust.count_refusal();
+        }
+        result
+    }
+
+    fn apply_checked(
+        &self,
+        envelope: &[u8],
+        check: UpdateCheck<'_>,
+    ) -> Result<Applied, FaceStageError> {
+        let env = signed_gallery::open(envelope, check.trust.config_keys())?;
+        if &env.box_id != check.box_id {
+            return Err(FaceStageError::OtherBox(env.box_id));
+        }
+        let fresh = signed::admit(
+            self.serial(),
+            env.serial,
+            env.published_at,
+            check.now,
+            check.trust.max_skew_s(),
+        )?;
+        if fresh == Fresh::Same {
+            return Ok(Applied::Unchanged);
+        }
+        let bytes = env.gallery;
         let g = Gallery::from_bytes(bytes)?;
         if g.dim() != EMBEDDING_LEN {
             return Err(FaceStageError::Model(g.dim()));
         }
-        if *self.current() == g {
-            return Ok(Applied::Unchanged);
-        }
-        crate::trust::save_atomically(&self.path, bytes).map_err(|source| {
-            FaceStageError::Save {
-                path: self.path.clone(),
-                source,
-            }
-        })?;
+        let save = |path: &Path, bytes: &[u8]| {
+            checkpoint_link::files::write_atomically(path, bytes).map_err(|source| {
+                FaceStageError::Save {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })
+        };
+        save(&self.path, bytes)?;
+        save(&serial_path(&self.path), env.serial.to_string().as_bytes())?;
+        *self.serial.write().unwrap_or_else(|e| e.into_inner()) = Some(env.serial);
         let g = Arc::new(g);
         match self.current.write() {
             Ok(mut c) => *c = g,
@@ -247,22 +328,80 @@ mod tests {
         g.to_bytes()
     }
 
+    struct Env {
+        dir: tempfile::TempDir,
+        trust: crate::trust::Trust,
+        box_id: BoxId,
+        key: checkpoint_protocol::passcode::IssuerKey,
+    }
+
+    fn env() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let key = checkpoint_protocol::passcode::IssuerKey::from_seed([42; 32]);
+        let pubkey = dir.path().join("config-signing.pub");
+        std::fs::write(&pubkey, key.public().to_pem().unwrap()).unwrap();
+        let trust = crate::trust::Trust::load(
+            &crate::trust::TrustSetup {
+                state_dir: dir.path(),
+                bootstrap: &[],
+                config_keys: &[pubkey],
+                max_age_h: 0,
+                max_skew_s: 300,
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        Env {
+            dir,
+            trust,
+            box_id: BoxId::new("dorm-1").unwrap(),
+            key,
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    impl Env {
+        fn check(&self) -> UpdateCheck<'_> {
+            UpdateCheck {
+                box_id: &self.box_id,
+                trust: &self.trust,
+                now: NOW,
+            }
+        }
+        fn wrap(&self, serial: u64, at: i64, gallery: &[u8]) -> Vec<u8> {
+            signed_gallery::wrap(&self.box_id, serial, at, gallery, &self.key)
+        }
+    }
+
     #[test]
     fn updates_are_checked_saved_and_put_in_force() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gallery.bin");
+        let e = env();
+        let path = e.dir.path().join("gallery.bin");
         let store = GalleryStore::load(&path).unwrap();
         assert!(store.current().is_empty(), "no file: an empty gallery");
 
         let one = gallery_bytes(&["p-1", "p-2"], EMBEDDING_LEN);
-        assert_eq!(store.apply(&one).unwrap(), Applied::Updated);
-        assert_eq!(store.apply(&one).unwrap(), Applied::Unchanged);
+        let signed_one = e.wrap(5, NOW, &one);
+        assert_eq!(
+            store.apply(&signed_one, e.check()).unwrap(),
+            Applied::Updated
+        );
+        assert_eq!(
+            store.apply(&signed_one, e.check()).unwrap(),
+            Applied::Unchanged
+        );
         assert_eq!(store.current().identities(), 2);
-        assert_eq!(std::fs::read(&path).unwrap(), one, "saved as received");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            one,
+            "the gallery saved as sent"
+        );
+        assert_eq!(store.serial(), Some(5));
 
         // Garbage, a damaged copy, another model: refused, the gallery in force stays.
         assert!(matches!(
-            store.apply(b"junk"),
+            store.apply(&e.wrap(6, NOW, b"junk"), e.check()),
             Err(FaceStageError::Gallery(GalleryError::Format(
                 GalleryFormatError::NotAGallery
             )))
@@ -270,22 +409,62 @@ mod tests {
         let mut damaged = one.clone();
         damaged[30] ^= 1;
         assert!(matches!(
-            store.apply(&damaged),
+            store.apply(&e.wrap(6, NOW, &damaged), e.check()),
             Err(FaceStageError::Gallery(GalleryError::Format(
                 GalleryFormatError::Damaged(_)
             )))
         ));
         let other = gallery_bytes(&["p-3"], 512);
         assert!(matches!(
-            store.apply(&other),
+            store.apply(&e.wrap(6, NOW, &other), e.check()),
             Err(FaceStageError::Model(512))
         ));
         assert_eq!(store.current().identities(), 2);
+        assert_eq!(e.trust.refused(), 3);
 
-        // A restart finds the saved copy; a damaged file on disk is a clear error.
-        assert_eq!(GalleryStore::load(&path).unwrap().current().identities(), 2);
+        // A restart finds the saved copy and its serial; a damaged file on disk is a clear error.
+        let again = GalleryStore::load(&path).unwrap();
+        assert_eq!(again.current().identities(), 2);
+        assert_eq!(again.serial(), Some(5));
         std::fs::write(&path, &damaged).unwrap();
         let err = GalleryStore::load(&path).unwrap_err().to_string();
         assert!(err.contains("damaged"), "{err}");
+    }
+
+    /// The forged gallery of the report (a stranger enrolled as someone, published by a box
+    /// certificate) and every other forgery leave the gallery in force alone.
+    #[test]
+    fn unsigned_forged_replayed_foreign_and_future_galleries_are_refused() {
+        let e = env();
+        let path = e.dir.path().join("gallery.bin");
+        let store = GalleryStore::load(&path).unwrap();
+        let good = gallery_bytes(&["p-1"], EMBEDDING_LEN);
+        store.apply(&e.wrap(10, NOW, &good), e.check()).unwrap();
+        let stranger = gallery_bytes(&["p-1", "p-1001"], EMBEDDING_LEN);
+        let rogue = checkpoint_protocol::passcode::IssuerKey::from_seed([66; 32]);
+        let other_box = BoxId::new("gate-9").unwrap();
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("unsigned file", stranger.clone(), "not a signed gallery"),
+            (
+                "rogue key",
+                signed_gallery::wrap(&e.box_id, 11, NOW, &stranger, &rogue),
+                "does not trust",
+            ),
+            ("replayed serial", e.wrap(9, NOW, &stranger), "replay"),
+            ("far future", e.wrap(11, NOW + 86_400, &stranger), "future"),
+            (
+                "another box's",
+                signed_gallery::wrap(&other_box, 11, NOW, &stranger, &e.key),
+                "gate-9",
+            ),
+        ];
+        for (i, (what, bytes, says)) in cases.iter().enumerate() {
+            let err = store.apply(bytes, e.check()).unwrap_err().to_string();
+            assert!(err.contains(says), "{what}: {err}");
+            assert_eq!(e.trust.refused(), i as u64 + 1, "{what} counted");
+            assert_eq!(store.current().identities(), 1, "{what}");
+            assert_eq!(std::fs::read(&path).unwrap(), good, "{what}");
+        }
+        assert_eq!(store.serial(), Some(10));
     }
 }

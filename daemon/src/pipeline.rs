@@ -85,9 +85,8 @@ pub async fn run(
         cfg.outbox.cache_bytes,
     )?);
     let trust = Arc::new(Trust::load(
-        &cfg.state_dir,
-        &cfg.trust.bootstrap_keys,
-        cfg.trust.max_age_h,
+        &cfg.trust.setup(&cfg.state_dir),
+        time::OffsetDateTime::now_utc(),
     )?);
     // TLS material is loaded now so that a bad certificate stops the start with a clear error.
     let mqtt = uplink::mqtt_options(&cfg.uplink, &cfg.identity.box_id)?;

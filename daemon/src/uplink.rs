@@ -70,7 +70,7 @@ pub fn mqtt_options(cfg: &UplinkConfig, box_id: &BoxId) -> Result<MqttOptions, U
     opts.set_clean_session(false);
     // Incoming: a retained face gallery (plus topic and header); everything else is small.
     opts.set_max_packet_size(
-        checkpoint_protocol::gallery::MAX_BYTES + 64 * 1024,
+        checkpoint_protocol::gallery::signed::MAX_BYTES + 64 * 1024,
         256 * 1024,
     );
     opts.set_inflight(100);
@@ -263,6 +263,11 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
     };
     match topic {
         Topic::Ack(b) if b == shared.box_id => {
+            // Central's acks are never retained; a retained one is a forgery or a stale mistake.
+            if p.retain {
+                tracing::warn!(message = "Retained ack ignored.");
+                return;
+            }
             let ack: Ack = match records::decode(&p.payload) {
                 Ok(a) => a,
                 Err(error) => {
@@ -274,10 +279,20 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
                 tracing::warn!(message = "Ack for another box ignored.", other = %ack.box_id);
                 return;
             }
-            let ranges: Vec<(u64, u64)> = ack.ranges.iter().map(|r| (r.first, r.last)).collect();
+            let named: Vec<(u64, u64)> = ack.ranges.iter().map(|r| (r.first, r.last)).collect();
+            let ranges = sender.acked(&named);
+            if ranges != named {
+                tracing::warn!(
+                    message = "Ack names events this box has not sent; those are kept.",
+                    named = named.len(),
+                    accepted = ranges.len()
+                );
+            }
+            if ranges.is_empty() {
+                return;
+            }
             let outbox = shared.outbox.clone();
-            let r = ranges.clone();
-            match tokio::task::spawn_blocking(move || outbox.ack(&r)).await {
+            match tokio::task::spawn_blocking(move || outbox.ack(&ranges)).await {
                 Ok(Ok(n)) => {
                     tracing::debug!(message = "Events acknowledged by central.", removed = n)
                 }
@@ -286,12 +301,12 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
                 }
                 Err(error) => tracing::error!(message = "Ack task failed.", %error),
             }
-            sender.acked(&ranges);
         }
         Topic::SharedConfig(ConfigKind::Trust) => {
             let trust = shared.trust.clone();
             let bytes = p.payload.to_vec();
-            match tokio::task::spawn_blocking(move || trust.apply(&bytes)).await {
+            let now = time::OffsetDateTime::now_utc();
+            match tokio::task::spawn_blocking(move || trust.apply(&bytes, now)).await {
                 Ok(Ok(Applied::Updated)) => {
                     let t = shared.trust.current();
                     tracing::info!(
@@ -304,7 +319,7 @@ async fn incoming(p: rumqttc::Publish, shared: &Shared, sender: &mut Sender) {
                     tracing::debug!(message = "Trust material unchanged.")
                 }
                 Ok(Err(error)) => {
-                    tracing::warn!(message = "Trust configuration refused; keeping the last good copy.", %error)
+                    tracing::warn!(message = "Trust configuration refused; keeping the copy in force.", %error, retained = p.retain)
                 }
                 Err(error) => tracing::error!(message = "Trust task failed.", %error),
             }
@@ -333,7 +348,17 @@ async fn gallery_update(shared: &Shared, payload: &[u8]) {
     };
     let bytes = payload.to_vec();
     let g = gallery.clone();
-    match tokio::task::spawn_blocking(move || g.apply(&bytes)).await {
+    let (trust, box_id) = (shared.trust.clone(), shared.box_id.clone());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let applied = tokio::task::spawn_blocking(move || {
+        let check = crate::face::UpdateCheck {
+            box_id: &box_id,
+            trust: &trust,
+            now,
+        };
+        g.apply(&bytes, check)
+    });
+    match applied.await {
         Ok(Ok(Applied::Updated)) => tracing::info!(
             message = "Face gallery updated.",
             identities = gallery.current().identities(),
@@ -349,6 +374,7 @@ async fn gallery_update(shared: &Shared, payload: &[u8]) {
 
 #[cfg(not(feature = "face"))]
 async fn gallery_update(_shared: &Shared, _payload: &[u8]) {
+    // Nothing is applied, so nothing needs checking; a forgery here changes nothing.
     tracing::info!(message = "Face gallery update ignored: this build has no face recognition.");
 }
 

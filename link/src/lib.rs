@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod files;
 pub mod tls;
 
 /// How to reach the broker.

@@ -10,6 +10,8 @@
 
 use sha2::{Digest, Sha256};
 
+pub mod signed;
+
 const MAGIC: &[u8; 8] = b"CKPTGAL\0";
 pub const VERSION: u32 = 1;
 /// Largest gallery that goes over the wire (boxes accept MQTT packets a little larger): some

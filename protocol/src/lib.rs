@@ -11,6 +11,7 @@
 //!   JSON decoding.
 //! - [`passcode`]: the `CP1:` pass code: binary layout, base45, Ed25519 signing and verification.
 //! - [`gallery`]: the face gallery file (central → box, retained; also what `enroll` writes).
+//! - [`signed`]: central's signature over configuration (trust, galleries), serials, freshness.
 //!
 //! The wire format is specified for humans in `docs/protocol.md` and `docs/passcode.md`.
 
@@ -18,6 +19,7 @@ pub mod gallery;
 pub mod ids;
 pub mod passcode;
 pub mod records;
+pub mod signed;
 pub mod topic;
 
 /// Version of the JSON records. A change that an older reader cannot parse bumps it.

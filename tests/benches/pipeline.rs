@@ -73,7 +73,19 @@ fn door(dir: &std::path::Path, key: &IssuerKey) -> Door {
         outbox: Arc::new(
             Outbox::open(&dir.join("outbox"), 64 << 20, WhenFull::RefuseNew, 8 << 20).unwrap(),
         ),
-        trust: Arc::new(Trust::load(dir, &[dir.join("passcode.pub")], 0).unwrap()),
+        trust: Arc::new(
+            Trust::load(
+                &checkpoint_daemon::trust::TrustSetup {
+                    state_dir: dir,
+                    bootstrap: &[dir.join("passcode.pub")],
+                    config_keys: &[],
+                    max_age_h: 0,
+                    max_skew_s: 300,
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap(),
+        ),
         stats: Arc::new(Stats::new(stats::ok())),
         clock: Arc::new(ClockWatch::new(ClockCheck::AssumeSynced)),
         gate: Box::new(SimGate::new(None)),

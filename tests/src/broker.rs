@@ -29,6 +29,7 @@ impl Pki {
     /// When the certificates cannot be generated or written.
     pub fn new(dir: &Path) -> Pki {
         pki::init(dir, "Checkpoint test CA", Validity::days(30).expect("days")).expect("CA");
+        checkpoint_central::signing::keygen(dir).expect("configuration-signing key");
         let ca = Ca::load(dir).expect("load CA");
         ca.issue_server(
             &["localhost".to_string(), "127.0.0.1".to_string()],
@@ -43,6 +44,16 @@ impl Pki {
 
     pub fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
+    }
+
+    /// Central's configuration-signing key (private, for central's config) and its public half
+    /// (for boxes).
+    pub fn config_key(&self) -> PathBuf {
+        self.dir.join(checkpoint_central::signing::PRIVATE_FILE)
+    }
+
+    pub fn config_pub(&self) -> PathBuf {
+        self.dir.join(checkpoint_central::signing::PUBLIC_FILE)
     }
 
     /// A client certificate whose common name is `name`: one of central's clients
@@ -67,7 +78,8 @@ impl Pki {
         let issued = if pki::CLIENT_NAMES.contains(&name) {
             self.ca.issue_client(name, v)
         } else {
-            self.ca.issue_box(&name.parse().expect("box id"), v)
+            // Tests reissue freely (an expired certificate after a valid one, a restart).
+            self.ca.issue_box(&name.parse().expect("box id"), v, true)
         }
         .unwrap_or_else(|e| panic!("certificate for {name}: {e}"));
         Identity {

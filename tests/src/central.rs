@@ -51,18 +51,29 @@ impl TestCentral {
         pki: Option<&Pki>,
         auto_ack: bool,
     ) -> TestCentral {
-        let mut opts = MqttOptions::new(name, "127.0.0.1", broker.port);
+        let tls = pki.map(|p| (p.ca(), p.client("central")));
+        Self::connect_identity(name, broker.port, tls, auto_ack)
+    }
+
+    /// Connects to any broker on `port` with client id `name` and, when given, the CA and the
+    /// certificate of any identity (a box's, to act as an attacker holding one).
+    pub fn connect_identity(
+        name: &str,
+        port: u16,
+        tls: Option<(std::path::PathBuf, crate::broker::Identity)>,
+        auto_ack: bool,
+    ) -> TestCentral {
+        let mut opts = MqttOptions::new(name, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(5));
         // Big enough to send oversized garbage in the robustness tests.
         opts.set_max_packet_size(1 << 20, 1 << 20);
         // A persistent session, as the real central has: the broker queues events for it while
         // it is away, also across a broker restart.
         opts.set_clean_session(false);
-        if let Some(pki) = pki {
-            // Any client id; the certificate is central's (the broker's ACL user).
-            let id = pki.client("central");
-            let tls = checkpoint_link::tls::client_config(&pki.ca(), &id.cert, &id.key)
-                .expect("central TLS");
+        if let Some((ca, id)) = tls {
+            // Any client id; the certificate is the broker's ACL user.
+            let tls =
+                checkpoint_link::tls::client_config(&ca, &id.cert, &id.key).expect("client TLS");
             opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
         }
         let (client, mut connection) = Client::new(opts, 1024);
@@ -301,6 +312,23 @@ impl CentralProc {
     ) -> CentralProc {
         let broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
         Self::start_config(dir, &broker, 600, extra, env)
+    }
+
+    /// Central with its embedded broker on mutual TLS only (port `tls_port`, the broker
+    /// certificate of `pki`), with extra TOML appended to the config.
+    pub fn start_embedded_tls(
+        dir: &std::path::Path,
+        pki: &Pki,
+        tls_port: u16,
+        extra: &str,
+    ) -> CentralProc {
+        let broker = format!(
+            "[embedded_broker]\ntls = {{ listen = \"127.0.0.1:{tls_port}\", ca = \"{}\", cert = \"{}\", key = \"{}\" }}\n",
+            pki.ca().display(),
+            pki.dir.join("server.pem").display(),
+            pki.dir.join("server.key").display()
+        );
+        Self::start_config(dir, &broker, 600, extra, &[])
     }
 
     /// [`CentralProc::start_embedded`] with extra environment variables.

@@ -26,6 +26,9 @@ pub struct BoxSpec {
     pub readings: Vec<f32>,
     pub fail_after: Option<u64>,
     pub bootstrap_key: Option<PathBuf>,
+    /// Central's configuration-signing public key: trust and galleries from the network are
+    /// applied only when signed by it.
+    pub config_key: Option<PathBuf>,
     pub gate_record: PathBuf,
     /// Extra lines for the `[policy]` section.
     pub policy: String,
@@ -42,6 +45,7 @@ impl BoxSpec {
         BoxSpec {
             port: broker.port,
             tls: pki.map(|p| (p.ca(), p.client(box_id))),
+            config_key: pki.map(Pki::config_pub),
             ..Self::new_plain(box_id, dir)
         }
     }
@@ -61,6 +65,7 @@ impl BoxSpec {
             readings: Vec::new(),
             fail_after: None,
             bootstrap_key: None,
+            config_key: None,
             gate_record: dir.join("gate.jsonl"),
             policy: String::new(),
             outbox: String::new(),
@@ -97,10 +102,13 @@ impl BoxSpec {
         } else {
             "hard"
         };
-        let trust = match &self.bootstrap_key {
-            Some(k) => format!("[trust]\nbootstrap_keys = [\"{}\"]\n", k.display()),
-            None => String::new(),
-        };
+        let mut trust = String::from("[trust]\n");
+        if let Some(k) = &self.bootstrap_key {
+            trust.push_str(&format!("bootstrap_keys = [\"{}\"]\n", k.display()));
+        }
+        if let Some(k) = &self.config_key {
+            trust.push_str(&format!("config_keys = [\"{}\"]\n", k.display()));
+        }
         format!(
             "state_dir = \"{state}\"\n\
              [identity]\nsite = \"test-site\"\nbox_id = \"{id}\"\ncheckpoint = \"{cp}\"\ndirection = \"{dir}\"\n\
@@ -238,6 +246,21 @@ pub fn keygen(dir: &Path) -> PathBuf {
     assert!(
         out.status.success(),
         "keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_path_buf()
+}
+
+/// A configuration-signing key pair in `dir` (`config-signing.key`, `.pub`), as `pki
+/// config-key` makes it, for tests without a PKI.
+pub fn config_keygen(dir: &Path) -> PathBuf {
+    let out = crate::run(
+        "checkpoint-central",
+        &["pki", "config-key", "--dir", dir.to_str().unwrap_or("")],
+    );
+    assert!(
+        out.status.success(),
+        "config-key: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     dir.to_path_buf()

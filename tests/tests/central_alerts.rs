@@ -100,11 +100,12 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
          [alerts.email]\nserver = \"localhost\"\nport = {}\nfrom = \"checkpoint@campus.example.org\"\n\
          username = \"{USER}\"\npassword_env = \"CHECKPOINT_SMTP_PASSWORD\"\nca_file = \"{}\"\n\
          roles = [\"person\", \"counsellor\", \"department_head\"]\n\
-         [trust]\nkeys = [\"{}\"]\n",
+         [trust]\nkeys = [\"{}\"]\nsigning_key = \"{}\"\n",
         dir.path().join("hook.secret").display(),
         smtp.port,
         pki.ca().display(),
-        dir.path().join("keys/passcode.pub").display()
+        dir.path().join("keys/passcode.pub").display(),
+        pki.config_key().display()
     );
     let keys = kiosk::keygen(&dir.path().join("keys"));
     let mut central = CentralProc::start_embedded_extra(

@@ -357,17 +357,21 @@ fn bad_messages_are_counted_and_ingest_goes_on() {
 fn revocations_reach_the_boxes_through_central() {
     let dir = TempDir::new("central-trust");
     let broker = Mosquitto::start(&dir.path().join("broker"), None);
-    let keys = kiosk::keygen(&dir.path().join("keys"));
+    let keys = kiosk::config_keygen(&kiosk::keygen(&dir.path().join("keys")));
     let extra = format!(
-        "[trust]\nkeys = [\"{}\"]\n",
-        keys.join("passcode.pub").display()
+        "[trust]\nkeys = [\"{}\"]\nsigning_key = \"{}\"\n",
+        keys.join("passcode.pub").display(),
+        keys.join("config-signing.key").display()
     );
     let mut central =
         CentralProc::start_with(&dir.path().join("central"), &broker, None, 600, &extra);
     let observer = TestCentral::connect_as("observer", &broker, None, false);
 
-    // The box has no keys of its own: everything it trusts comes from central.
-    let spec = BoxSpec::new("gate-t", dir.path(), &broker, None);
+    // The box has no keys of its own: everything it trusts comes from central, signed.
+    let spec = BoxSpec {
+        config_key: Some(keys.join("config-signing.pub")),
+        ..BoxSpec::new("gate-t", dir.path(), &broker, None)
+    };
     std::fs::create_dir_all(&spec.frames).unwrap();
     for i in 0..15 {
         kiosk::blank_frame(&spec.frames.join(format!("{i:02}.png")));

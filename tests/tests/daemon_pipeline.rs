@@ -35,7 +35,11 @@ fn every_attempt_becomes_one_event_with_its_reason_over_mutual_tls() {
         subject: SubjectId::new("carol").unwrap(),
         issued_before: u32::try_from(now.unix_timestamp() + 3600).unwrap(),
     });
-    central.publish_trust(&TrustConfig::from_trust_store(&store, now));
+    let signing = checkpoint_protocol::passcode::IssuerKey::from_pem(
+        &std::fs::read_to_string(pki.config_key()).unwrap(),
+    )
+    .unwrap();
+    central.publish_trust(&TrustConfig::signed(&store, 1, now, &signing));
 
     let spec = BoxSpec {
         readings: vec![36.6, 36.6, 36.6, 36.6, 36.6, 36.6, 36.6, 38.5],

@@ -175,7 +175,17 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     let dir = TempDir::new("face-gallery");
     let pki = Pki::new(&dir.path().join("pki"));
     let broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
-    let central = CentralProc::start(&dir.path().join("central"), &broker, Some(&pki));
+    let signing = format!(
+        "[trust]\nsigning_key = \"{}\"\n",
+        pki.config_key().display()
+    );
+    let central = CentralProc::start_with(
+        &dir.path().join("central"),
+        &broker,
+        Some(&pki),
+        600,
+        &signing,
+    );
     central.command(&["boxes"]); // waits until its API answers
     let observer = TestCentral::connect_as("observer", &broker, Some(&pki), false);
     let before = dir.path().join("before.bin");
@@ -244,6 +254,37 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     wait_until(Duration::from_secs(30), "garbage refused", || {
         k.log_text().contains("Face gallery refused")
     });
+    // The real gallery with p-joe, published unsigned by a client with rights on the topic
+    // (the forged-gallery attack): refused, p-joe stays unknown.
+    observer.publish_retained(
+        "checkpoint/v1/box/face-loop/config/gallery",
+        &std::fs::read(&after).unwrap(),
+    );
+    wait_until(Duration::from_secs(30), "unsigned gallery refused", || {
+        k.log_text().contains("not a signed gallery")
+    });
+    let unknowns = observer
+        .unique_events()
+        .iter()
+        .filter(|e| unknown(e))
+        .count();
+    wait_until(
+        Duration::from_secs(30),
+        "still unknown after the forgery",
+        || {
+            observer
+                .unique_events()
+                .iter()
+                .filter(|e| unknown(e))
+                .count()
+                > unknowns
+        },
+    );
+    assert!(!observer.unique_events().iter().any(joe));
+    assert_eq!(
+        std::fs::read(&in_force).unwrap(),
+        std::fs::read(&before).unwrap()
+    );
 
     central.command(&[
         "gallery",

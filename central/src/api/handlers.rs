@@ -266,6 +266,7 @@ pub(super) async fn boxes(
                 outbox_oldest_age_s: e.telemetry.as_ref().and_then(|t| t.outbox_oldest_age_s),
                 outbox_full: e.telemetry.as_ref().map(|t| t.outbox_full),
                 trust_age_s: e.telemetry.as_ref().and_then(|t| t.trust_age_s),
+                config_refused: e.telemetry.as_ref().map(|t| t.config_refused),
                 fps: e.telemetry.as_ref().map(|t| t.fps),
                 clock_synced: e.telemetry.as_ref().map(|t| t.clock_synced),
                 stored_upto: e.contiguous,

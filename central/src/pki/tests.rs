@@ -36,8 +36,21 @@ fn a_ca_issues_box_certificates_that_verify_and_keys_are_private() {
     );
     let loaded = Ca::load(dir.path()).unwrap();
     let id: BoxId = "gate-1".parse().unwrap();
-    let b = loaded.issue_box(&id, Validity::days(5).unwrap()).unwrap();
+    let b = loaded
+        .issue_box(&id, Validity::days(5).unwrap(), false)
+        .unwrap();
     assert_eq!(b.cert, dir.path().join("boxes/gate-1.pem"));
+    // A second issue for the same box is refused unless asked for; the files stay as they were.
+    let before = std::fs::read(&b.key).unwrap();
+    let again = loaded
+        .issue_box(&id, Validity::days(5).unwrap(), false)
+        .unwrap_err();
+    assert!(again.to_string().contains("--replace"), "{again}");
+    assert_eq!(std::fs::read(&b.key).unwrap(), before);
+    let replaced = loaded
+        .issue_box(&id, Validity::days(5).unwrap(), true)
+        .unwrap();
+    assert_ne!(std::fs::read(&replaced.key).unwrap(), before);
     assert_eq!(
         std::fs::metadata(&b.key).unwrap().permissions().mode() & 0o777,
         0o600
@@ -64,7 +77,11 @@ fn another_ca_does_not_vouch_for_our_boxes() {
     init(theirs.path(), "Theirs", Validity::days(10).unwrap()).unwrap();
     let foreign = Ca::load(theirs.path())
         .unwrap()
-        .issue_box(&"gate-1".parse().unwrap(), Validity::days(5).unwrap())
+        .issue_box(
+            &"gate-1".parse().unwrap(),
+            Validity::days(5).unwrap(),
+            false,
+        )
         .unwrap();
     assert!(client_ok(ours.path(), &foreign.cert, OffsetDateTime::now_utc()).is_err());
 }
@@ -81,7 +98,11 @@ fn missing_or_existing_ca_and_reserved_names_are_clear_errors() {
     assert!(e.contains("already holds a CA"), "{e}");
     let ca = Ca::load(dir.path()).unwrap();
     let e = ca
-        .issue_box(&"central".parse().unwrap(), Validity::days(1).unwrap())
+        .issue_box(
+            &"central".parse().unwrap(),
+            Validity::days(1).unwrap(),
+            false,
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("reserved"), "{e}");

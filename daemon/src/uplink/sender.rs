@@ -10,6 +10,12 @@
 //!   `resend_after` is published again, drawing on the same budget as the backlog.
 //!
 //! Central deduplicates, so publishing an event twice is harmless; never publishing one is not.
+//!
+//! An ack deletes events from the outbox, so the sender also remembers every sequence number it
+//! has published since the process started ([`Sent`]): [`Sender::acked`] passes on only the
+//! parts of an ack's ranges that name events this box has sent. A forged ack for events still
+//! waiting in the outbox deletes nothing (at worst, a genuine ack that arrives after a restart
+//! is ignored and the event is sent and acked again).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -31,6 +37,72 @@ pub struct Sender {
     backlog_next: u64,
     /// Published in this connection, not yet acknowledged: when last published.
     inflight: BTreeMap<u64, Instant>,
+    /// Published since start and not yet acknowledged, in any connection.
+    sent: Sent,
+}
+
+/// A set of sequence numbers as disjoint inclusive ranges (`first -> last`); publication order
+/// keeps it to a handful of ranges.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sent(BTreeMap<u64, u64>);
+
+impl Sent {
+    pub fn insert(&mut self, seq: u64) {
+        let below = self.0.range(..=seq).next_back().map(|(f, l)| (*f, *l));
+        if let Some((_, last)) = below {
+            if last >= seq {
+                return;
+            }
+        }
+        let above = seq
+            .checked_add(1)
+            .and_then(|n| self.0.get(&n).map(|l| (n, *l)));
+        let first = match below {
+            Some((f, last)) if last.checked_add(1) == Some(seq) => f,
+            _ => seq,
+        };
+        let last = match above {
+            Some((n, l)) => {
+                self.0.remove(&n);
+                l
+            }
+            None => seq,
+        };
+        self.0.insert(first, last);
+    }
+
+    /// Removes `first..=last` and returns the parts of it that were in the set.
+    pub fn take(&mut self, first: u64, last: u64) -> Vec<(u64, u64)> {
+        if first > last {
+            return Vec::new();
+        }
+        let start = self
+            .0
+            .range(..=first)
+            .next_back()
+            .filter(|(_, l)| **l >= first)
+            .map_or(first, |(f, _)| *f);
+        let hit: Vec<(u64, u64)> = self.0.range(start..=last).map(|(f, l)| (*f, *l)).collect();
+        let mut taken = Vec::new();
+        for (f, l) in hit {
+            self.0.remove(&f);
+            if f < first {
+                self.0.insert(f, first - 1);
+            }
+            if l > last {
+                self.0.insert(last + 1, l);
+            }
+            taken.push((f.max(first), l.min(last)));
+        }
+        taken
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        self.0
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, l)| *l >= seq)
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +123,7 @@ impl Sender {
             live_next: 1,
             backlog_next: 0,
             inflight: BTreeMap::new(),
+            sent: Sent::default(),
         }
     }
 
@@ -64,13 +137,20 @@ impl Sender {
         self.refilled = now;
     }
 
-    pub fn acked(&mut self, ranges: &[(u64, u64)]) {
+    /// Central acknowledged `ranges`: returns the parts that name events this box has sent,
+    /// which are the only ones the outbox may delete.
+    pub fn acked(&mut self, ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        let mut valid = Vec::new();
         for &(first, last) in ranges {
-            let seqs: Vec<u64> = self.inflight.range(first..=last).map(|(s, _)| *s).collect();
-            for s in seqs {
-                self.inflight.remove(&s);
+            for (f, l) in self.sent.take(first, last) {
+                let seqs: Vec<u64> = self.inflight.range(f..=l).map(|(s, _)| *s).collect();
+                for s in seqs {
+                    self.inflight.remove(&s);
+                }
+                valid.push((f, l));
             }
         }
+        valid
     }
 
     pub fn inflight(&self) -> usize {
@@ -106,6 +186,7 @@ impl Sender {
                     return Ok(done);
                 }
                 self.inflight.insert(seq, now);
+                self.sent.insert(seq);
                 self.live_next = seq + 1;
                 done.live += 1;
                 if done.live >= 4 * BATCH {
@@ -136,6 +217,7 @@ impl Sender {
                     }
                     self.tokens -= 1.0;
                     self.inflight.insert(seq, now);
+                    self.sent.insert(seq);
                     done.resent += 1;
                 }
             }
@@ -159,6 +241,7 @@ impl Sender {
                 }
                 self.tokens -= 1.0;
                 self.inflight.insert(seq, now);
+                self.sent.insert(seq);
                 self.backlog_next = seq + 1;
                 done.backlog += 1;
             }
@@ -267,5 +350,44 @@ mod tests {
             pump(&mut s, &ob, t1 + Duration::from_secs(1)),
             vec![1, 2, 3]
         );
+    }
+
+    #[test]
+    fn only_acks_for_sent_events_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = outbox(dir.path(), 10);
+        let t0 = Instant::now();
+        let mut s = Sender::new(3, Duration::from_secs(60), t0);
+        s.connected(10, t0);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(pump(&mut s, &ob, t1), vec![1, 2, 3]);
+        // A forged ack for everything: only what was published passes.
+        assert_eq!(s.acked(&[(1, 29)]), vec![(1, 3)]);
+        assert_eq!(s.acked(&[(1, 3)]), vec![], "already taken");
+        assert_eq!(s.inflight(), 0);
+        // Sent in an earlier connection still counts as sent.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(pump(&mut s, &ob, t2), vec![4, 5, 6]);
+        s.connected(10, t2);
+        assert_eq!(
+            s.acked(&[(5, 5), (8, 9), (u64::MAX, u64::MAX)]),
+            vec![(5, 5)]
+        );
+    }
+
+    #[test]
+    fn the_sent_set_keeps_disjoint_ranges() {
+        let mut set = Sent::default();
+        for seq in [5, 1, 2, 3, 7, 6, 10, u64::MAX, u64::MAX - 1] {
+            set.insert(seq);
+        }
+        let ranges: Vec<(u64, u64)> = set.0.iter().map(|(f, l)| (*f, *l)).collect();
+        assert_eq!(ranges, [(1, 3), (5, 7), (10, 10), (u64::MAX - 1, u64::MAX)]);
+        assert!(set.contains(6) && !set.contains(4) && !set.contains(11));
+        assert_eq!(set.take(2, 6), vec![(2, 3), (5, 6)]);
+        let ranges: Vec<(u64, u64)> = set.0.iter().map(|(f, l)| (*f, *l)).collect();
+        assert_eq!(ranges, [(1, 1), (7, 7), (10, 10), (u64::MAX - 1, u64::MAX)]);
+        assert_eq!(set.take(u64::MAX, u64::MAX), vec![(u64::MAX, u64::MAX)]);
+        assert_eq!(set.take(9, 1), vec![], "an empty range");
     }
 }

@@ -34,6 +34,8 @@ pub(super) fn build(shared: &Shared) -> Telemetry {
         gate: s.gate,
         clock_synced: shared.clock.synced(),
         trust_age_s: shared.trust.age_s(now),
+        trust_serial: shared.trust.current().serial,
+        config_refused: shared.trust.refused(),
         disk_free_bytes: disk_free(&shared.state_dir),
     }
 }

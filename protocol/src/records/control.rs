@@ -5,7 +5,8 @@ use time::OffsetDateTime;
 
 use super::{Record, Schema};
 use crate::ids::{BoxId, SubjectId};
-use crate::passcode::{KeyId, Revocation, TrustStore, TrustedKey};
+use crate::passcode::{IssuerKey, KeyId, Revocation, TrustStore, TrustedKey};
+use crate::signed::{self, ConfigKeys, ConfigSignature, Purpose, Refused};
 
 /// An inclusive range of sequence numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,16 +72,33 @@ pub struct RevocationEntry {
 }
 
 /// The keys and revocations every box verifies pass codes with. Retained on the shared trust
-/// topic; a box keeps the last good copy on disk.
+/// topic; a box keeps the last good copy on disk. Signed by central's configuration key
+/// ([`crate::signed`]): a box applies it only when the signature verifies and `serial` is newer
+/// than the copy in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     pub schema: Schema,
+    /// Grows with every publication that changes anything; never reused.
+    pub serial: u64,
     /// When central published this version; boxes report its age.
     #[serde(with = "super::utc")]
     pub published_at: OffsetDateTime,
     pub keys: Vec<KeyEntry>,
     pub revocations: Vec<RevocationEntry>,
+    /// Over every other field, as [`TrustConfig::signed_bytes`] encodes them.
+    pub signature: ConfigSignature,
+}
+
+/// The signed part of a [`TrustConfig`]: every field but the signature, in a fixed order.
+#[derive(Serialize)]
+struct TrustBody<'a> {
+    schema: Schema,
+    serial: u64,
+    #[serde(with = "super::utc")]
+    published_at: OffsetDateTime,
+    keys: &'a [KeyEntry],
+    revocations: &'a [RevocationEntry],
 }
 
 impl Record for TrustConfig {
@@ -108,8 +126,20 @@ fn to_unix(t: OffsetDateTime) -> u32 {
 }
 
 impl TrustConfig {
-    /// Builds the record from a trust store.
-    pub fn from_trust_store(store: &TrustStore, published_at: OffsetDateTime) -> Self {
+    /// Builds the record from a trust store and signs it with central's configuration key.
+    pub fn signed(
+        store: &TrustStore,
+        serial: u64,
+        published_at: OffsetDateTime,
+        key: &IssuerKey,
+    ) -> Self {
+        let mut cfg = Self::unsigned(store, serial, published_at);
+        cfg.signature = signed::sign(key, Purpose::Trust, &cfg.signed_bytes());
+        cfg
+    }
+
+    /// The record with an empty signature, which no box accepts (tests of refusal build on it).
+    pub fn unsigned(store: &TrustStore, serial: u64, published_at: OffsetDateTime) -> Self {
         let keys = store
             .keys()
             .map(|k| KeyEntry {
@@ -127,10 +157,35 @@ impl TrustConfig {
             .collect();
         TrustConfig {
             schema: Schema,
+            serial,
             published_at,
             keys,
             revocations,
+            signature: ConfigSignature {
+                kid: String::new(),
+                sig: String::new(),
+            },
         }
+    }
+
+    /// What the signature covers: the record without its signature, as compact JSON in field
+    /// order. The verifier re-encodes the decoded record, so any two encodings of the same
+    /// content verify alike and no edit survives.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let body = TrustBody {
+            schema: Schema,
+            serial: self.serial,
+            published_at: self.published_at,
+            keys: &self.keys,
+            revocations: &self.revocations,
+        };
+        // Serialising plain strings, numbers and timestamps cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// Checks the signature against the configuration keys a box trusts.
+    pub fn verify(&self, keys: &ConfigKeys) -> Result<KeyId, Refused> {
+        signed::verify(keys, Purpose::Trust, &self.signed_bytes(), &self.signature)
     }
 
     /// The verifier's view; fails when a key is malformed or its id does not match the key.

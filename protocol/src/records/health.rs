@@ -91,6 +91,13 @@ pub struct Telemetry {
     pub clock_synced: bool,
     /// Age of the trust material (keys, revocations) the box verifies with.
     pub trust_age_s: Option<u64>,
+    /// Serial of the trust material in force (`None`: bootstrap keys only).
+    #[serde(default)]
+    pub trust_serial: Option<u64>,
+    /// Configuration refused since start: trust or galleries forged, unsigned, replayed or
+    /// dated in the future.
+    #[serde(default)]
+    pub config_refused: u64,
     pub disk_free_bytes: Option<u64>,
 }
 

@@ -152,9 +152,28 @@ fn trust_config_round_trip() {
         issued_before: 1_800_000_000,
     });
     let published = time::macros::datetime!(2026-11-23 08:00 UTC);
-    let record = TrustConfig::from_trust_store(&store, published);
+    let config_key = IssuerKey::from_seed([4; 32]);
+    let record = TrustConfig::signed(&store, 7, published, &config_key);
     let decoded: TrustConfig = decode(&encode(&record)).unwrap();
     assert_eq!(decoded.to_trust_store().unwrap(), store);
+    let keys = crate::signed::ConfigKeys(vec![config_key.public()]);
+    assert_eq!(decoded.verify(&keys), Ok(config_key.kid()));
+    // Any field changed after signing fails the signature, however the JSON is written.
+    let mut v = serde_json::to_value(&record).unwrap();
+    v["serial"] = json!(8);
+    let bumped: TrustConfig = decode(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(
+        bumped.verify(&keys),
+        Err(crate::signed::Refused::BadSignature)
+    );
+    // Whitespace and key order do not matter: the signature covers the content.
+    let mut pretty = serde_json::to_value(&record).unwrap();
+    pretty.as_object_mut().unwrap().remove("signature");
+    let sig = serde_json::to_value(&record.signature).unwrap();
+    pretty["signature"] = sig;
+    let reparsed: TrustConfig =
+        decode(serde_json::to_string_pretty(&pretty).unwrap().as_bytes()).unwrap();
+    assert_eq!(reparsed.verify(&keys), Ok(config_key.kid()));
 
     let mut v = serde_json::to_value(&record).unwrap();
     v["keys"][0]["kid"] = json!("00000000");

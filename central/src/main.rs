@@ -263,6 +263,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Makes the configuration-signing key in the PKI directory and says where it is.
+fn config_key(dir: &std::path::Path) -> anyhow::Result<()> {
+    let key = checkpoint_central::signing::keygen(dir)?;
+    println!(
+        "configuration-signing key: {} (key id {})",
+        dir.join(checkpoint_central::signing::PRIVATE_FILE)
+            .display(),
+        key.kid()
+    );
+    Ok(())
+}
+
 fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
     let show = |what: &str, i: &pki::Issued| {
         println!(
@@ -276,13 +288,7 @@ fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
         PkiCommand::Init { dir, name, days } => {
             let i = pki::init(&dir, &name, Validity::days(days)?)?;
             show("CA", &i);
-            let key = checkpoint_central::signing::keygen(&dir)?;
-            println!(
-                "configuration-signing key: {} (key id {})",
-                dir.join(checkpoint_central::signing::PRIVATE_FILE)
-                    .display(),
-                key.kid()
-            );
+            config_key(&dir)?;
             eprintln!("Keep ca.key offline or root-only: whoever holds it can add boxes.");
             eprintln!(
                 "Give every box {} ([trust] config_keys).",
@@ -290,13 +296,7 @@ fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
             );
         }
         PkiCommand::ConfigKey { dir } => {
-            let key = checkpoint_central::signing::keygen(&dir)?;
-            println!(
-                "configuration-signing key: {} (key id {})",
-                dir.join(checkpoint_central::signing::PRIVATE_FILE)
-                    .display(),
-                key.kid()
-            );
+            config_key(&dir)?;
             eprintln!(
                 "Give every box {} ([trust] config_keys) and central its private half ([trust] signing_key).",
                 dir.join(checkpoint_central::signing::PUBLIC_FILE).display()

@@ -154,10 +154,19 @@ pub enum PkiCommand {
         dir: PathBuf,
         #[arg(long, default_value_t = crate::pki::LEAF_DAYS)]
         days: u32,
-        /// Replace the box's existing certificate and key (the old key stops working only once
-        /// it expires: the broker does not know it was replaced).
+        /// Replace the box's existing certificate and key; the old certificate is revoked
+        /// (restart an external broker so it reads the new crl.pem).
         #[arg(long)]
         replace: bool,
+    },
+    /// Revoke a box's certificate: the broker refuses it (crl.pem; central's embedded broker
+    /// restarts to read it, an external Mosquitto must be restarted) and central drops whatever
+    /// the box still sends. A new certificate for the same box id can be issued afterwards.
+    RevokeBox {
+        #[arg(value_name = "BOX_ID")]
+        id: checkpoint_protocol::ids::BoxId,
+        #[arg(long, default_value = crate::pki::DEFAULT_DIR, value_name = "DIR")]
+        dir: PathBuf,
     },
     /// The configuration-signing key (DIR/config-signing.key, 0600, and config-signing.pub,
     /// which every box gets): central signs trust material and galleries with it. `init` makes

@@ -9,7 +9,7 @@ use serde::Deserialize;
 mod alerts;
 mod embedded;
 pub use alerts::{AlertsConfig, Facility, WeComConfig, WebhookConfig};
-pub use embedded::{EmbeddedBrokerConfig, EmbeddedTls};
+pub use embedded::EmbeddedBrokerConfig;
 
 pub const EXAMPLE: &str = include_str!("../../config/central.example.toml");
 /// The one-process configuration for a small site (embedded broker).
@@ -198,6 +198,11 @@ pub struct IngestConfig {
     /// A box not heard from (status, telemetry or events) for this long is offline.
     #[serde(default = "default_silent")]
     pub box_silent_s: u64,
+    /// The site PKI directory: messages are accepted only from boxes with a current
+    /// certificate in its `boxes/` (issued and not revoked). Defaults to
+    /// `embedded_broker.pki_dir`; without either, any box the broker admits is accepted.
+    #[serde(default)]
+    pub pki_dir: Option<PathBuf>,
 }
 
 fn default_silent() -> u64 {
@@ -221,6 +226,7 @@ impl Default for IngestConfig {
             batch_wait_ms: default_batch_wait(),
             gap_grace_s: default_gap_grace(),
             box_silent_s: default_silent(),
+            pki_dir: None,
         }
     }
 }
@@ -269,8 +275,11 @@ impl CentralConfig {
 
     /// Parses and checks; every semantic problem is listed, one per line, with its field path.
     pub fn parse(text: &str) -> Result<CentralConfig, String> {
-        let cfg: CentralConfig =
+        let mut cfg: CentralConfig =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        if let (None, Some(e)) = (&cfg.ingest.pki_dir, &cfg.embedded_broker) {
+            cfg.ingest.pki_dir = Some(e.pki_dir.clone());
+        }
         let mut problems = Vec::new();
         match (&cfg.broker, &cfg.embedded_broker) {
             (Some(_), Some(_)) => {

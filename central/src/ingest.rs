@@ -24,7 +24,7 @@ use checkpoint_protocol::topic::{ConfigKind, Topic};
 use rumqttc::MqttOptions;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerConfig, IngestConfig, Source};
+use crate::config::{BrokerConfig, IngestConfig};
 use crate::registry::Registry;
 use crate::store::{Inserted, Store};
 
@@ -39,15 +39,10 @@ use wire::Wire;
 pub enum IngestError {
     #[error("broker TLS: {0}")]
     Tls(#[from] checkpoint_link::tls::TlsError),
-    #[cfg(feature = "embedded-broker")]
-    #[error(transparent)]
-    EmbeddedStart(#[from] crate::embedded::EmbeddedError),
-    #[error("embedded broker: {0}")]
-    Embedded(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The broker connection ended without central asking it to (the embedded broker's link
-    /// was closed); central exits non-zero so systemd restarts it, never 0.
+    /// The broker connection ended without central asking it to; central exits non-zero so
+    /// systemd restarts it, never 0. (A broker that drops the connection is reconnected to.)
     #[error("broker connection lost for good: {0}")]
     Lost(&'static str),
 }
@@ -137,7 +132,7 @@ impl std::fmt::Debug for Shared {
 
 /// `galleries`: face galleries the API hands over for publishing (see [`crate::gallery`]).
 pub async fn run(
-    source: Source,
+    broker: BrokerConfig,
     cfg: IngestConfig,
     shared: Shared,
     mut galleries: tokio::sync::mpsc::Receiver<crate::gallery::GalleryPublish>,
@@ -150,11 +145,8 @@ pub async fn run(
         trust,
         alerts,
     } = shared;
-    let what = match &source {
-        Source::External(b) => format!("{}:{}", b.host, b.port),
-        Source::Embedded(_) => "the embedded broker".to_string(),
-    };
-    let (wire, mut rx, poller) = wire::open(source)?;
+    let what = format!("{}:{}", broker.host, broker.port);
+    let (wire, mut rx, poller) = wire::open(&broker)?;
 
     let mut gaps = GapWatch::new(store.seq_states()?, Duration::from_secs(cfg.gap_grace_s));
     // Every box the store knows is in the registry from the start, not from its next event.
@@ -170,6 +162,7 @@ pub async fn run(
     let mut connected = false;
     let mut warned = false;
     let mut rejections = LogThrottle::new(Duration::from_secs(60));
+    let mut known = accept::KnownBoxes::new(cfg.pki_dir.clone());
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
@@ -191,7 +184,7 @@ pub async fn run(
                     }
                 }
                 Some(Net::Message(p)) => {
-                    if let Some(e) = accept(&p, &registry, &counters, &mut rejections) {
+                    if let Some(e) = accept(&p, &registry, &mut known, &counters, &mut rejections) {
                         if batch.is_empty() {
                             batch_started = Instant::now();
                         }

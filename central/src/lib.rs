@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration.
 //! - [`ingest`]: MQTT → validation → store → end-to-end ack; gap tracking.
-//! - `embedded`: the in-process MQTT broker (rumqttd, feature `embedded-broker`).
+//! - `embedded`: the embedded broker: a Mosquitto that `serve` configures and supervises.
 //! - [`store`]: the `Store` trait and its sled implementation, with person/place/time indexes.
 //! - [`registry`]: every box's last status and telemetry.
 //! - [`trace`]: pure trajectory, close-contact, occupancy and flow logic over scans.
@@ -21,7 +21,6 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
-#[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod gallery;
 pub mod ingest;

@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -314,6 +314,19 @@ fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
                 "Copy {} and {} with ca.pem to the box (uplink.transport in its config).",
                 i.cert.display(),
                 i.key.display()
+            );
+        }
+        PkiCommand::RevokeBox { id, dir } => {
+            let r = pki::Ca::load(&dir)?.revoke_box(&id)?;
+            println!(
+                "box {id}: certificate {} revoked (kept as {})",
+                r.serial,
+                r.kept.display()
+            );
+            eprintln!(
+                "{} is updated: central's embedded broker restarts to read it within seconds; \
+                 an external Mosquitto needs a copy and `systemctl restart mosquitto`.",
+                dir.join(pki::crl::CRL_FILE).display()
             );
         }
         PkiCommand::IssueServer { hosts, dir, days } => {

@@ -5,12 +5,14 @@
 //! - `server.pem`, `server.key`: the broker's certificate for its host names and addresses;
 //! - `clients/NAME.pem`, `clients/NAME.key`: `central` (ingest, acks, configuration) and
 //!   `monitor` (read-only telemetry for admins);
-//! - `boxes/BOX_ID.pem`, `boxes/BOX_ID.key`: one per box.
+//! - `boxes/BOX_ID.pem`, `boxes/BOX_ID.key`: one per box; the boxes central accepts events from;
+//! - `revoked/BOX_ID.SERIAL.pem` and `crl.pem`: revoked box certificates and the revocation list
+//!   the broker checks every connection against (see [`crl`]).
 //!
 //! A client certificate's common name is its identity: Mosquitto's `use_identity_as_username`
 //! makes it the username the shipped ACL (`config/mosquitto/acl`) pins to that box's topics.
 //! Leaf certificates are valid [`LEAF_DAYS`] days by default; a box's certificate is replaced only
-//! on request (`--replace`). The configuration-signing key (`config-signing.key`/`.pub`, see
+//! on request (`--replace`, which revokes the old one). The configuration-signing key (`config-signing.key`/`.pub`, see
 //! [`crate::signing`]) lives here too.
 //! Keys are ECDSA P-256, written with mode 0600.
 
@@ -119,6 +121,7 @@ pub struct Ca {
     dir: PathBuf,
     cert: rcgen::Certificate,
     key: KeyPair,
+    not_after: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Ca {
@@ -145,6 +148,8 @@ pub fn init(dir: &Path, name: &str, validity: Validity) -> Result<Issued, PkiErr
     // The key first: a CA certificate without its key would block a second `init`.
     write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    // An empty revocation list from the start, so the broker's `crlfile` always exists.
+    Ca::load(dir)?.write_crl()?;
     Ok(Issued {
         cert: cert_path,
         key: key_path,
@@ -174,11 +179,13 @@ impl Ca {
         }
         // Re-signing the same subject and key yields a certificate that issues exactly as the
         // one on disk (rcgen needs one to sign with).
+        let not_after = params.not_after;
         let cert = params.self_signed(&key).map_err(|e| bad(&cert_path, e))?;
         Ok(Ca {
             dir: dir.to_path_buf(),
             cert,
             key,
+            not_after,
         })
     }
 
@@ -211,7 +218,7 @@ impl Ca {
     }
 
     /// A box's client certificate: common name = the box id. An existing certificate of that
-    /// box is replaced only when `replace` says so.
+    /// box is replaced only when `replace` says so, and is then revoked.
     pub fn issue_box(
         &self,
         id: &BoxId,
@@ -229,6 +236,9 @@ impl Ca {
                 "box {id} already has a certificate ({}); pass --replace to issue a new one",
                 existing.display()
             )));
+        }
+        if existing.exists() {
+            self.revoke_box(id)?;
         }
         self.leaf(
             id.as_str(),
@@ -281,6 +291,8 @@ impl Ca {
         )
     }
 }
+
+pub mod crl;
 
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,8 @@ pub enum ServeError {
     Signing(#[from] crate::signing::SigningError),
     #[error(transparent)]
     Channel(#[from] crate::alerts::setup::SetupError),
+    #[error(transparent)]
+    Embedded(#[from] crate::embedded::EmbeddedError),
     #[error("no broker configured: give [broker] or [embedded_broker]")]
     NoBroker,
     #[error("ingest task: {0}")]
@@ -55,10 +57,15 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     })?;
     let store = Arc::new(SledStore::open(&store_dir(&cfg), cfg.store.cache_bytes)?);
     let source = cfg.source().ok_or(ServeError::NoBroker)?;
+    let (embedded, broker) = match source {
+        crate::config::Source::External(b) => (None, b),
+        crate::config::Source::Embedded(e) => {
+            let (prepared, b) = crate::embedded::prepare(&e, &cfg.data_dir)?;
+            (Some(prepared), b)
+        }
+    };
     // Fail now, with a clear message, on bad TLS material.
-    if let crate::config::Source::External(b) = &source {
-        ingest::mqtt_options(b)?;
-    }
+    ingest::mqtt_options(&broker)?;
     let token_text =
         std::fs::read_to_string(&cfg.api.token_file).map_err(|e| ServeError::Token {
             path: cfg.api.token_file.clone(),
@@ -77,9 +84,16 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
             addr: cfg.api.listen,
             source,
         })?;
+    let token = CancellationToken::new();
+    let broker_task = match embedded {
+        Some(prepared) => {
+            let child = prepared.start().await?;
+            Some(tokio::spawn(prepared.supervise(child, token.child_token())))
+        }
+        None => None,
+    };
     let registry = Arc::new(Registry::default());
     let counters = Arc::new(Mutex::new(Counters::default()));
-    let token = CancellationToken::new();
     let dyn_store: Arc<dyn Store> = store.clone();
     let registry_for_api = registry.clone();
     let trust_changed = Arc::new(tokio::sync::Notify::new());
@@ -111,7 +125,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let alert_task = tokio::spawn(engine.run(alert_rx, token.clone()));
     let (gallery_tx, gallery_rx) = tokio::sync::mpsc::channel(4);
     let task = tokio::spawn(ingest::run(
-        source,
+        broker,
         cfg.ingest.clone(),
         ingest::Shared {
             store: dyn_store,
@@ -194,6 +208,10 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     retention.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), alert_task).await;
+    if let Some(t) = broker_task {
+        // The supervisor stops the broker with SIGTERM and waits for it (at most ~10 s).
+        let _ = tokio::time::timeout(Duration::from_secs(12), t).await;
+    }
     store.flush()?;
     let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
     tracing::info!(message = "Stopped.", stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected);

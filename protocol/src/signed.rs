@@ -144,6 +144,9 @@ pub fn verify(
     body: &[u8],
     sig: &ConfigSignature,
 ) -> Result<KeyId, Refused> {
+    if sig.kid.is_empty() && sig.sig.is_empty() {
+        return Err(Refused::Malformed("unsigned".into()));
+    }
     let kid = KeyId::from_hex(&sig.kid).ok_or_else(|| Refused::UnknownKey(sig.kid.clone()))?;
     let bytes = unhex::<64>(&sig.sig).ok_or(Refused::BadSignature)?;
     verify_raw(keys, purpose, body, kid, &bytes)

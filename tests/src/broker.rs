@@ -36,6 +36,9 @@ impl Pki {
             Validity::days(30).expect("days"),
         )
         .expect("server certificate");
+        // Central's own client (the embedded broker needs it).
+        ca.issue_client("central", Validity::days(30).expect("days"))
+            .expect("central's certificate");
         Pki {
             dir: dir.to_path_buf(),
             ca,
@@ -58,8 +61,27 @@ impl Pki {
 
     /// A client certificate whose common name is `name`: one of central's clients
     /// (`central`, `monitor`) or else a box.
+    /// A box's certificate is issued once and then reused.
     pub fn client(&self, name: &str) -> Identity {
+        let stem = self.dir.join("boxes").join(name);
+        let (cert, key) = (stem.with_extension("pem"), stem.with_extension("key"));
+        if !pki::CLIENT_NAMES.contains(&name) && cert.exists() && key.exists() {
+            return Identity { cert, key };
+        }
         self.client_valid(name, Validity::days(30).expect("days"))
+    }
+
+    /// rumqttc options for a client with the identity `name` (a fresh certificate) on
+    /// 127.0.0.1:`port` over mutual TLS; the broker makes `name` the client id.
+    pub fn mqtt_options(&self, name: &str, port: u16) -> rumqttc::MqttOptions {
+        let id = self.client(name);
+        let mut o = rumqttc::MqttOptions::new(name, "127.0.0.1", port);
+        let tls =
+            checkpoint_link::tls::client_config(&self.ca(), &id.cert, &id.key).expect("client TLS");
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+        o
     }
 
     /// A box certificate that expired yesterday.
@@ -78,8 +100,10 @@ impl Pki {
         let issued = if pki::CLIENT_NAMES.contains(&name) {
             self.ca.issue_client(name, v)
         } else {
-            // Tests reissue freely (an expired certificate after a valid one, a restart).
-            self.ca.issue_box(&name.parse().expect("box id"), v, true)
+            // Tests reissue freely (an expired certificate after a valid one), without the
+            // revocation `--replace` makes: a changed crl.pem restarts an embedded broker.
+            let _ = std::fs::remove_file(self.dir.join("boxes").join(format!("{name}.pem")));
+            self.ca.issue_box(&name.parse().expect("box id"), v, false)
         }
         .unwrap_or_else(|e| panic!("certificate for {name}: {e}"));
         Identity {
@@ -88,6 +112,10 @@ impl Pki {
         }
     }
 }
+
+/// The tests' observer identity: reads every box's topics on the tests' Mosquitto (not on
+/// central's embedded broker, which has the shipped ACL only), writes nothing.
+pub const OBSERVER: &str = "observer";
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
@@ -217,13 +245,25 @@ fn is_root() -> bool {
 fn shipped_config(dir: &Path, pki: &Pki, port: u16) -> String {
     let shipped = crate::workspace().join("config/mosquitto");
     let text = std::fs::read_to_string(shipped.join("checkpoint.conf")).expect("shipped conf");
+    // The shipped ACL plus one identity for the tests only: an observer that reads what central
+    // reads, beside a running central (central's own certificate would take over its session:
+    // the broker makes the certificate's name the client id).
+    let acl = std::fs::read_to_string(shipped.join("checkpoint.acl")).expect("shipped ACL");
+    std::fs::write(
+        dir.join("checkpoint.acl"),
+        format!(
+            "{acl}\n# Tests only.\nuser {OBSERVER}\ntopic read checkpoint/v1/box/#\n\
+             topic read checkpoint/v1/shared/#\n"
+        ),
+    )
+    .expect("test ACL");
     let mut out = String::new();
     for line in text.lines() {
         let line = line
             .replace("/etc/checkpoint/pki/", &format!("{}/", pki.dir.display()))
             .replace(
                 "/etc/checkpoint/mosquitto.acl",
-                &shipped.join("checkpoint.acl").display().to_string(),
+                &dir.join("checkpoint.acl").display().to_string(),
             )
             .replace("/var/lib/mosquitto/", &format!("{}/", dir.display()));
         if line == "listener 8883" {

@@ -43,15 +43,21 @@ impl TestCentral {
         Self::connect_as("central", broker, pki, auto_ack)
     }
 
-    /// Connects under another client id (an observer beside a real central), still with
-    /// central's certificate.
+    /// Connects as `name`: "central" with central's certificate, anything else (an observer
+    /// beside a real central) with the tests' read-only observer certificate
+    /// ([`crate::broker::OBSERVER`]), since the broker makes a certificate's name the client id.
     pub fn connect_as(
         name: &str,
         broker: &Mosquitto,
         pki: Option<&Pki>,
         auto_ack: bool,
     ) -> TestCentral {
-        let tls = pki.map(|p| (p.ca(), p.client("central")));
+        let identity = if name == "central" {
+            "central"
+        } else {
+            crate::broker::OBSERVER
+        };
+        let tls = pki.map(|p| (p.ca(), p.client(identity)));
         Self::connect_identity(name, broker.port, tls, auto_ack)
     }
 
@@ -289,71 +295,49 @@ impl CentralProc {
              client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n",
             broker.port
         );
-        Self::start_config(dir, &broker, gap_grace_s, extra, &[])
+        // With a site PKI, central accepts only the boxes it issued certificates to.
+        let ingest = pki
+            .map(|p| format!("pki_dir = \"{}\"\n", p.dir.display()))
+            .unwrap_or_default();
+        Self::start_config(dir, &broker, gap_grace_s, &ingest, extra, &[])
     }
 
-    /// Central with its embedded broker: plain MQTT on `plain_port`, and mutual TLS on
-    /// `tls.1` with the broker certificate of `tls.0` when given.
-    pub fn start_embedded(
-        dir: &std::path::Path,
-        plain_port: u16,
-        tls: Option<(&Pki, u16)>,
-    ) -> CentralProc {
-        Self::start_embedded_env(dir, plain_port, tls, &[])
+    /// Central with its embedded broker (the Mosquitto it supervises) on `port`, with the
+    /// site PKI of `pki`.
+    pub fn start_embedded(dir: &std::path::Path, pki: &Pki, port: u16) -> CentralProc {
+        Self::start_embedded_full(dir, pki, port, "", &[])
     }
 
-    /// [`CentralProc::start_embedded`] (plain only) with extra TOML appended to the config and
-    /// extra environment variables.
-    pub fn start_embedded_extra(
-        dir: &std::path::Path,
-        plain_port: u16,
-        extra: &str,
-        env: &[(&str, &str)],
-    ) -> CentralProc {
-        let broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
-        Self::start_config(dir, &broker, 600, extra, env)
-    }
-
-    /// Central with its embedded broker on mutual TLS only (port `tls_port`, the broker
-    /// certificate of `pki`), with extra TOML appended to the config.
+    /// [`CentralProc::start_embedded`] with extra TOML appended to the config.
     pub fn start_embedded_tls(
         dir: &std::path::Path,
         pki: &Pki,
-        tls_port: u16,
+        port: u16,
         extra: &str,
     ) -> CentralProc {
-        let broker = format!(
-            "[embedded_broker]\ntls = {{ listen = \"127.0.0.1:{tls_port}\", ca = \"{}\", cert = \"{}\", key = \"{}\" }}\n",
-            pki.ca().display(),
-            pki.dir.join("server.pem").display(),
-            pki.dir.join("server.key").display()
-        );
-        Self::start_config(dir, &broker, 600, extra, &[])
+        Self::start_embedded_full(dir, pki, port, extra, &[])
     }
 
-    /// [`CentralProc::start_embedded`] with extra environment variables.
-    pub fn start_embedded_env(
+    /// [`CentralProc::start_embedded`] with extra TOML and extra environment variables.
+    pub fn start_embedded_full(
         dir: &std::path::Path,
-        plain_port: u16,
-        tls: Option<(&Pki, u16)>,
+        pki: &Pki,
+        port: u16,
+        extra: &str,
         env: &[(&str, &str)],
     ) -> CentralProc {
-        let mut broker = format!("[embedded_broker]\nplain = \"127.0.0.1:{plain_port}\"\n");
-        if let Some((p, port)) = tls {
-            broker.push_str(&format!(
-                "tls = {{ listen = \"127.0.0.1:{port}\", ca = \"{}\", cert = \"{}\", key = \"{}\" }}\n",
-                p.ca().display(),
-                p.dir.join("server.pem").display(),
-                p.dir.join("server.key").display()
-            ));
-        }
-        Self::start_config(dir, &broker, 600, "", env)
+        let broker = format!(
+            "[embedded_broker]\nlisten = \"127.0.0.1:{port}\"\npki_dir = \"{}\"\n",
+            pki.dir.display()
+        );
+        Self::start_config(dir, &broker, 600, "", extra, env)
     }
 
     fn start_config(
         dir: &std::path::Path,
         broker: &str,
         gap_grace_s: u64,
+        ingest: &str,
         extra: &str,
         env: &[(&str, &str)],
     ) -> CentralProc {
@@ -367,7 +351,7 @@ impl CentralProc {
             &config,
             format!(
                 "data_dir = \"{}\"\n{broker}\
-                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n[store]\ncache_bytes = 16777216\n\
+                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n{ingest}[store]\ncache_bytes = 16777216\n\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n{extra}\n",
                 data_dir.display(),
                 token_file.display(),

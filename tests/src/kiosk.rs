@@ -50,6 +50,16 @@ impl BoxSpec {
         }
     }
 
+    /// A box with mutual TLS to a broker on `port` (central's embedded one).
+    pub fn tls_to(box_id: &str, dir: &Path, port: u16, pki: &Pki) -> BoxSpec {
+        BoxSpec {
+            port,
+            tls: Some((pki.ca(), pki.client(box_id))),
+            config_key: Some(pki.config_pub()),
+            ..Self::new_plain(box_id, dir)
+        }
+    }
+
     /// A box on plain TCP to port 1 (set `port` to a real broker's).
     pub fn new_plain(box_id: &str, dir: &Path) -> BoxSpec {
         BoxSpec {

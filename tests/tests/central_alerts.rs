@@ -108,8 +108,9 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
         pki.config_key().display()
     );
     let keys = kiosk::keygen(&dir.path().join("keys"));
-    let mut central = CentralProc::start_embedded_extra(
+    let mut central = CentralProc::start_embedded_full(
         &dir.path().join("central"),
+        &pki,
         port,
         &extra,
         &[("CHECKPOINT_SMTP_PASSWORD", PASSWORD)],
@@ -128,10 +129,9 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
 
     let spec = BoxSpec {
         bootstrap_key: Some(keys.join("passcode.pub")),
-        port,
         fps: 2.0,
         readings: vec![36.6, 38.2],
-        ..BoxSpec::new_plain("gate-t", &dir.path().join("box"))
+        ..BoxSpec::tls_to("gate-t", &dir.path().join("box"), port, &pki)
     };
     std::fs::create_dir_all(&spec.frames).unwrap();
     kiosk::blank_frame(&spec.frames.join("000.png"));

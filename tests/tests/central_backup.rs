@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use checkpoint_central::store::{SledStore, Store};
-use checkpoint_e2e::broker::free_port;
+use checkpoint_e2e::broker::{free_port, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc};
 use checkpoint_e2e::TempDir;
 use checkpoint_protocol::ids::SubjectId;
@@ -55,12 +55,14 @@ fn open_store(dir: &std::path::Path) -> SledStore {
 }
 
 /// Boxes publishing as fast as the broker takes them (each in order, QoS 1).
-fn load(port: u16) -> std::thread::JoinHandle<()> {
+fn load(pki: &Pki, port: u16) -> std::thread::JoinHandle<()> {
+    let options: Vec<MqttOptions> = (0..BOXES)
+        .map(|b| pki.mqtt_options(&format!("gate-{b}"), port))
+        .collect();
     std::thread::spawn(move || {
         let mut threads = Vec::new();
-        for b in 0..BOXES {
+        for (b, mut o) in (0..BOXES).zip(options) {
             threads.push(std::thread::spawn(move || {
-                let mut o = MqttOptions::new(format!("gate-{b}"), "127.0.0.1", port);
                 o.set_keep_alive(Duration::from_secs(10));
                 let (client, mut conn) = Client::new(o, 100);
                 let topic = format!("checkpoint/v1/box/gate-{b}/event");
@@ -107,8 +109,11 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
             .collect();
         store.insert(&old).unwrap();
     }
+    let pki = Pki::new(&dir.path().join("pki"));
+    // gate-9 only wrote the old events; it has a certificate like every box.
+    pki.client("gate-9");
     let port = free_port();
-    let mut central = CentralProc::start_embedded(&central_dir, port, None);
+    let mut central = CentralProc::start_embedded(&central_dir, &pki, port);
     central.command(&["boxes"]);
     wait_until(Duration::from_secs(20), "the retention purge", || {
         central.log_text().contains("Retention purge.")
@@ -126,7 +131,7 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     );
 
     // A backup while four boxes publish.
-    let publishers = load(port);
+    let publishers = load(&pki, port);
     wait_until(Duration::from_secs(30), "ingest under way", || {
         let b = central.query(&["boxes"]);
         b.as_array()
@@ -224,7 +229,7 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     drop(original);
 
     // A central on the restored data answers through its API as the store does.
-    let mut second = CentralProc::start_embedded(&restored, free_port(), None);
+    let mut second = CentralProc::start_embedded(&restored, &pki, free_port());
     second.command(&["boxes"]);
     let traj = second.query(&["trace", "--person", "p-7", "--from", "2000-01-01T00:00:00Z"]);
     let got: Vec<(String, u64)> = traj

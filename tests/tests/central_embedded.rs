@@ -1,5 +1,6 @@
-//! Central's end-to-end test with its embedded broker in place of Mosquitto: one box over mutual
-//! TLS, one over plain MQTT, central killed with SIGKILL mid-stream (and its broker with it).
+//! Central's end-to-end test with its embedded broker (the Mosquitto it supervises): two boxes
+//! over mutual TLS, central killed with SIGKILL mid-stream (its broker, orphaned, is stopped by
+//! the next start and its persistence kept).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -40,26 +41,22 @@ fn two_boxes_through_the_embedded_broker_and_a_central_crash() {
     let dir = TempDir::new("embedded");
     let pki = Pki::new(&dir.path().join("pki"));
     let keys = kiosk::keygen(&dir.path().join("keys"));
-    let (plain, tls) = (free_port(), free_port());
-    let mut central =
-        CentralProc::start_embedded(&dir.path().join("central"), plain, Some((&pki, tls)));
+    let port = free_port();
+    let mut central = CentralProc::start_embedded(&dir.path().join("central"), &pki, port);
 
     let people_in = ["alice", "bob", "carol", "dave", "erin", "frank"];
     let people_out = ["alice", "bob", "carol"];
     let spec_in = BoxSpec {
         bootstrap_key: Some(keys.join("passcode.pub")),
         fps: 2.0,
-        port: tls,
-        tls: Some((pki.ca(), pki.client("lib-in"))),
-        ..BoxSpec::new_plain("lib-in", &dir.path().join("in"))
+        ..BoxSpec::tls_to("lib-in", &dir.path().join("in"), port, &pki)
     };
     let spec_out = BoxSpec {
         bootstrap_key: Some(keys.join("passcode.pub")),
         direction: "out",
         // Half the in-box's rate: everyone leaves after they entered.
         fps: 1.0,
-        port: plain,
-        ..BoxSpec::new_plain("lib-out", &dir.path().join("out"))
+        ..BoxSpec::tls_to("lib-out", &dir.path().join("out"), port, &pki)
     };
     frames(&spec_in, &keys, &people_in);
     frames(&spec_out, &keys, &people_out);

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use checkpoint_e2e::broker::free_port;
+use checkpoint_e2e::broker::{free_port, Pki};
 use checkpoint_e2e::central::CentralProc;
 use checkpoint_e2e::{workspace, TempDir};
 
@@ -47,10 +47,12 @@ fn serve_reports_ready_pings_the_watchdog_and_reports_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut central = CentralProc::start_embedded_env(
+    let pki = Pki::new(&dir.path().join("pki"));
+    let mut central = CentralProc::start_embedded_full(
         &dir.path().join("central"),
+        &pki,
         free_port(),
-        None,
+        "",
         &[
             ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
             // WatchdogSec=2 as systemd would pass it: a ping every second.

@@ -37,15 +37,29 @@ fn problems_are_listed_with_paths() {
 }
 
 #[test]
-fn an_embedded_broker_needs_a_listener_and_sane_limits() {
+fn an_embedded_broker_is_tls_only_with_a_pki() {
     let base = "data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n";
-    let ok = format!("{base}[embedded_broker]\nplain = \"127.0.0.1:1883\"\n");
+    let ok = format!(
+        "{base}[embedded_broker]\nlisten = \"127.0.0.1:8883\"\npki_dir = \"/etc/checkpoint/pki\"\n"
+    );
     let cfg = CentralConfig::parse(&ok).unwrap();
     assert!(matches!(cfg.source(), Some(Source::Embedded(_))));
-    let err =
-        CentralConfig::parse(&format!("{base}[embedded_broker]\nsegments = 0\n")).unwrap_err();
-    assert!(err.contains("give `plain`, `tls` or both"), "{err}");
-    assert!(err.contains("embedded_broker.segments"), "{err}");
+    // The earlier broker's settings are refused with what replaced them.
+    let err = CentralConfig::parse(&format!(
+        "{base}[embedded_broker]\nlisten = \"127.0.0.1:8883\"\npki_dir = \"/p\"\nplain = \"127.0.0.1:1883\"\n\
+         tls = {{ listen = \"127.0.0.1:8883\", ca = \"a\", cert = \"b\", key = \"c\" }}\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("embedded_broker.plain: the embedded broker has no plain listener"),
+        "{err}"
+    );
+    assert!(err.contains("embedded_broker.tls: replaced by"), "{err}");
+    let err = CentralConfig::parse(&format!(
+        "{base}[embedded_broker]\nlisten = \"127.0.0.1:8883\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("pki_dir"), "{err}");
     let both =
         format!("{ok}[broker]\nhost = \"h\"\nport = 1\ntransport = {{ kind = \"plain\" }}\n");
     assert!(CentralConfig::parse(&both)
@@ -55,7 +69,7 @@ fn an_embedded_broker_needs_a_listener_and_sane_limits() {
 
 #[test]
 fn alert_settings_are_checked() {
-    let base = "data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n[embedded_broker]\nplain = \"127.0.0.1:1\"\n";
+    let base = "data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n[embedded_broker]\nlisten = \"127.0.0.1:1\"\npki_dir = \"/p\"\n";
     let err = CentralConfig::parse(&format!(
         "{base}[alerts]\nfever_threshold_c = 30.0\nwebhook = {{ url = \"ftp://x\", secret_file = \"/s\" }}\n"
     ))

@@ -1,6 +1,7 @@
 //! Validation of each incoming message, and the rejections' counts and (throttled) log.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,51 @@ impl LogThrottle {
     }
 }
 
+/// The boxes central accepts messages from: those with a current certificate in the PKI
+/// directory (`boxes/`, see [`crate::pki::crl::registered`]), read again every few seconds so a
+/// new box is accepted and a revoked one refused without a restart. Without a directory, every
+/// box the broker lets in is accepted.
+#[derive(Debug)]
+pub struct KnownBoxes {
+    dir: Option<PathBuf>,
+    boxes: BTreeSet<BoxId>,
+    scanned: Option<Instant>,
+}
+
+/// How long a scan of the PKI directory stands.
+const RESCAN: Duration = Duration::from_secs(3);
+
+impl KnownBoxes {
+    pub fn new(dir: Option<PathBuf>) -> KnownBoxes {
+        if dir.is_none() {
+            tracing::warn!(message = "No PKI directory ([ingest] pki_dir): messages from any box the broker admits are accepted.");
+        }
+        KnownBoxes {
+            dir,
+            boxes: BTreeSet::new(),
+            scanned: None,
+        }
+    }
+
+    pub fn allows(&mut self, id: &BoxId, now: Instant) -> bool {
+        let Some(dir) = &self.dir else {
+            return true;
+        };
+        let stale = self.scanned.is_none_or(|t| now.duration_since(t) >= RESCAN);
+        if stale {
+            match crate::pki::crl::registered(dir) {
+                Ok(b) => self.boxes = b,
+                // Keep the last good list: a passing I/O error must not drop every event.
+                Err(error) => {
+                    tracing::error!(message = "Cannot read the registered boxes.", %error)
+                }
+            }
+            self.scanned = Some(now);
+        }
+        self.boxes.contains(id)
+    }
+}
+
 fn reject(
     counters: &Mutex<Counters>,
     log: &mut LogThrottle,
@@ -75,6 +121,7 @@ fn reject(
 pub(super) fn accept(
     p: &rumqttc::Publish,
     registry: &Registry,
+    known: &mut KnownBoxes,
     counters: &Mutex<Counters>,
     log: &mut LogThrottle,
 ) -> Option<Event> {
@@ -87,12 +134,16 @@ pub(super) fn accept(
         }
     };
     let mut check_box = |payload_box: &BoxId, topic_box: &BoxId| {
-        if payload_box == topic_box {
-            true
-        } else {
+        if payload_box != topic_box {
             let detail = format!("payload names box {payload_box}");
             reject(counters, log, &p.topic, "box_mismatch", &detail);
             false
+        } else if !known.allows(topic_box, Instant::now()) {
+            let detail = "no current certificate for this box in the PKI directory (never issued, or revoked)";
+            reject(counters, log, &p.topic, "unregistered_box", &detail);
+            false
+        } else {
+            true
         }
     };
     match topic {
@@ -141,6 +192,28 @@ pub(super) fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_boxes_with_a_current_certificate_are_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = crate::pki::Validity::days(2).unwrap();
+        crate::pki::init(dir.path(), "CA", v).unwrap();
+        let ca = crate::pki::Ca::load(dir.path()).unwrap();
+        let (a, b): (BoxId, BoxId) = ("gate-a".parse().unwrap(), "gate-b".parse().unwrap());
+        ca.issue_box(&a, v, false).unwrap();
+        let mut known = KnownBoxes::new(Some(dir.path().to_path_buf()));
+        let t0 = Instant::now();
+        assert!(known.allows(&a, t0));
+        assert!(!known.allows(&b, t0));
+        // A new box and a revocation count after the next scan.
+        ca.issue_box(&b, v, false).unwrap();
+        ca.revoke_box(&a).unwrap();
+        assert!(known.allows(&a, t0 + Duration::from_secs(1)));
+        assert!(!known.allows(&a, t0 + RESCAN));
+        assert!(known.allows(&b, t0 + RESCAN));
+        let mut open = KnownBoxes::new(None);
+        assert!(open.allows(&b, t0));
+    }
 
     #[test]
     fn rejections_are_logged_once_per_period_with_the_count_left_out() {

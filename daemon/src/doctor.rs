@@ -3,12 +3,11 @@
 //! actuated: a doctor run must not unlock the door.
 
 use std::fmt;
-use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, Packet};
-
-use crate::config::{DaemonConfig, ThermometerConfig, Transport};
+use crate::config::{DaemonConfig, ThermometerConfig};
 use crate::{camera, clock, gate, outbox, pipeline, thermo, trust, uplink};
+
+mod broker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -106,7 +105,11 @@ pub async fn run(cfg: &DaemonConfig) -> Vec<Check> {
         ),
     });
 
-    out.push(broker(cfg).await);
+    let (outbox_check, live) = disk(cfg);
+    if let Some(c) = broker::identity(cfg) {
+        out.push(c);
+    }
+    out.push(broker::broker(cfg, live).await);
 
     out.push(if clock::probe_system() {
         pass("clock", "synchronised")
@@ -119,7 +122,7 @@ pub async fn run(cfg: &DaemonConfig) -> Vec<Check> {
         )
     });
 
-    out.push(disk(cfg));
+    out.push(outbox_check);
 
     out.push(match trust::Trust::load(&cfg.trust.setup(&cfg.state_dir), time::OffsetDateTime::now_utc()) {
         Err(e) => not_ok("trust", Verdict::Fail, e, "install the issuer's passcode.pub where trust.bootstrap_keys points, or let central publish its keys"),
@@ -181,81 +184,24 @@ fn face(_cfg: &DaemonConfig) -> Check {
     )
 }
 
-async fn broker(cfg: &DaemonConfig) -> Check {
-    let mut opts = match uplink::mqtt_options(&cfg.uplink, &cfg.identity.box_id) {
-        Ok(o) => o,
-        Err(e) => {
-            return not_ok(
-                "broker",
-                Verdict::Fail,
-                e,
-                "check uplink.transport: ca, cert and key must be readable PEM files",
-            )
-        }
-    };
-    // A separate client id, so a running daemon's session is not taken over.
-    let id = format!("{}-doctor", cfg.identity.box_id);
-    opts.set_client_id(id);
-    opts.set_clean_session(true);
-    let (client, mut ev) = AsyncClient::new(opts, 4);
-    let target = format!("{}:{}", cfg.uplink.host, cfg.uplink.port);
-    let tls = matches!(cfg.uplink.transport, Transport::Tls { .. });
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    })
-    .await;
-    let _ = client.try_disconnect();
-    match r {
-        Ok(Ok(())) => pass(
-            "broker",
-            format!(
-                "connected to {target}{}",
-                if tls {
-                    " over mutual TLS"
-                } else {
-                    " (plain TCP)"
-                }
-            ),
-        ),
-        Ok(Err(e)) => {
-            let fix = if e.contains("TLS") || e.contains("certificate") || e.contains("alert") {
-                "the broker refused the TLS handshake: check that uplink.transport.ca signed the broker's certificate, that the certificate names uplink.host, and that the box certificate is for this box id and not expired"
-            } else if e.contains("refused") {
-                "nothing listens there or the broker refused us: check uplink.host/port and the broker's ACL for this box"
-            } else {
-                "check the network path to the broker (DNS, firewall, port)"
-            };
-            not_ok("broker", Verdict::Fail, format!("{target}: {e}"), fix)
-        }
-        Err(_) => not_ok(
-            "broker",
-            Verdict::Fail,
-            format!("{target}: no answer in 10 s"),
-            "check the network path to the broker (DNS, firewall, port)",
-        ),
-    }
-}
-
-fn disk(cfg: &DaemonConfig) -> Check {
+/// The outbox check, and whether the daemon runs (its outbox is locked).
+fn disk(cfg: &DaemonConfig) -> (Check, bool) {
     if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
-        return not_ok("outbox", Verdict::Fail, format!("{}: {e}", cfg.state_dir.display()), "create the state directory writable by the daemon's user (systemd StateDirectory does this)");
+        let c = not_ok("outbox", Verdict::Fail, format!("{}: {e}", cfg.state_dir.display()), "create the state directory writable by the daemon's user (systemd StateDirectory does this)");
+        return (c, false);
     }
     let free = uplink::disk_free(&cfg.state_dir);
     let probe = cfg.state_dir.join(".doctor-probe");
     if let Err(e) = std::fs::write(&probe, b"x").and_then(|_| std::fs::remove_file(&probe)) {
-        return not_ok(
+        let c = not_ok(
             "outbox",
             Verdict::Fail,
             format!("{} is not writable: {e}", cfg.state_dir.display()),
             "give the daemon's user write access to the state directory",
         );
+        return (c, false);
     }
+    let mut live = false;
     let depth = match outbox::Outbox::open(
         &pipeline::outbox_dir(cfg),
         cfg.outbox.max_bytes,
@@ -266,12 +212,25 @@ fn disk(cfg: &DaemonConfig) -> Check {
             let s = o.stats();
             format!("{} unacknowledged event(s), {} bytes", s.depth, s.bytes)
         }
-        Err(_) => "in use by the running daemon".to_string(),
+        Err(e) => {
+            let text = e.to_string();
+            if !text.contains("lock") {
+                let c = not_ok(
+                    "outbox",
+                    Verdict::Fail,
+                    text,
+                    "the outbox cannot be opened; see docs on recovering a damaged outbox",
+                );
+                return (c, false);
+            }
+            live = true;
+            "in use by the running daemon (its depth is in the daemon's telemetry)".to_string()
+        }
     };
     let free_txt = free.map_or("unknown".to_string(), |b| {
         format!("{} MiB", b / (1024 * 1024))
     });
-    if free.is_some_and(|b| b < cfg.outbox.max_bytes) {
+    let c = if free.is_some_and(|b| b < cfg.outbox.max_bytes) {
         not_ok(
             "outbox",
             Verdict::Warn,
@@ -280,5 +239,6 @@ fn disk(cfg: &DaemonConfig) -> Check {
         )
     } else {
         pass("outbox", format!("{depth}; {free_txt} free"))
-    }
+    };
+    (c, live)
 }

@@ -384,7 +384,7 @@ mod tests {
         let future = record(0, 200, far, false);
         let cases: [(&str, &[u8], &str); 7] = [
             ("rogue key", &forged, "does not trust"),
-            ("unsigned", &unsigned, "does not trust"),
+            ("unsigned", &unsigned, "unsigned"),
             ("altered after signing", &altered, "does not verify"),
             ("older serial", &replayed, "replay"),
             ("far future", &future, "future"),

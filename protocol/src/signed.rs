@@ -52,6 +52,8 @@ pub struct ConfigSignature {
 pub enum Refused {
     #[error("signed by key {0}, which this box does not trust for configuration")]
     UnknownKey(String),
+    #[error("unsigned: it carries no configuration signature")]
+    Unsigned,
     #[error("signature does not verify")]
     BadSignature,
     #[error("serial {serial} is older than the copy in force ({in_force}): a replay")]
@@ -67,6 +69,7 @@ impl Refused {
     pub fn kind(&self) -> &'static str {
         match self {
             Refused::UnknownKey(_) => "unknown_key",
+            Refused::Unsigned => "unsigned",
             Refused::BadSignature => "bad_signature",
             Refused::Replayed { .. } => "replayed",
             Refused::Future { .. } => "future",
@@ -145,7 +148,7 @@ pub fn verify(
     sig: &ConfigSignature,
 ) -> Result<KeyId, Refused> {
     if sig.kid.is_empty() && sig.sig.is_empty() {
-        return Err(Refused::Malformed("unsigned".into()));
+        return Err(Refused::Unsigned);
     }
     let kid = KeyId::from_hex(&sig.kid).ok_or_else(|| Refused::UnknownKey(sig.kid.clone()))?;
     let bytes = unhex::<64>(&sig.sig).ok_or(Refused::BadSignature)?;

@@ -69,3 +69,78 @@ fn doctor_passes_a_healthy_box_and_explains_failures() {
     }
     assert!(report.matches("fix:").count() >= 3, "{report}");
 }
+
+/// Doctor beside a running box on central's embedded broker: it opens no MQTT session (the
+/// broker makes the certificate's name the client id, so one would take over the daemon's) and
+/// sets no Last Will, so the box stays online and central raises no alert. With another box's
+/// certificate it fails and says whose it is.
+#[test]
+fn doctor_beside_a_live_box_disturbs_nothing_and_checks_the_certificate_is_this_boxs() {
+    let dir = TempDir::new("doctor-live");
+    let pki = Pki::new(&dir.path().join("pki"));
+    let keys = kiosk::keygen(&dir.path().join("keys"));
+    let port = checkpoint_e2e::broker::free_port();
+    let central = checkpoint_e2e::central::CentralProc::start_embedded_tls(
+        &dir.path().join("central"),
+        &pki,
+        port,
+        "[alerts]\ncheck_every_s = 1\n",
+    );
+    central.command(&["boxes"]);
+    let mut spec = BoxSpec {
+        bootstrap_key: Some(keys.join("passcode.pub")),
+        ..BoxSpec::tls_to("gate-l", &dir.path().join("box"), port, &pki)
+    };
+    std::fs::create_dir_all(&spec.frames).unwrap();
+    kiosk::blank_frame(&spec.frames.join("0.png"));
+    let k = kiosk::Kiosk::start(&spec);
+    let online = || {
+        central
+            .query(&["boxes"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["box_id"] == "gate-l" && b["state"] == "online")
+    };
+    checkpoint_e2e::central::wait_until(
+        std::time::Duration::from_secs(30),
+        "gate-l online",
+        online,
+    );
+
+    let (code, report) = doctor(&spec);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(line(&report, "identity").starts_with("PASS"), "{report}");
+    let broker = line(&report, "broker");
+    assert!(
+        broker.starts_with("PASS") && broker.contains("no MQTT session"),
+        "{report}"
+    );
+    assert!(
+        line(&report, "outbox").contains("running daemon"),
+        "{report}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(online(), "gate-l still online");
+    assert_eq!(
+        k.log_text().matches("Connected to the broker.").count(),
+        1,
+        "the daemon kept its session: {}",
+        k.log_text()
+    );
+    let log = central.log_text();
+    assert!(!log.contains("box_offline"), "no alert: {log}");
+
+    // Another box's certificate: the broker would accept it, doctor does not.
+    spec.tls = Some((pki.ca(), pki.client("gate-other")));
+    let (code, report) = doctor(&spec);
+    assert_eq!(code, Some(1), "{report}");
+    let identity = line(&report, "identity");
+    assert!(
+        identity.starts_with("FAIL")
+            && identity.contains("gate-other")
+            && identity.contains("gate-l"),
+        "{report}"
+    );
+    assert!(report.contains("pki issue-box gate-l"), "{report}");
+}

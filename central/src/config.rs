@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 mod alerts;
 mod embedded;
+mod files;
 pub use alerts::{AlertsConfig, Facility, WeComConfig, WebhookConfig};
 pub use embedded::EmbeddedBrokerConfig;
 

@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration.
 //! - [`ingest`]: MQTT → validation → store → end-to-end ack; gap tracking.
-//! - `embedded`: the embedded broker: a Mosquitto that `serve` configures and supervises.
+//! - [`embedded`]: the embedded broker: a Mosquitto that `serve` configures and supervises.
 //! - [`store`]: the `Store` trait and its sled implementation, with person/place/time indexes.
 //! - [`registry`]: every box's last status and telemetry.
 //! - [`trace`]: pure trajectory, close-contact, occupancy and flow logic over scans.
@@ -14,6 +14,7 @@
 //! - [`cli`]: the command line's arguments; [`client`]: the CLI's HTTP client and tables.
 //! - [`pki`]: the site CA and the box, broker and client certificates for mutual TLS.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
+//! - [`secrets`]: secret files, read only when private (mode 0600).
 //! - [`signing`]: the configuration-signing key and serials for trust material and galleries.
 
 pub mod alerts;
@@ -29,6 +30,7 @@ pub mod pki;
 pub mod query;
 pub mod registry;
 pub mod roster;
+pub mod secrets;
 pub mod serve;
 pub mod signing;
 pub mod store;

@@ -46,7 +46,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig { file } => {
-            CentralConfig::load(&file)?;
+            let cfg = CentralConfig::load(&file)?;
+            let problems = cfg.file_problems();
+            if !problems.is_empty() {
+                anyhow::bail!("{}:\n{}", file.display(), problems.join("\n"));
+            }
             println!("{}: ok", file.display());
             Ok(())
         }

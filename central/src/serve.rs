@@ -34,7 +34,7 @@ pub enum ServeError {
     NoBroker,
     #[error("ingest task: {0}")]
     Task(String),
-    #[error("API token file {path}: {message}")]
+    #[error("API token: {message}")]
     Token {
         path: std::path::PathBuf,
         message: String,
@@ -66,16 +66,20 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     };
     // Fail now, with a clear message, on bad TLS material.
     ingest::mqtt_options(&broker)?;
-    let token_text =
-        std::fs::read_to_string(&cfg.api.token_file).map_err(|e| ServeError::Token {
+    let token_text = crate::secrets::read_private(&cfg.api.token_file)
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
+        .map_err(|message| ServeError::Token {
             path: cfg.api.token_file.clone(),
-            message: e.to_string(),
+            message,
         })?;
     let api_token = token_text.trim().to_string();
     if api_token.len() < 16 {
         return Err(ServeError::Token {
             path: cfg.api.token_file.clone(),
-            message: "the token must be at least 16 characters".into(),
+            message: format!(
+                "{}: the token must be at least 16 characters",
+                cfg.api.token_file.display()
+            ),
         });
     }
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)

@@ -346,6 +346,12 @@ impl CentralProc {
         let config = dir.join("central.toml");
         let token_file = dir.join("api.token");
         std::fs::write(&token_file, "test-token-0123456789abcdef\n").expect("token");
+        // Central reads secrets only when private.
+        std::fs::set_permissions(
+            &token_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("token mode");
         let api_port = crate::broker::free_port();
         std::fs::write(
             &config,

@@ -90,6 +90,11 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
     let dir = TempDir::new("alerts");
     let (hook_port, seen) = webhook_server();
     std::fs::write(dir.path().join("hook.secret"), SECRET).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("hook.secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let pki = Pki::new(&dir.path().join("pki"));
     let smtp = SmtpSink::start(&dir.path().join("smtp"), &pki);
     let port = free_port();

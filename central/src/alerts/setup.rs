@@ -33,7 +33,7 @@ pub fn read_secret(
                 Some(dir) if f.is_relative() => Path::new(&dir).join(f),
                 _ => f.to_path_buf(),
             };
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = crate::secrets::read_private(&path)?;
             String::from_utf8(bytes)
                 .map_err(|_| format!("{}: not UTF-8 text", path.display()))?
                 .trim()
@@ -135,6 +135,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s");
         std::fs::write(&f, "0123456789abcdef\n").unwrap();
+        // Readable by others: refused with the fix.
+        assert!(read_secret(Some(&f), None, 16)
+            .unwrap_err()
+            .contains("chmod 600"));
+        std::fs::set_permissions(
+            &f,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         assert_eq!(read_secret(Some(&f), None, 16).unwrap(), "0123456789abcdef");
         assert!(read_secret(Some(&f), None, 17)
             .unwrap_err()

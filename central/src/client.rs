@@ -122,7 +122,17 @@ impl Client {
             .unwrap_or(0);
         let tmp = out.with_extension("partial");
         let file_err = |e: std::io::Error| err(format!("{}: {e}", tmp.display()));
-        let mut file = std::fs::File::create(&tmp).map_err(file_err)?;
+        // Personal data: readable by the operator who took it and nobody else.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(file_err)?
+        };
         let bytes = std::io::copy(&mut resp.into_body().into_reader(), &mut file)
             .map_err(|e| err(format!("download: {e}")))?;
         file.sync_all().map_err(file_err)?;

@@ -145,6 +145,13 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     let started = Instant::now();
     let said = central.command(&["backup", "--out", backup.to_str().unwrap()]);
     eprintln!("backup: {said} in {:?}", started.elapsed());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the backup holds personal data: owner only"
+    );
     publishers.join().unwrap();
     wait_until(Duration::from_secs(60), "everything stored", || {
         let b = central.query(&["boxes"]);

@@ -139,11 +139,7 @@ mod tests {
         assert!(read_secret(Some(&f), None, 16)
             .unwrap_err()
             .contains("chmod 600"));
-        std::fs::set_permissions(
-            &f,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         assert_eq!(read_secret(Some(&f), None, 16).unwrap(), "0123456789abcdef");
         assert!(read_secret(Some(&f), None, 17)
             .unwrap_err()

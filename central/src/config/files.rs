@@ -33,10 +33,20 @@ impl CentralConfig {
         for k in &self.trust.keys {
             readable("trust.keys", k, &mut out);
         }
-        if let Some(w) = self.alerts.webhook.as_ref().and_then(|w| w.secret_file.as_ref()) {
+        if let Some(w) = self
+            .alerts
+            .webhook
+            .as_ref()
+            .and_then(|w| w.secret_file.as_ref())
+        {
             private("alerts.webhook.secret_file", w, &mut out);
         }
-        if let Some(w) = self.alerts.wecom.as_ref().and_then(|w| w.secret_file.as_ref()) {
+        if let Some(w) = self
+            .alerts
+            .wecom
+            .as_ref()
+            .and_then(|w| w.secret_file.as_ref())
+        {
             private("alerts.wecom.secret_file", w, &mut out);
         }
         if let Some(m) = &self.alerts.email {

@@ -51,17 +51,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !problems.is_empty() {
                 anyhow::bail!("{}:\n{}", file.display(), problems.join("\n"));
             }
-            println!("{}: ok", file.display());
+            checkpoint_link::outln!("{}: ok", file.display());
             Ok(())
         }
         Command::PrintConfig => {
-            print!("{}", config::EXAMPLE);
+            checkpoint_link::out!("{}", config::EXAMPLE);
             Ok(())
         }
         Command::Trace { person, range, api } => {
             let (c, out) = api.client()?;
             let rows = c.trajectory(&person, range.from.as_deref(), range.to.as_deref())?;
-            print!("{}", client::tables::trajectory(&rows, out));
+            checkpoint_link::out!("{}", client::tables::trajectory(&rows, out));
             Ok(())
         }
         Command::Contacts {
@@ -79,23 +79,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 window,
                 depth,
             )?;
-            print!("{}", client::tables::contacts(&rows, out));
+            checkpoint_link::out!("{}", client::tables::contacts(&rows, out));
             Ok(())
         }
         Command::Occupancy { place, api } => {
             let (c, out) = api.client()?;
             let o = c.occupancy(&place)?;
             if out == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&o)?);
+                checkpoint_link::outln!("{}", serde_json::to_string_pretty(&o)?);
                 return Ok(());
             }
             if out == Output::Table {
-                println!(
+                checkpoint_link::outln!(
                     "{}: {} inside ({} in, {} out, {} checked out after the maximum stay)",
-                    o.place, o.inside, o.ins, o.outs, o.auto_checked_out
+                    o.place,
+                    o.inside,
+                    o.ins,
+                    o.outs,
+                    o.auto_checked_out
                 );
             }
-            print!(
+            checkpoint_link::out!(
                 "{}",
                 client::print(
                     &o.flow,
@@ -135,7 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             let rows = c.events(&q)?;
-            print!("{}", client::tables::events(&rows, out));
+            checkpoint_link::out!("{}", client::tables::events(&rows, out));
             Ok(())
         }
         Command::Roster(RosterCommand::Import {
@@ -162,14 +166,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Boxes { api } => {
             let (c, out) = api.client()?;
             let rows = c.boxes()?;
-            print!("{}", client::tables::boxes(&rows, out));
+            checkpoint_link::out!("{}", client::tables::boxes(&rows, out));
             Ok(())
         }
         Command::Pki(cmd) => run_pki(cmd),
         Command::Notifications { limit, api } => {
             let (c, out) = api.client()?;
             let rows = c.notifications(limit)?;
-            print!("{}", client::tables::notifications(&rows, out));
+            checkpoint_link::out!("{}", client::tables::notifications(&rows, out));
             Ok(())
         }
         Command::Gallery(GalleryCommand::Publish { box_id, file, api }) => {
@@ -177,9 +181,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let (c, _) = api.client()?;
             let done = c.publish_gallery(&box_id, &bytes)?;
-            println!(
+            checkpoint_link::outln!(
                 "gallery of {} bytes published to {} (retained)",
-                done.bytes, done.box_id
+                done.bytes,
+                done.box_id
             );
             Ok(())
         }
@@ -261,7 +266,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 issuer::write_png(&code, &path, 400)?;
                 eprintln!("wrote {}", path.display());
             }
-            println!("{code}");
+            checkpoint_link::outln!("{code}");
             Ok(())
         }
     }
@@ -270,7 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Makes the configuration-signing key in the PKI directory and says where it is.
 fn config_key(dir: &std::path::Path) -> anyhow::Result<()> {
     let key = checkpoint_central::signing::keygen(dir)?;
-    println!(
+    checkpoint_link::outln!(
         "configuration-signing key: {} (key id {})",
         dir.join(checkpoint_central::signing::PRIVATE_FILE)
             .display(),
@@ -281,7 +286,7 @@ fn config_key(dir: &std::path::Path) -> anyhow::Result<()> {
 
 fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
     let show = |what: &str, i: &pki::Issued| {
-        println!(
+        checkpoint_link::outln!(
             "{what}: {} (key {}), valid until {}",
             i.cert.display(),
             i.key.display(),
@@ -322,7 +327,7 @@ fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
         }
         PkiCommand::RevokeBox { id, dir } => {
             let r = pki::Ca::load(&dir)?.revoke_box(&id)?;
-            println!(
+            checkpoint_link::outln!(
                 "box {id}: certificate {} revoked (kept as {})",
                 r.serial,
                 r.kept.display()

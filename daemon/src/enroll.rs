@@ -200,7 +200,7 @@ pub fn run_enroll(
         );
     }
     gallery.save(out)?;
-    println!(
+    checkpoint_link::outln!(
         "{}: {} people from {} photos ({refused} refused)",
         out.display(),
         gallery.identities(),

@@ -146,11 +146,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => {
             DaemonConfig::load(&file)?;
-            println!("{}: ok", file.display());
+            checkpoint_link::outln!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::PrintConfig => {
-            print!("{}", config::EXAMPLE);
+            checkpoint_link::out!("{}", config::EXAMPLE);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { config } => {

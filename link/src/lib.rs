@@ -177,3 +177,30 @@ mod tests {
         assert!(b.next_delay() <= min);
     }
 }
+
+/// Writes to stdout. A reader that went away (`… | head`) ends the process quietly with
+/// success, as other command-line tools do; any other write error ends it with status 1.
+pub fn print_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `print!` that ends quietly on a closed pipe ([`print_out`]).
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => { $crate::print_out(format_args!($($t)*)) };
+}
+
+/// `println!` that ends quietly on a closed pipe ([`print_out`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::print_out(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::print_out(format_args!("{}\n", format_args!($($t)*))) };
+}

@@ -152,32 +152,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_millis(1000));
-        let mut b = Backoff::new(min, max);
-        let mut ceilings = Vec::new();
-        for _ in 0..8 {
-            let ceiling = b.ceiling;
-            let d = b.next_delay();
-            assert!(
-                d >= min && d <= ceiling,
-                "{d:?} outside [{min:?}, {ceiling:?}]"
-            );
-            ceilings.push(ceiling.as_millis());
-        }
-        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
-        let draws: std::collections::HashSet<_> = (0..20).map(|_| b.next_delay()).collect();
-        assert!(draws.len() > 1, "jitter");
-        b.reset();
-        assert!(b.next_delay() <= min);
-    }
-}
-
 /// Writes to stdout. A reader that went away (`… | head`) ends the process quietly with
 /// success, as other command-line tools do; any other write error ends it with status 1.
 pub fn print_out(args: std::fmt::Arguments<'_>) {
@@ -203,4 +177,30 @@ macro_rules! out {
 macro_rules! outln {
     () => { $crate::print_out(format_args!("\n")) };
     ($($t:tt)*) => { $crate::print_out(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_millis(1000));
+        let mut b = Backoff::new(min, max);
+        let mut ceilings = Vec::new();
+        for _ in 0..8 {
+            let ceiling = b.ceiling;
+            let d = b.next_delay();
+            assert!(
+                d >= min && d <= ceiling,
+                "{d:?} outside [{min:?}, {ceiling:?}]"
+            );
+            ceilings.push(ceiling.as_millis());
+        }
+        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+        let draws: std::collections::HashSet<_> = (0..20).map(|_| b.next_delay()).collect();
+        assert!(draws.len() > 1, "jitter");
+        b.reset();
+        assert!(b.next_delay() <= min);
+    }
 }

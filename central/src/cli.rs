@@ -115,8 +115,16 @@ pub enum Command {
     Gallery(GalleryCommand),
     /// Download a consistent snapshot of the running central's store.
     Backup {
+        /// Written 0600: it holds every event with person ids.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Encrypt to this age public key (`age1…`, from `age-keygen`; repeatable). Only the
+        /// matching secret key restores it, and it need not be on this machine.
+        #[arg(long = "recipient", value_name = "AGE1…")]
+        recipients: Vec<String>,
+        /// Or encrypt under the passphrase in this file (mode 0600, first line, 12+ characters).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -127,6 +135,12 @@ pub enum Command {
         /// The data directory (`data_dir` in the configuration); its store must not exist.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// For an encrypted backup: the age identity file holding the secret key.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// For a backup encrypted under a passphrase: the file holding it.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// The site CA and certificates for mutual TLS (boxes, broker, central).
     #[command(subcommand)]

@@ -98,7 +98,11 @@ impl Client {
 
     /// Downloads a consistent snapshot of the running central's store into `out` (through a
     /// temporary file beside it, renamed when complete); returns (bytes, events).
-    pub fn backup(&self, out: &Path) -> Result<(u64, u64), ClientError> {
+    pub fn backup(
+        &self,
+        out: &Path,
+        seal: &crate::sealed::Seal,
+    ) -> Result<(u64, u64), ClientError> {
         let url = format!("{}/api/v1/backup", self.base);
         let err = |message: String| ClientError::Http {
             url: url.clone(),
@@ -133,7 +137,8 @@ impl Client {
                 .open(&tmp)
                 .map_err(file_err)?
         };
-        let bytes = std::io::copy(&mut resp.into_body().into_reader(), &mut file)
+        let bytes = seal
+            .copy(&mut resp.into_body().into_reader(), &mut file)
             .map_err(|e| err(format!("download: {e}")))?;
         file.sync_all().map_err(file_err)?;
         std::fs::rename(&tmp, out).map_err(|e| err(format!("{}: {e}", out.display())))?;

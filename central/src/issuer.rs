@@ -160,6 +160,27 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The docs promise standard files: OpenSSL (scripts/setup installs it) reads the private
+    /// key and derives exactly the public file from it.
+    #[test]
+    fn openssl_reads_the_key_pair() {
+        let dir = tempdir("openssl");
+        keygen(&dir).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(dir.join(PRIVATE_FILE))
+            .output()
+            .expect("openssl (scripts/setup installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = fs::read_to_string(dir.join(PUBLIC_FILE)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), public.trim());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn issued_code_verifies_with_public_file() {
         let dir = tempdir("issue");

@@ -14,6 +14,7 @@
 //! - [`cli`]: the command line's arguments; [`client`]: the CLI's HTTP client and tables.
 //! - [`pki`]: the site CA and the box, broker and client certificates for mutual TLS.
 //! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
+//! - [`sealed`]: encrypted backups (age: X25519 recipients or a passphrase).
 //! - [`secrets`]: secret files, read only when private (mode 0600).
 //! - [`signing`]: the configuration-signing key and serials for trust material and galleries.
 
@@ -30,6 +31,7 @@ pub mod pki;
 pub mod query;
 pub mod registry;
 pub mod roster;
+pub mod sealed;
 pub mod secrets;
 pub mod serve;
 pub mod signing;

@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", checkpoint_link::error_line(error.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -153,8 +153,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (c, _) = api.client()?;
             for (what, file) in [("people", people), ("places", places)] {
                 if let Some(file) = file {
-                    let text = std::fs::read_to_string(&file)
+                    let bytes = std::fs::read(&file)
                         .with_context(|| format!("reading {}", file.display()))?;
+                    let text =
+                        checkpoint_central::roster::text_of(bytes, &file.display().to_string())
+                            .map_err(anyhow::Error::msg)?;
                     let r = c
                         .import(what, &text)
                         .with_context(|| format!("importing {}", file.display()))?;
@@ -188,21 +191,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Backup { out, api } => {
+        Command::Backup {
+            out,
+            recipients,
+            passphrase_file,
+            api,
+        } => {
+            let seal = checkpoint_central::sealed::Seal::from_args(
+                &recipients,
+                passphrase_file.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
             let (c, _) = api.client()?;
-            let (bytes, events) = c.backup(&out)?;
+            let (bytes, events) = c.backup(&out, &seal)?;
+            let how = if matches!(seal, checkpoint_central::sealed::Seal::Plain) {
+                "not encrypted"
+            } else {
+                "encrypted"
+            };
             eprintln!(
-                "{}: {events} events, {:.1} MB",
+                "{}: {events} events, {:.1} MB, {how}, mode 0600",
                 out.display(),
                 bytes as f64 / 1e6
             );
             Ok(())
         }
-        Command::Restore { file, data_dir } => {
-            let mut input = std::io::BufReader::new(
+        Command::Restore {
+            file,
+            data_dir,
+            identity,
+            passphrase_file,
+        } => {
+            let raw = std::io::BufReader::new(
                 std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?,
             );
+            let mut input = checkpoint_central::sealed::open(
+                Box::new(raw),
+                &checkpoint_central::sealed::Unseal {
+                    identity_file: identity.as_deref(),
+                    passphrase_file: passphrase_file.as_deref(),
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let target = data_dir.join("store");
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;

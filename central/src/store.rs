@@ -26,6 +26,11 @@ use crate::trace::Scan;
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error(
+        "another process already uses the store {0} (is `checkpoint-central serve` running? \
+         stop it first)"
+    )]
+    Locked(std::path::PathBuf),
     #[error("store: corrupt record under {key}: {message}")]
     Corrupt { key: String, message: String },
     #[error("store: {0}")]

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 mod face;
+mod files;
 mod hardware;
 mod validate;
 

@@ -184,6 +184,26 @@ fn face(_cfg: &DaemonConfig) -> Check {
     )
 }
 
+/// The outbox as the running daemon last saw it (`STATE_DIR/telemetry.json`), read-only.
+fn running_figures(cfg: &DaemonConfig) -> String {
+    let path = uplink::telemetry_path(&cfg.state_dir);
+    let saved = std::fs::read(&path).ok().and_then(|b| {
+        checkpoint_protocol::records::decode::<checkpoint_protocol::records::Telemetry>(&b).ok()
+    });
+    match saved {
+        Some(t) => {
+            let age = (time::OffsetDateTime::now_utc() - t.ts)
+                .whole_seconds()
+                .max(0);
+            format!(
+                "{} unacknowledged event(s), {} bytes (the running daemon's figures, {age} s old)",
+                t.outbox_depth, t.outbox_bytes
+            )
+        }
+        None => "in use by the running daemon (no figures saved yet)".to_string(),
+    }
+}
+
 /// The outbox check, and whether the daemon runs (its outbox is locked).
 fn disk(cfg: &DaemonConfig) -> (Check, bool) {
     if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
@@ -212,19 +232,18 @@ fn disk(cfg: &DaemonConfig) -> (Check, bool) {
             let s = o.stats();
             format!("{} unacknowledged event(s), {} bytes", s.depth, s.bytes)
         }
-        Err(e) => {
-            let text = e.to_string();
-            if !text.contains("lock") {
-                let c = not_ok(
-                    "outbox",
-                    Verdict::Fail,
-                    text,
-                    "the outbox cannot be opened; see docs on recovering a damaged outbox",
-                );
-                return (c, false);
-            }
+        Err(outbox::OutboxError::Locked(_)) => {
             live = true;
-            "in use by the running daemon (its depth is in the daemon's telemetry)".to_string()
+            running_figures(cfg)
+        }
+        Err(e) => {
+            let c = not_ok(
+                "outbox",
+                Verdict::Fail,
+                e,
+                "the outbox cannot be opened: stop the daemon, move the outbox directory aside and start again (its unsent events stay in the moved copy)",
+            );
+            return (c, false);
         }
     };
     let free_txt = free.map_or("unknown".to_string(), |b| {

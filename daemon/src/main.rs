@@ -118,7 +118,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", checkpoint_link::error_line(error.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -145,7 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {
-            DaemonConfig::load(&file)?;
+            let cfg = DaemonConfig::load(&file)?;
+            let problems = cfg.file_problems();
+            if !problems.is_empty() {
+                anyhow::bail!("{}:\n{}", file.display(), problems.join("\n"));
+            }
             checkpoint_link::outln!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }

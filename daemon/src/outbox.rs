@@ -34,6 +34,8 @@ const HEADER: usize = 8;
 pub enum OutboxError {
     #[error("outbox storage: {0}")]
     Sled(#[from] sled::Error),
+    #[error("another process already uses the outbox {0} (is checkpointd already running?)")]
+    Locked(std::path::PathBuf),
     #[error("an event of {0} bytes can never fit the outbox bound")]
     TooLarge(usize),
 }
@@ -106,7 +108,13 @@ impl Outbox {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    OutboxError::Locked(dir.to_path_buf())
+                }
+                e => OutboxError::Sled(e),
+            })?;
         let tree = db.open_tree("outbox")?;
         let mut last_seq = match tree.get(LAST_SEQ_KEY)? {
             Some(v) => v

@@ -34,7 +34,7 @@ use crate::trust::{Applied, Trust};
 pub mod sender;
 mod telemetry;
 
-pub use telemetry::disk_free;
+pub use telemetry::{disk_free, saved_path as telemetry_path};
 
 pub use sender::Sender;
 
@@ -173,10 +173,13 @@ pub async fn run(
                 let clock = shared.clock.clone();
                 // `timedatectl` may take a moment: keep it off the runtime's threads.
                 let _ = tokio::task::spawn_blocking(move || clock.refresh()).await;
+                let record = telemetry::build(&shared);
+                let bytes = records::encode(&record);
+                // The last figures also on disk, for `doctor` beside the running daemon.
+                telemetry::save(&shared.state_dir, &bytes);
                 if connected {
-                    let record = telemetry::build(&shared);
                     let topic = Topic::Telemetry(shared.box_id.clone()).to_string();
-                    if let Err(error) = client.try_publish(topic, QoS::AtMostOnce, false, records::encode(&record)) {
+                    if let Err(error) = client.try_publish(topic, QoS::AtMostOnce, false, bytes) {
                         tracing::debug!(message = "Telemetry not sent.", %error);
                     }
                 }

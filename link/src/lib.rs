@@ -179,9 +179,49 @@ macro_rules! outln {
     ($($t:tt)*) => { $crate::print_out(format_args!("{}\n", format_args!($($t)*))) };
 }
 
+/// An error and its causes on one line, each thing said once: a cause whose text is already in
+/// the line (a wrapper that prints its source, as many do) is not repeated.
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{path}: {source}")]
+    struct Wraps {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Outer(#[source] Wraps);
+
+    #[test]
+    fn an_error_line_says_each_thing_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let text = io.to_string();
+        let e = Outer(Wraps {
+            path: "/etc/x".into(),
+            source: io,
+        });
+        let line = error_line(&e);
+        assert_eq!(line, format!("cannot start: /etc/x: {text}"));
+        assert_eq!(line.matches(&text).count(), 1);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {

@@ -113,8 +113,9 @@ impl Pki {
     }
 }
 
-/// The tests' observer identity: reads every box's topics on the tests' Mosquitto (not on
-/// central's embedded broker, which has the shipped ACL only), writes nothing.
+/// The tests' observer identity on the tests' Mosquitto (not on central's embedded broker, which
+/// has the shipped ACL only): reads every box's topics, and may write configuration, standing in
+/// for a client with rights on those topics but without central's signing key.
 pub const OBSERVER: &str = "observer";
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
@@ -247,13 +248,14 @@ fn shipped_config(dir: &Path, pki: &Pki, port: u16) -> String {
     let text = std::fs::read_to_string(shipped.join("checkpoint.conf")).expect("shipped conf");
     // The shipped ACL plus one identity for the tests only: an observer that reads what central
     // reads, beside a running central (central's own certificate would take over its session:
-    // the broker makes the certificate's name the client id).
+    // the broker makes the certificate's name the client id); see [`OBSERVER`].
     let acl = std::fs::read_to_string(shipped.join("checkpoint.acl")).expect("shipped ACL");
     std::fs::write(
         dir.join("checkpoint.acl"),
         format!(
             "{acl}\n# Tests only.\nuser {OBSERVER}\ntopic read checkpoint/v1/box/#\n\
-             topic read checkpoint/v1/shared/#\n"
+             topic read checkpoint/v1/shared/#\ntopic write checkpoint/v1/box/+/config/+\n\
+             topic write checkpoint/v1/shared/config/+\n"
         ),
     )
     .expect("test ACL");

@@ -152,6 +152,23 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
         0o600,
         "the backup holds personal data: owner only"
     );
+    // The same, encrypted to an age recipient whose secret key central never sees.
+    let id = age::x25519::Identity::generate();
+    let key_file = dir.path().join("backup-key.txt");
+    std::fs::write(
+        &key_file,
+        age::secrecy::ExposeSecret::expose_secret(&id.to_string()),
+    )
+    .unwrap();
+    let sealed = dir.path().join("central.backup.age");
+    let said = central.command(&[
+        "backup",
+        "--out",
+        sealed.to_str().unwrap(),
+        "--recipient",
+        &id.to_public().to_string(),
+    ]);
+    assert!(said.contains("encrypted"), "{said}");
     publishers.join().unwrap();
     wait_until(Duration::from_secs(60), "everything stored", || {
         let b = central.query(&["boxes"]);
@@ -195,6 +212,39 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     );
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // The encrypted backup restores only with its key.
+    let into = dir.path().join("restored-sealed/data");
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            sealed.to_str().unwrap(),
+            "--data-dir",
+            into.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        checkpoint_e2e::run("checkpoint-central", &args)
+    };
+    let no_key = restore(&[]);
+    assert!(!no_key.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_key.stderr).contains("--identity"),
+        "{}",
+        String::from_utf8_lossy(&no_key.stderr)
+    );
+    let ok = restore(&["--identity", key_file.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&ok.stderr).to_string();
+    assert!(
+        ok.status.success() && said.contains("events restored"),
+        "{said}"
+    );
+    assert!(
+        !std::fs::read(&sealed)
+            .unwrap()
+            .windows(6)
+            .any(|w| w == b"gate-1"),
+        "no box id in the clear"
+    );
 
     // The snapshot is consistent: a contiguous prefix of every box, every index agreeing.
     let original = open_store(&central_dir.join("data/store"));

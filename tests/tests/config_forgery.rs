@@ -16,6 +16,7 @@ use checkpoint_e2e::broker::{free_port, Mosquitto, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc, TestCentral};
 use checkpoint_e2e::kiosk::{self, BoxSpec, Kiosk};
 use checkpoint_e2e::TempDir;
+use checkpoint_protocol::gallery::signed::wrap;
 use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::passcode::{IssuerKey, PassStatus, TrustStore, TrustedKey};
 use checkpoint_protocol::records::{
@@ -71,6 +72,27 @@ fn forgeries(genuine_serial: u64, central_key: &IssuerKey, rogue: &Path) -> Vec<
             far,
             central_key,
         )),
+    ]
+}
+
+/// Galleries for gate-w: rogue-signed, an unsigned gallery file, an old serial and a far-future
+/// time (both signed with central's real key, as a replay and a wrong clock would be).
+fn gallery_forgeries(central_key: &IssuerKey, rogue: &Path) -> Vec<Vec<u8>> {
+    let gallery = checkpoint_protocol::gallery::encode(4, &["p-1001".to_string()], &[0.5; 4]);
+    let b: checkpoint_protocol::ids::BoxId = "gate-w".parse().unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let rogue_signer = signing_key(&rogue.join("config-signing.key"));
+    vec![
+        wrap(&b, u64::MAX / 2, now, &gallery, &rogue_signer),
+        gallery.clone(),
+        wrap(&b, 1, now, &gallery, central_key),
+        wrap(
+            &b,
+            u64::MAX / 2,
+            now + 70 * 365 * 86_400,
+            &gallery,
+            central_key,
+        ),
     ]
 }
 
@@ -237,7 +259,9 @@ fn box_certificate_changes_nothing(
         attacker.publish_retained(&trust_topic, &f);
     }
     let gallery_w = Topic::BoxConfig("gate-w".parse().unwrap(), ConfigKind::Gallery).to_string();
-    attacker.publish_retained(&gallery_w, b"CKPTSGG\0 a forged gallery");
+    for g in gallery_forgeries(&signing_key(&pki.config_key()), &rogue) {
+        attacker.publish_retained(&gallery_w, &g);
+    }
     let ack_v = Topic::Ack("gate-v".parse().unwrap()).to_string();
     attacker.publish_retained(&ack_v, &ack("gate-v", 1, 1_000_000));
     attacker.publish_raw(&ack_v, &ack("gate-v", 1, 1_000_000));
@@ -267,6 +291,22 @@ fn box_certificate_changes_nothing(
             TestCentral::connect_identity(id, port, Some((pki.ca(), pki.client("gate-x"))), false);
         std::thread::sleep(Duration::from_secs(1));
     }
+
+    // Central kept ingesting: gate-v's telemetry still arrives.
+    wait_until(
+        Duration::from_secs(10),
+        "gate-v heard from just now",
+        || {
+            central
+                .query(&["boxes"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| {
+                    b["box_id"] == "gate-v" && b["last_seen_s"].as_u64().is_some_and(|s| s <= 1)
+                })
+        },
+    );
 
     // What a box would receive now: central's genuine trust, and no gallery for gate-w.
     let fresh = listen(pki, "gate-w", port, &[&trust_topic, &gallery_w]).unwrap();

@@ -150,8 +150,11 @@ impl Engine {
             }
         };
         self.log(r);
+        // One instant for the channel's backoff and this job's retry: the jobs waiting for the
+        // channel then come due together with it and go out in the order they were raised.
+        let when = Instant::now() + retry_delay(r.attempts);
         if transient {
-            down.insert(name, Instant::now() + retry_delay(r.attempts));
+            down.insert(name, when);
         } else {
             down.remove(name);
         }
@@ -185,7 +188,6 @@ impl Engine {
                 error = r.error.as_deref().unwrap_or_default()
             ),
         }
-        let when = Instant::now() + retry_delay(r.attempts);
         again.then_some((job, when))
     }
 
@@ -255,13 +257,15 @@ impl Engine {
         let mut flush = tokio::time::interval(Duration::from_secs(1));
         let mut dir_generation = self.store.roster_generation();
         let mut dir = self.directory();
-        // Retries by due time (with a counter to keep equal instants apart).
-        let mut due: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
+        // Retries by due time, then in the order they were raised (ids grow), with a counter to
+        // keep equal keys apart: after an outage "offline" still goes out before "back online".
+        let mut due: BTreeMap<(Instant, u64, u64), Job> = BTreeMap::new();
         let mut n = 0u64;
         let mut down = Down::new();
+        let resumed = Instant::now();
         for job in self.resume() {
             n += 1;
-            due.insert((Instant::now(), n), job);
+            due.insert((resumed, job.record.id, n), job);
         }
         // Readings stored before a crash whose alerts were not handled then: at least once.
         if !self.backlog.is_empty() {
@@ -277,7 +281,7 @@ impl Engine {
             self.handled(&e.box_id, e.seq);
         }
         loop {
-            let next_due = due.keys().next().map(|(t, _)| *t);
+            let next_due = due.keys().next().map(|(t, _, _)| *t);
             let sleep = async {
                 match next_due {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -308,7 +312,7 @@ impl Engine {
                     if let Some((_, job)) = due.pop_first() {
                         if let Some((job, when)) = self.attempt(job, &mut down).await {
                             n += 1;
-                            due.insert((when, n), job);
+                            due.insert((when, job.record.id, n), job);
                         }
                     }
                 }
@@ -334,7 +338,7 @@ impl Engine {
         alerts: Vec<Alert>,
         dir: &Directory,
         down: &mut Down,
-        due: &mut BTreeMap<(Instant, u64), Job>,
+        due: &mut BTreeMap<(Instant, u64, u64), Job>,
         n: &mut u64,
     ) {
         for alert in alerts {
@@ -342,7 +346,7 @@ impl Engine {
             for job in self.jobs(alert, dir) {
                 if let Some((job, when)) = self.attempt(job, down).await {
                     *n += 1;
-                    due.insert((when, *n), job);
+                    due.insert((when, job.record.id, *n), job);
                 }
             }
         }

@@ -97,7 +97,13 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::Locked(dir.to_path_buf())
+                }
+                e => StoreError::Sled(e),
+            })?;
         let store = SledStore {
             events: db.open_tree("events")?,
             ids: db.open_tree("ids")?,

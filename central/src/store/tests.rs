@@ -36,9 +36,7 @@ fn open(dir: &Path) -> SledStore {
     for _ in 0..200 {
         match SledStore::open(dir, 1 << 20) {
             Ok(s) => return s,
-            Err(e) if e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
+            Err(StoreError::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(10)),
             Err(e) => panic!("{e}"),
         }
     }
@@ -385,4 +383,20 @@ fn scans_come_from_the_index_and_match_the_events_also_in_an_older_store() {
     }
     assert_eq!(s.scans_by_person(&alice, 0, i64::MAX).unwrap(), want_person);
     assert_eq!(s.scans_by_place(&lib, 0, i64::MAX).unwrap(), want_place);
+}
+
+#[test]
+fn a_store_in_use_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    match SledStore::open(dir.path(), 1 << 20) {
+        Err(e @ StoreError::Locked(_)) => {
+            assert!(
+                e.to_string().contains("another process already uses"),
+                "{e}"
+            )
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened twice"),
+    }
 }

@@ -116,3 +116,37 @@ fn transport_must_be_chosen_explicitly() {
     let p = problems(&MINIMAL.replace("kind = \"plain\"", "kind = \"tls\", ca = \"/ca.pem\""));
     assert!(p.iter().any(|p| p.message.contains("cert")), "{p:?}");
 }
+
+#[test]
+fn check_config_names_missing_files_and_a_readable_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("box.key");
+    std::fs::write(&key, "not a key").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = MINIMAL
+        .replace("/frames", &dir.path().join("frames").display().to_string())
+        .replace(
+            "transport = { kind = \"plain\" }",
+            &format!(
+                "transport = {{ kind = \"tls\", ca = \"{}\", cert = \"{}\", key = \"{}\" }}\n\
+                 [trust]\nbootstrap_keys = [\"{}\"]\n",
+                dir.path().join("ca.pem").display(),
+                dir.path().join("box.pem").display(),
+                key.display(),
+                dir.path().join("passcode.pub").display()
+            ),
+        );
+    let cfg = DaemonConfig::parse(&text).unwrap();
+    let p = cfg.file_problems().join("\n");
+    for want in [
+        "uplink.transport",
+        "ca.pem",
+        "trust.bootstrap_keys",
+        "camera.dir",
+    ] {
+        assert!(p.contains(want), "{want} in\n{p}");
+    }
+    std::fs::create_dir(dir.path().join("frames")).unwrap();
+    assert!(!cfg.file_problems().join("\n").contains("camera.dir"));
+}

@@ -11,7 +11,7 @@ fn open(dir: &Path, max: u64, when_full: WhenFull) -> Outbox {
     loop {
         match Outbox::open(dir, max, when_full, 1024 * 1024) {
             Ok(ob) => return ob,
-            Err(e) if tries < 200 && e.to_string().contains("lock") => {
+            Err(OutboxError::Locked(_)) if tries < 200 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
@@ -162,5 +162,18 @@ proptest! {
             prop_assert_eq!(st.bytes, m.bytes());
             prop_assert!(st.bytes <= max);
         }
+    }
+}
+
+#[test]
+fn an_outbox_in_use_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path(), 1 << 20, WhenFull::RefuseNew);
+    match Outbox::open(dir.path(), 1 << 20, WhenFull::RefuseNew, 1 << 20) {
+        Err(e @ OutboxError::Locked(_)) => {
+            assert!(e.to_string().contains("already running"), "{e}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened twice"),
     }
 }

@@ -40,6 +40,20 @@ pub(super) fn build(shared: &Shared) -> Telemetry {
     }
 }
 
+/// Where the last telemetry record is kept (`STATE_DIR/telemetry.json`).
+pub fn saved_path(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("telemetry.json")
+}
+
+/// Replaces the saved record (advisory: no fsync, so an SD card is not worn for it).
+pub(super) fn save(state_dir: &Path, bytes: &[u8]) {
+    let path = saved_path(state_dir);
+    let tmp = path.with_extension("json.tmp");
+    if let Err(error) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::debug!(message = "Telemetry not saved.", %error, path = %path.display());
+    }
+}
+
 /// Bytes available to unprivileged users on the file system holding `dir`.
 pub fn disk_free(dir: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(dir).ok()?;

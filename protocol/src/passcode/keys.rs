@@ -83,10 +83,14 @@ impl IssuerKey {
         Ok(IssuerKey { signing })
     }
 
-    /// The private key as PKCS#8 PEM. Whoever writes it to disk must make the file private.
+    /// The private key as PKCS#8 v1 PEM (RFC 8410, without the optional public key, which
+    /// OpenSSL 3.0 cannot read). Whoever writes it to disk must make the file private.
     pub fn to_pem(&self) -> Result<String, KeyError> {
-        let pem = self
-            .signing
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.signing.to_bytes(),
+            public_key: None,
+        };
+        let pem = bytes
             .to_pkcs8_pem(Default::default())
             .map_err(|e| KeyError::Encode(e.to_string()))?;
         Ok(pem.to_string())

@@ -17,6 +17,8 @@ struct Flaky {
     up: std::sync::atomic::AtomicBool,
     calls: AtomicU64,
     delivered: Mutex<Vec<String>>,
+    /// What was delivered, raised (`true`) or cleared.
+    order: Mutex<Vec<(String, bool)>>,
 }
 
 impl Channel for Flaky {
@@ -30,6 +32,10 @@ impl Channel for Flaky {
         }
         let mut d = self.delivered.lock().unwrap();
         d.push(msg.alert.key.clone());
+        self.order
+            .lock()
+            .unwrap()
+            .push((msg.alert.key.clone(), msg.alert.raised));
         Ok(Delivered::default())
     }
 }
@@ -188,4 +194,43 @@ async fn a_reading_whose_alerts_a_crash_cut_off_is_handled_at_the_next_start() {
     .await;
     run.stop().await;
     assert_eq!(*up.delivered.lock().unwrap(), [format!("fever:{}", e.id)]);
+}
+
+/// A receiver down while a box goes offline and comes back: once it is up again, "offline" is
+/// delivered before "back online", as they happened.
+#[tokio::test]
+async fn after_a_receiver_outage_alerts_go_out_in_the_order_they_were_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let flaky = Arc::new(Flaky::default());
+    let run = start(&store, &flaky);
+    run.tx.send(offline("gate-9")).await.unwrap();
+    until("the first attempt failed", || {
+        flaky.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let mut back = offline("gate-9");
+    back.alerts[0].raised = false;
+    back.alerts[0].ts_ms = 2;
+    run.tx.send(back).await.unwrap();
+    until("both kept", || {
+        store.pending_deliveries().unwrap().len() == 2
+    })
+    .await;
+    flaky.up.store(true, Ordering::SeqCst);
+    // The channel's backoff is 5 s after one failure.
+    for _ in 0..100 {
+        if flaky.order.lock().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.stop().await;
+    assert_eq!(
+        *flaky.order.lock().unwrap(),
+        [
+            ("box_offline:gate-9".to_string(), true),
+            ("box_offline:gate-9".to_string(), false)
+        ]
+    );
 }

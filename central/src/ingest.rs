@@ -83,7 +83,7 @@ pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
     let mut ranges: Vec<SeqRange> = Vec::new();
     for s in seqs {
         match ranges.last_mut() {
-            Some(r) if r.last + 1 == s => r.last = s,
+            Some(r) if r.last.checked_add(1) == Some(s) => r.last = s,
             _ => ranges.push(SeqRange { first: s, last: s }),
         }
     }
@@ -242,7 +242,7 @@ pub async fn run(
                             tracing::warn!(message = "Sequence gap: events lost.", box_id = %b, first, last);
                             registry.sequence(&b, &st);
                             gaps.replace(&b, st);
-                            lock(&counters).gaps_lost += last - first + 1;
+                            lock(&counters).gaps_lost += (last - first).saturating_add(1);
                         }
                         Ok(Err(error)) => tracing::error!(message = "Cannot record a gap.", %error),
                         Err(error) => tracing::error!(message = "Gap task failed.", %error),

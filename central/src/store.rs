@@ -64,20 +64,29 @@ impl SeqState {
             return;
         }
         self.above.insert(seq);
-        while self.above.remove(&(self.contiguous + 1)) {
-            self.contiguous += 1;
+        self.advance();
+    }
+
+    /// Moves the contiguous mark over what follows it. Checked: a state saved with numbers at
+    /// the edge of u64 (from before decoding refused them) must not panic or wrap.
+    fn advance(&mut self) {
+        while let Some(next) = self.contiguous.checked_add(1) {
+            if !self.above.remove(&next) {
+                break;
+            }
+            self.contiguous = next;
         }
     }
 
     /// Missing sequence numbers as inclusive ranges, below the highest one seen.
     pub fn gaps(&self) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
-        let mut next = self.contiguous + 1;
+        let mut next = self.contiguous.saturating_add(1);
         for &s in &self.above {
             if s > next {
                 out.push((next, s - 1));
             }
-            next = s + 1;
+            next = s.saturating_add(1);
         }
         out
     }
@@ -85,7 +94,7 @@ impl SeqState {
     /// Gives up on the gap `first..=last` (below the highest sequence number seen): it is
     /// recorded as lost and the contiguous mark moves past it.
     pub fn skip(&mut self, first: u64, last: u64) {
-        if first != self.contiguous + 1 || last < first {
+        if Some(first) != self.contiguous.checked_add(1) || last < first {
             return;
         }
         self.lost.push((first, last));
@@ -93,9 +102,7 @@ impl SeqState {
             self.lost.remove(0);
         }
         self.contiguous = last;
-        while self.above.remove(&(self.contiguous + 1)) {
-            self.contiguous += 1;
-        }
+        self.advance();
     }
 
     pub fn highest(&self) -> u64 {

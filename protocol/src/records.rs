@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::SCHEMA_VERSION;
 
 pub use control::{Ack, KeyEntry, RevocationEntry, SeqRange, TrustConfig, MAX_ACK_RANGES};
-pub use event::{Decision, Direction, Event, Flag, Method, Reason};
+pub use event::{Decision, Direction, Event, Flag, Method, Reason, MAX_SEQ};
 pub use health::{BoxState, Health, HealthState, Status, Telemetry};
 
 /// A record type with its own size limit.

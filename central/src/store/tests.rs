@@ -154,6 +154,23 @@ fn index_ranges_are_by_person_place_and_time() {
     assert_eq!(s.by_person(&alice, T0, T0 + 20 * MIN).unwrap().len(), 2);
 }
 
+/// A state saved with numbers at the edge of u64 (decoding refuses them now, but a store may hold
+/// one from before) neither panics nor wraps, in debug and release.
+#[test]
+fn sequence_state_at_the_edges_of_u64_does_not_panic() {
+    let mut st = SeqState::default();
+    for s in [1, u64::MAX - 1, u64::MAX] {
+        st.add(s);
+    }
+    assert_eq!(st.gaps(), [(2, u64::MAX - 2)]);
+    st.skip(2, u64::MAX - 2);
+    assert_eq!(st.contiguous, u64::MAX);
+    st.add(u64::MAX);
+    st.skip(u64::MAX, u64::MAX);
+    assert!(st.gaps().is_empty());
+    assert_eq!(st.highest(), u64::MAX);
+}
+
 #[test]
 fn sequence_state_tracks_gaps_and_gives_up_on_lost_ones() {
     let mut st = SeqState::default();

@@ -46,7 +46,7 @@ impl Record for Ack {
         match self
             .ranges
             .iter()
-            .find(|r| r.first == 0 || r.first > r.last)
+            .find(|r| r.first == 0 || r.first > r.last || r.last > super::event::MAX_SEQ)
         {
             Some(r) => Err(format!("bad range {}..={}", r.first, r.last)),
             None => Ok(()),

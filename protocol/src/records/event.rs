@@ -129,12 +129,23 @@ pub struct Event {
 /// range into "no reading" long before this.
 pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f32> = 25.0..=45.0;
 
+/// The highest sequence number a record may carry: 2^53, a thousand events a second for more
+/// than 280,000 years. Beyond it a number is forged or broken, and refusing it at decode keeps
+/// every sum on sequence numbers far from overflow.
+pub const MAX_SEQ: u64 = 1 << 53;
+
 impl Record for Event {
     const MAX_BYTES: usize = 4 * 1024;
 
     fn validate(&self) -> Result<(), String> {
         if self.seq == 0 {
             return Err("seq starts at 1".to_string());
+        }
+        if self.seq > MAX_SEQ {
+            return Err(format!(
+                "seq {} is beyond {MAX_SEQ}: no box makes that many events",
+                self.seq
+            ));
         }
         match (self.decision, self.reason) {
             (Decision::Admit, Reason::Ok) => {}

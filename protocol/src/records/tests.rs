@@ -89,6 +89,32 @@ fn event_decoding() {
     check::<Event>(&json!([1, 2]), Err("schema"));
 }
 
+/// Sequence numbers at the edges: 1 and 2^53 pass; 0, 2^53 + 1, 2^63 and 2^64 − 1 are refused
+/// at decode (in events and in acks), so no sum on them can overflow further in.
+#[test]
+fn sequence_numbers_at_the_edges() {
+    let e = event_json();
+    for (seq, ok) in [
+        (1u64, true),
+        (MAX_SEQ, true),
+        (0, false),
+        (MAX_SEQ + 1, false),
+        (1 << 63, false),
+        (u64::MAX, false),
+    ] {
+        let want = if ok { Ok(()) } else { Err("invalid") };
+        check::<Event>(&with(e.clone(), "seq", json!(seq)), want);
+        let ack =
+            json!({"schema": 1, "box": "gate-1", "ranges": [{"first": 1, "last": seq.max(1)}]});
+        let want = if ok || seq == 0 {
+            Ok(())
+        } else {
+            Err("invalid")
+        };
+        check::<Ack>(&ack, want);
+    }
+}
+
 #[test]
 fn size_and_syntax() {
     let huge = vec![b' '; Event::MAX_BYTES + 1];

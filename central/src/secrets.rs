@@ -1,27 +1,19 @@
 //! Files that hold secrets (the API token, alert secrets and passwords): read only when no one
 //! but their owner can read them, as the keys are.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// The file's bytes, or why not: missing, unreadable, or readable by group or others (with the
 /// command that fixes it).
 pub fn read_private(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{}: mode {mode:04o} lets other users read a secret; run `chmod 600 {}` (owned by \
-             the user central runs as)",
-            path.display(),
-            path.display()
-        ));
-    }
+    checkpoint_link::files::ensure_private(path)?;
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

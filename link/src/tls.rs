@@ -13,6 +13,9 @@ use rustls::{ClientConfig, RootCertStore};
 pub enum TlsError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    /// A private key others can read (the message names the file and the fix).
+    #[error("{0}")]
+    Private(String),
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -63,22 +66,7 @@ pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientCon
 
 /// A private key that group or others can read is refused, with the fix.
 fn private(key: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(key)
-        .map_err(|e| file_err(key, e))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(file_err(
-            key,
-            format!(
-                "mode {mode:04o} lets other users read this private key; run `chmod 600 {}`",
-                key.display()
-            ),
-        ));
-    }
-    Ok(())
+    crate::files::ensure_private(key).map_err(TlsError::Private)
 }
 
 #[cfg(test)]

@@ -281,3 +281,73 @@ fn shipped_config(dir: &Path, pki: &Pki, port: u16) -> String {
     );
     out
 }
+
+/// A plain MQTT client for the tests: connects with `opts`, subscribes to `filters`, and
+/// collects what it receives; or says why it could not connect.
+pub struct Listener {
+    pub client: rumqttc::Client,
+    rx: std::sync::mpsc::Receiver<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
+}
+
+impl Listener {
+    /// Waits up to 10 s for the broker's CONNACK.
+    pub fn connect(mut opts: rumqttc::MqttOptions, filters: &[&str]) -> Result<Listener, String> {
+        use rumqttc::{Event, Packet, QoS};
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut conn) = rumqttc::Client::new(opts, 256);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ok_tx, ok_rx) = std::sync::mpsc::channel();
+        let sub = client.clone();
+        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        std::thread::spawn(move || {
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        for f in &filters {
+                            let _ = sub.subscribe(f, QoS::AtLeastOnce);
+                        }
+                        let _ = ok_tx.send(Ok(()));
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = ok_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        });
+        match ok_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(Listener { client, rx }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("no answer in 10 s".into()),
+        }
+    }
+
+    /// What arrived within `wait` (topic, payload).
+    pub fn received(&self, wait: Duration) -> Vec<(String, Vec<u8>)> {
+        let end = Instant::now() + wait;
+        let mut out = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(m) => out.push(m),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect();
+    }
+}

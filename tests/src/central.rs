@@ -399,6 +399,15 @@ impl CentralProc {
         }
     }
 
+    /// The `boxes` row of `box_id` through the real CLI, when central knows the box.
+    pub fn box_row(&self, box_id: &str) -> Option<serde_json::Value> {
+        self.query(&["boxes"])
+            .as_array()?
+            .iter()
+            .find(|b| b["box_id"] == box_id)
+            .cloned()
+    }
+
     /// Runs a query command of the real CLI against this central (`--json`) and parses it.
     pub fn query(&self, args: &[&str]) -> serde_json::Value {
         let mut all: Vec<&str> = args.to_vec();

@@ -2,49 +2,22 @@
 //! certificates from `checkpoint-central pki`, and the ACL pinning each box to its own topics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use checkpoint_e2e::broker::{Identity, Mosquitto, Pki};
+use checkpoint_e2e::broker::{Identity, Listener, Mosquitto, Pki};
 use checkpoint_e2e::TempDir;
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
 
-/// A connected client's messages, or why it could not connect.
-struct Conn {
-    client: Client,
-    rx: mpsc::Receiver<(String, Vec<u8>)>,
-}
-
-fn connect(broker: &Mosquitto, id: &str, tls: Arc<rustls::ClientConfig>) -> Result<Conn, String> {
+/// A client with id `id` and TLS configuration `tls`, or why it could not connect.
+fn connect(
+    broker: &Mosquitto,
+    id: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Listener, String> {
     let mut o = MqttOptions::new(id, "127.0.0.1", broker.port);
-    o.set_keep_alive(Duration::from_secs(5));
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    let (client, mut conn) = Client::new(o, 64);
-    let (tx, rx) = mpsc::channel();
-    let (ok_tx, ok_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for ev in conn.iter() {
-            match ev {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = ok_tx.send(Ok(()));
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = ok_tx.send(Err(e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
-    match ok_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(())) => Ok(Conn { client, rx }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err("no answer in 10 s".into()),
-    }
+    Listener::connect(o, &[])
 }
 
 fn with_cert(pki: &Pki, id: &Identity) -> Arc<rustls::ClientConfig> {
@@ -73,19 +46,6 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
     rustls::pki_types::CertificateDer::pem_slice_iter(pem)
         .map(|c| c.unwrap())
         .collect()
-}
-
-/// Messages received within `wait`.
-fn drain(c: &Conn, wait: Duration) -> Vec<(String, Vec<u8>)> {
-    let end = Instant::now() + wait;
-    let mut out = Vec::new();
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match c.rx.recv_timeout(left) {
-            Ok(m) => out.push(m),
-            Err(_) => break,
-        }
-    }
-    out
 }
 
 #[test]
@@ -120,7 +80,7 @@ fn a_box_reaches_only_its_own_topics() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
 
-    let publish = |c: &Conn, topic: &str, body: &str| {
+    let publish = |c: &Listener, topic: &str, body: &str| {
         c.client
             .publish(topic, QoS::AtLeastOnce, false, body.as_bytes().to_vec())
             .unwrap();
@@ -133,9 +93,9 @@ fn a_box_reaches_only_its_own_topics() {
     publish(&central, "checkpoint/v1/box/gate-b/config/trust", "for b");
     publish(&central, "checkpoint/v1/box/gate-a/ack", "for a");
 
-    let got_central = drain(&central, Duration::from_secs(2));
-    let got_a = drain(&a, Duration::from_millis(500));
-    let got_monitor = drain(&monitor, Duration::from_millis(500));
+    let got_central = central.received(Duration::from_secs(2));
+    let got_a = a.received(Duration::from_millis(500));
+    let got_monitor = monitor.received(Duration::from_millis(500));
     let bodies = |v: &[(String, Vec<u8>)]| -> Vec<String> {
         v.iter()
             .map(|(t, b)| format!("{t}={}", String::from_utf8_lossy(b)))

@@ -9,10 +9,9 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use checkpoint_e2e::broker::{free_port, Mosquitto, Pki};
+use checkpoint_e2e::broker::{free_port, Listener, Mosquitto, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc, TestCentral};
 use checkpoint_e2e::kiosk::{self, BoxSpec, Kiosk};
 use checkpoint_e2e::TempDir;
@@ -24,7 +23,7 @@ use checkpoint_protocol::records::{
 };
 use checkpoint_protocol::signed::ConfigKeys;
 use checkpoint_protocol::topic::{ConfigKind, Topic};
-use rumqttc::{Client, Event as MqttEvent, Packet, QoS};
+use rumqttc::{Client, Event as MqttEvent, Packet};
 use time::OffsetDateTime;
 
 fn issuer_pub(keys: &Path) -> TrustedKey {
@@ -124,66 +123,9 @@ fn ack(box_id: &str, first: u64, last: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A client with identity `name` (a fresh certificate) that subscribes to `filters`, or why
-/// it could not connect.
-struct Listener {
-    client: Client,
-    rx: mpsc::Receiver<(String, Vec<u8>)>,
-}
-
+/// A client with identity `name` that subscribes to `filters`, or why it could not connect.
 fn listen(pki: &Pki, name: &str, port: u16, filters: &[&str]) -> Result<Listener, String> {
-    let mut o = pki.mqtt_options(name, port);
-    o.set_keep_alive(Duration::from_secs(5));
-    let (client, mut conn) = Client::new(o, 256);
-    let (tx, rx) = mpsc::channel();
-    let (ok_tx, ok_rx) = mpsc::channel();
-    let sub = client.clone();
-    let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
-    std::thread::spawn(move || {
-        for ev in conn.iter() {
-            match ev {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                    for f in &filters {
-                        let _ = sub.subscribe(f, QoS::AtLeastOnce);
-                    }
-                    let _ = ok_tx.send(Ok(()));
-                }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = ok_tx.send(Err(e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
-    match ok_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(())) => Ok(Listener { client, rx }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err("no answer in 10 s".into()),
-    }
-}
-
-impl Listener {
-    fn received(&self, wait: Duration) -> Vec<(String, Vec<u8>)> {
-        let end = Instant::now() + wait;
-        let mut out = Vec::new();
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.rx.recv_timeout(left) {
-                Ok(m) => out.push(m),
-                Err(_) => break,
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.client.disconnect();
-    }
+    Listener::connect(pki.mqtt_options(name, port), filters)
 }
 
 /// Stored events of every box, through the real CLI: (box, seq, subject, temperature).
@@ -298,13 +240,8 @@ fn box_certificate_changes_nothing(
         "gate-v heard from just now",
         || {
             central
-                .query(&["boxes"])
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|b| {
-                    b["box_id"] == "gate-v" && b["last_seen_s"].as_u64().is_some_and(|s| s <= 1)
-                })
+                .box_row("gate-v")
+                .is_some_and(|b| b["last_seen_s"].as_u64().is_some_and(|s| s <= 1))
         },
     );
 
@@ -334,11 +271,8 @@ fn box_certificate_changes_nothing(
     // The box's real events are all stored, once, and nothing of the attacker's.
     wait_until(Duration::from_secs(30), "the box drained", || {
         central
-            .query(&["boxes"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["box_id"] == "gate-v" && b["outbox_depth"] == 0 && b["lost_events"] == 0)
+            .box_row("gate-v")
+            .is_some_and(|b| b["outbox_depth"] == 0 && b["lost_events"] == 0)
     });
     let rows = stored(central);
     let boxes: BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
@@ -556,17 +490,11 @@ fn forged_trust_and_acks_change_nothing_at_a_box_on_a_broker_without_rules() {
         Duration::from_secs(30),
         "both events stored, none lost",
         || {
-            central
-                .query(&["boxes"])
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|b| {
-                    b["box_id"] == "gate-o"
-                        && b["outbox_depth"] == 0
-                        && b["lost_events"] == 0
-                        && b["stored_upto"].as_u64().unwrap_or(0) >= 2
-                })
+            central.box_row("gate-o").is_some_and(|b| {
+                b["outbox_depth"] == 0
+                    && b["lost_events"] == 0
+                    && b["stored_upto"].as_u64().unwrap_or(0) >= 2
+            })
         },
     );
     // Central's next genuine publication (a restart, a newer serial) still gets through.

@@ -96,11 +96,8 @@ fn doctor_beside_a_live_box_disturbs_nothing_and_checks_the_certificate_is_this_
     let k = kiosk::Kiosk::start(&spec);
     let online = || {
         central
-            .query(&["boxes"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["box_id"] == "gate-l" && b["state"] == "online")
+            .box_row("gate-l")
+            .is_some_and(|b| b["state"] == "online")
     };
     checkpoint_e2e::central::wait_until(
         std::time::Duration::from_secs(30),

@@ -399,6 +399,14 @@ impl CentralProc {
         }
     }
 
+    /// Every stored event, through the real CLI (`events --json` from 2000 on).
+    pub fn stored_events(&self) -> Vec<serde_json::Value> {
+        self.query(&["events", "--from", "2000-01-01T00:00:00Z"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The `boxes` row of `box_id` through the real CLI, when central knows the box.
     pub fn box_row(&self, box_id: &str) -> Option<serde_json::Value> {
         self.query(&["boxes"])

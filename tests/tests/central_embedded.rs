@@ -22,9 +22,8 @@ fn frames(spec: &BoxSpec, keys: &std::path::Path, people: &[&str]) {
 
 /// Stored events per box (sequence numbers), through the real CLI.
 fn stored(central: &CentralProc) -> Vec<(String, u64, String)> {
-    let rows = central.query(&["events", "--from", "2000-01-01T00:00:00Z"]);
-    rows.as_array()
-        .unwrap()
+    central
+        .stored_events()
         .iter()
         .map(|r| {
             (

@@ -130,9 +130,8 @@ fn listen(pki: &Pki, name: &str, port: u16, filters: &[&str]) -> Result<Listener
 
 /// Stored events of every box, through the real CLI: (box, seq, subject, temperature).
 fn stored(central: &CentralProc) -> Vec<(String, u64, String, Option<f64>)> {
-    let rows = central.query(&["events", "--from", "2000-01-01T00:00:00Z"]);
-    rows.as_array()
-        .unwrap()
+    central
+        .stored_events()
         .iter()
         .map(|r| {
             (

@@ -124,6 +124,7 @@ pub async fn run(
         qr: crate::qr::QrConfig {
             max_side: cfg.qr.max_side,
             budget: Duration::from_millis(cfg.qr.frame_budget_ms),
+            mode: crate::qr::Mode::Door,
         },
         strategies_per_frame: cfg.qr.strategies_per_frame,
         outbox: outbox.clone(),

@@ -1,32 +1,87 @@
-//! QR decoding of camera frames and image files with `rqrr`.
+//! QR decoding of camera frames and image files: zxing-cpp first, rqrr as the second opinion.
 //!
-//! `rqrr`'s own binarisation (a moving average along rows) is fooled by what real frames contain:
-//! shading across a phone screen, glare, low contrast, noise, light-on-dark codes, codes only a few
-//! pixels per module wide. So a frame goes through a chain of [`Strategy`]s, cheapest and most
-//! often successful first, until one yields a code. Two guards make this safe on untrusted input:
+//! A frame first gets one zxing-cpp pass (`zxing.rs`, cargo feature `zxing`, on by default): it
+//! reads most codes in about a millisecond and says whether it located a symbol it could not
+//! decode. Then, depending on the [`Mode`], rqrr's chain of preprocessing strategies (`chain.rs`)
+//! gets its turn: at the door only when zxing-cpp located a symbol it could not read (an idle
+//! frame costs one zxing-cpp pass), in `scan` on every image zxing-cpp did not read. A build
+//! without the `zxing` feature (no C++ compiler) decodes with rqrr's chain alone.
 //!
-//! - every `rqrr` call runs under `catch_unwind` (it panics inside `detect_grids` on some images);
-//!   a panic counts as a failed attempt;
-//! - the frame is scaled to at most [`QrConfig::max_side`] (rqrr can spend a minute on a 2000 px
-//!   frame) and no new attempt starts once [`QrConfig::budget`] is spent.
+//! Payloads are bytes. [`Code::text`] is their text only when it is certain: UTF-8, the character
+//! set zxing-cpp derived from the code's ECI, or Shift-JIS (the QR default for Kanji). Anything
+//! else is binary and shown as hex; nothing is converted lossily.
 //!
-//! No I/O here: a luma image in, decoded texts out.
+//! Two guards make this safe on untrusted input:
+//! - every decoder call runs under [`contained`]: rqrr panics inside `detect_grids` on some
+//!   images; a panic counts as a failed attempt, and the process's panic hook
+//!   ([`panic_is_contained`]) logs it at debug level instead of printing it;
+//! - rqrr gets the frame scaled to at most [`QrConfig::max_side`] (it can spend a minute on a
+//!   2000 px frame) and no new rqrr attempt starts once [`QrConfig::budget`] is spent.
+//!
+//! No I/O here: a luma image in, decoded codes out.
 
+mod chain;
 pub mod preprocess;
+#[cfg(feature = "zxing")]
+mod zxing;
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
 
-/// Limits of the decode chain.
+pub use chain::{Rotation, Strategy};
+
+/// Which decoders a frame goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// zxing-cpp only.
+    Zxing,
+    /// rqrr's chain only (the decoder of a build without the `zxing` feature).
+    Rqrr,
+    /// zxing-cpp, then rqrr's chain only when zxing-cpp located a symbol it could not decode:
+    /// the kiosk loop, where most frames hold no code.
+    Door,
+    /// zxing-cpp, then rqrr's chain whenever zxing-cpp read nothing or located a symbol it could
+    /// not decode: `scan`, where time matters less than the answer.
+    Thorough,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Zxing => "zxing-cpp",
+            Mode::Rqrr => "rqrr chain",
+            Mode::Door => "combined (door)",
+            Mode::Thorough => "combined (scan)",
+        }
+    }
+
+    /// What this build does with the mode: without zxing-cpp every mode is rqrr's chain.
+    fn effective(self) -> Mode {
+        if cfg!(feature = "zxing") {
+            self
+        } else {
+            Mode::Rqrr
+        }
+    }
+}
+
+/// Whether this build has zxing-cpp.
+pub const HAS_ZXING: bool = cfg!(feature = "zxing");
+
+/// Limits and decoders of the decode chain.
 #[derive(Debug, Clone)]
 pub struct QrConfig {
-    /// Frames are scaled down so that their longer side is at most this many pixels.
+    /// Frames are scaled down for rqrr so that their longer side is at most this many pixels.
+    /// zxing-cpp gets the frame as it is (it downscales itself).
     pub max_side: u32,
-    /// No new attempt starts after this much time on one frame. An attempt already running
+    /// No new rqrr attempt starts after this much time on one frame. An attempt already running
     /// finishes, so the worst case is the budget plus one attempt.
     pub budget: Duration,
+    pub mode: Mode,
 }
 
 impl Default for QrConfig {
@@ -34,166 +89,156 @@ impl Default for QrConfig {
         QrConfig {
             max_side: 1280,
             budget: Duration::from_millis(400),
+            mode: Mode::Door,
         }
     }
 }
 
-/// One way of preparing a frame for `rqrr`.
+/// The decoder that read a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// The frame as it is; rqrr binarises it itself.
-    Plain,
-    /// Local-mean threshold: shading and glare.
-    Adaptive,
-    /// Gaussian blur, then local-mean threshold: noise, moiré, JPEG blocks.
-    SmoothAdaptive,
-    /// Global Otsu threshold: low contrast under even light.
-    Otsu,
-    /// Light modules on a dark background (dark-mode screens).
-    Inverted,
-    InvertedAdaptive,
-    /// Twice the size, then local-mean threshold: codes of two or three pixels per module.
-    Upscale,
-    /// Twice the size, smoothed, then local-mean threshold: small codes that are also blurred or
-    /// noisy.
-    SmoothUpscale,
-    /// Twice the size, inverted: small light-on-dark codes.
-    InvertedUpscale,
-    /// Half the size: large, noisy frames.
-    Downscale,
+pub enum Engine {
+    Zxing,
+    Rqrr,
 }
 
-impl Strategy {
-    /// The chain, in the order it is tried.
-    pub const CHAIN: [Strategy; 10] = [
-        Strategy::Plain,
-        Strategy::Adaptive,
-        Strategy::SmoothUpscale,
-        Strategy::SmoothAdaptive,
-        Strategy::Otsu,
-        Strategy::Inverted,
-        Strategy::InvertedAdaptive,
-        Strategy::Upscale,
-        Strategy::InvertedUpscale,
-        Strategy::Downscale,
-    ];
+/// One decoded code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code {
+    /// The payload exactly as encoded.
+    pub bytes: Vec<u8>,
+    /// The payload as text when its character set is known or unambiguous; `None` for binary.
+    pub text: Option<String>,
+    pub engine: Engine,
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Plain => "plain",
-            Strategy::Adaptive => "adaptive",
-            Strategy::SmoothAdaptive => "smooth_adaptive",
-            Strategy::Otsu => "otsu",
-            Strategy::Inverted => "inverted",
-            Strategy::InvertedAdaptive => "inverted_adaptive",
-            Strategy::Upscale => "upscale",
-            Strategy::SmoothUpscale => "smooth_upscale",
-            Strategy::InvertedUpscale => "inverted_upscale",
-            Strategy::Downscale => "downscale",
+impl Code {
+    /// A code from raw payload bytes: UTF-8 text, else Shift-JIS text (what Kanji mode and
+    /// Japanese byte-mode codes carry), else binary.
+    pub fn from_bytes(bytes: Vec<u8>, engine: Engine) -> Code {
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(s) => Some(s.to_owned()),
+            Err(_) => encoding_rs::SHIFT_JIS
+                .decode_without_bom_handling_and_without_replacement(&bytes)
+                .map(Cow::into_owned),
+        };
+        Code {
+            bytes,
+            text,
+            engine,
         }
     }
 
-    /// The prepared image, or `None` when the strategy does not apply to this frame.
-    pub fn prepare(self, base: &GrayImage) -> Option<GrayImage> {
-        use preprocess as p;
-        let radius = (base.width().max(base.height()) / 40).max(6);
-        Some(match self {
-            Strategy::Plain => base.clone(),
-            Strategy::Adaptive => p::adaptive(base, radius, 6),
-            Strategy::SmoothAdaptive => p::adaptive(&p::smooth(base, 1.5), radius, 4),
-            Strategy::Otsu => p::otsu(&p::stretch(base)),
-            Strategy::Inverted => p::invert(base),
-            Strategy::InvertedAdaptive => p::invert(&p::adaptive(base, radius, -6)),
-            Strategy::Upscale => p::adaptive(&p::scale(base, 2.0), radius * 2, 6),
-            Strategy::SmoothUpscale => {
-                let up = p::scale(base, 2.0);
-                p::adaptive(&p::smooth(&up, 2.0), radius * 2, 4)
-            }
-            Strategy::InvertedUpscale => p::invert(&p::scale(base, 2.0)),
-            Strategy::Downscale => {
-                if base.width().max(base.height()) < 640 {
-                    return None;
-                }
-                p::scale(&p::smooth(base, 1.0), 0.5)
-            }
-        })
+    /// The payload to show and to verify: its text, or `hex:` and the bytes in hex for binary.
+    /// A pass code is ASCII, so its text is exactly its bytes.
+    pub fn payload(&self) -> Cow<'_, str> {
+        match &self.text {
+            Some(t) => Cow::Borrowed(t),
+            None => Cow::Owned(self.hex()),
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::from("hex:");
+        for b in &self.bytes {
+            let _ = write!(s, "{b:02x}");
+        }
+        s
     }
 }
 
 /// The result of decoding one frame.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decoded {
-    /// Distinct decoded texts, in the order found. Non-UTF-8 payloads are decoded lossily.
-    pub texts: Vec<String>,
-    /// The strategy that found them.
+    /// Distinct codes (by payload bytes), in the order found.
+    pub codes: Vec<Code>,
+    /// The rqrr strategy that found codes, when rqrr did.
     pub strategy: Option<Strategy>,
+    /// Decoder passes run (zxing-cpp's one and rqrr's strategies).
     pub attempts: u32,
-    /// Attempts in which rqrr panicked.
+    /// Passes in which a decoder panicked (contained).
     pub panics: u32,
-    /// The budget ran out before the chain was exhausted.
+    /// Symbols located by a decoder but not decoded, in the last pass that located any.
+    pub undecoded: u32,
+    /// rqrr's time budget ran out before its chain was exhausted.
     pub out_of_budget: bool,
     pub elapsed: Duration,
 }
 
-/// Spreads the chain over consecutive camera frames: each frame gets `Plain` plus the next
-/// `per_frame` strategies of the chain, round robin. A frame without a code (most frames) then
-/// costs a few strategies instead of the whole chain, so the loop keeps up with the camera, and
-/// a code held in view for a fraction of a second still meets every strategy.
-#[derive(Debug, Clone)]
-pub struct Rotation {
-    per_frame: usize,
-    next: usize,
-}
-
-impl Rotation {
-    /// `per_frame` of 9 or more tries the whole chain on every frame.
-    pub fn new(per_frame: usize) -> Self {
-        Rotation { per_frame, next: 0 }
+impl Decoded {
+    /// The payloads, as [`Code::payload`] gives them.
+    pub fn payloads(&self) -> Vec<String> {
+        self.codes.iter().map(|c| c.payload().into_owned()).collect()
     }
 
-    pub fn next_chain(&mut self) -> Vec<Strategy> {
-        let extra = &Strategy::CHAIN[1..];
-        if self.per_frame >= extra.len() {
-            return Strategy::CHAIN.to_vec();
+    fn add(&mut self, codes: Vec<Code>) {
+        for c in codes {
+            if !self.codes.iter().any(|k| k.bytes == c.bytes) {
+                self.codes.push(c);
+            }
         }
-        let mut chain = vec![Strategy::Plain];
-        for i in 0..self.per_frame {
-            chain.push(extra[(self.next + i) % extra.len()]);
-        }
-        self.next = (self.next + self.per_frame) % extra.len();
-        chain
     }
 }
 
-/// Decodes every QR code in `frame`, trying the strategy chain until one finds something.
+/// Decodes every QR code in `frame` with `cfg.mode`, rqrr trying its whole chain.
 pub fn decode(frame: &GrayImage, cfg: &QrConfig) -> Decoded {
     decode_with(frame, cfg, &Strategy::CHAIN)
 }
 
-/// Like [`decode`] with a chosen chain (benchmarks compare chains with it).
+/// Like [`decode`] with a chosen rqrr chain (the door's [`Rotation`]; benchmarks compare chains
+/// with it).
 pub fn decode_with(frame: &GrayImage, cfg: &QrConfig, chain: &[Strategy]) -> Decoded {
+    run(frame, cfg, || chain.to_vec())
+}
+
+/// The door's decode: rqrr, when its turn comes, tries the strategies `rotation` hands out next,
+/// so the rotation moves on only on frames that needed rqrr.
+pub fn decode_rotating(frame: &GrayImage, cfg: &QrConfig, rotation: &mut Rotation) -> Decoded {
+    run(frame, cfg, || rotation.next_chain())
+}
+
+fn run(frame: &GrayImage, cfg: &QrConfig, chain: impl FnOnce() -> Vec<Strategy>) -> Decoded {
     let start = Instant::now();
     let mut out = Decoded::default();
     if frame.width() == 0 || frame.height() == 0 {
         return out;
     }
+    let mode = cfg.mode.effective();
+    if mode != Mode::Rqrr {
+        first_opinion(frame, &mut out);
+        let second = match mode {
+            Mode::Zxing | Mode::Rqrr => false,
+            Mode::Door => out.undecoded > 0,
+            Mode::Thorough => out.codes.is_empty() || out.undecoded > 0,
+        };
+        if !second {
+            out.elapsed = start.elapsed();
+            return out;
+        }
+    }
     let base = preprocess::fit(frame, cfg.max_side);
-    for &strategy in chain {
-        if out.attempts > 0 && start.elapsed() >= cfg.budget {
+    let mut tried = 0;
+    for strategy in chain() {
+        if tried > 0 && start.elapsed() >= cfg.budget {
             out.out_of_budget = true;
             break;
         }
         let Some(img) = strategy.prepare(&base) else {
             continue;
         };
+        tried += 1;
         out.attempts += 1;
-        match detect(img) {
-            Ok(texts) if !texts.is_empty() => {
-                out.texts = texts;
+        match chain::pass(img) {
+            Ok(pass) if !pass.codes.is_empty() => {
+                out.add(pass.codes);
                 out.strategy = Some(strategy);
                 break;
             }
-            Ok(_) => {}
+            Ok(pass) => {
+                if pass.undecoded > 0 {
+                    out.undecoded = out.undecoded.max(pass.undecoded);
+                }
+            }
             Err(()) => out.panics += 1,
         }
     }
@@ -201,128 +246,42 @@ pub fn decode_with(frame: &GrayImage, cfg: &QrConfig, chain: &[Strategy]) -> Dec
     out
 }
 
-/// One rqrr pass, isolated from its panics.
-fn detect(img: GrayImage) -> Result<Vec<String>, ()> {
-    catch_unwind(AssertUnwindSafe(move || {
-        let mut prepared = rqrr::PreparedImage::prepare(img);
-        let mut texts: Vec<String> = vec![];
-        for grid in prepared.detect_grids() {
-            let mut raw = Vec::new();
-            if grid.decode_to(&mut raw).is_ok() {
-                let text = String::from_utf8_lossy(&raw).into_owned();
-                if !texts.contains(&text) {
-                    texts.push(text);
-                }
-            }
+#[cfg(feature = "zxing")]
+fn first_opinion(frame: &GrayImage, out: &mut Decoded) {
+    out.attempts += 1;
+    match zxing::pass(frame) {
+        Ok(pass) => {
+            out.undecoded = pass.undecoded;
+            out.add(pass.codes);
         }
-        texts
-    }))
-    .map_err(|_| ())
+        Err(error) => {
+            out.panics += 1;
+            tracing::debug!(message = "zxing-cpp failed on a frame.", %error);
+        }
+    }
+}
+
+#[cfg(not(feature = "zxing"))]
+fn first_opinion(_frame: &GrayImage, _out: &mut Decoded) {}
+
+thread_local! {
+    static CONTAINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a decoder, turning its panic into `Err`. While it runs, [`panic_is_contained`] is true
+/// on this thread, so the process's panic hook can stay quiet about a panic that is handled.
+pub(crate) fn contained<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    let before = CONTAINED.with(|c| c.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f)).map_err(|_| ());
+    CONTAINED.with(|c| c.set(before));
+    result
+}
+
+/// True inside a decoder call on this thread: a panic there is caught and counted in
+/// [`Decoded::panics`]. For the process's panic hook.
+pub fn panic_is_contained() -> bool {
+    CONTAINED.with(Cell::get)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use image::Luma;
-
-    #[test]
-    fn rotation_covers_the_chain_over_a_few_frames() {
-        let mut r = Rotation::new(2);
-        let mut seen = Vec::new();
-        for _ in 0..5 {
-            let chain = r.next_chain();
-            assert_eq!(chain.len(), 3);
-            assert_eq!(chain[0], Strategy::Plain);
-            seen.extend_from_slice(&chain[1..]);
-        }
-        for s in &Strategy::CHAIN[1..] {
-            assert!(seen.contains(s), "{s:?} never tried");
-        }
-        assert_eq!(Rotation::new(9).next_chain(), Strategy::CHAIN.to_vec());
-        assert_eq!(Rotation::new(0).next_chain(), vec![Strategy::Plain]);
-    }
-    use qrcode::QrCode;
-
-    fn rendered(text: &str, module_px: u32) -> GrayImage {
-        QrCode::new(text.as_bytes())
-            .unwrap()
-            .render::<Luma<u8>>()
-            .module_dimensions(module_px, module_px)
-            .build()
-    }
-
-    #[track_caller]
-    fn check(frame: &GrayImage, expect: &[&str], strategy: Option<Strategy>) {
-        let d = decode(frame, &QrConfig::default());
-        assert_eq!(d.texts, expect);
-        assert_eq!(d.strategy, strategy);
-        assert_eq!(d.panics, 0);
-    }
-
-    #[test]
-    fn clean_code_decodes_plainly() {
-        check(
-            &rendered("CP1:HELLO", 6),
-            &["CP1:HELLO"],
-            Some(Strategy::Plain),
-        );
-    }
-
-    #[test]
-    fn inverted_code_needs_the_inverted_strategy() {
-        check(
-            &preprocess::invert(&rendered("dark mode", 6)),
-            &["dark mode"],
-            Some(Strategy::Inverted),
-        );
-    }
-
-    #[test]
-    fn two_codes_in_one_frame() {
-        let (a, b) = (rendered("first", 5), rendered("second", 5));
-        let mut frame = GrayImage::from_pixel(
-            a.width() + b.width(),
-            a.height().max(b.height()),
-            Luma([255]),
-        );
-        image::imageops::replace(&mut frame, &a, 0, 0);
-        image::imageops::replace(&mut frame, &b, i64::from(a.width()), 0);
-        let d = decode(&frame, &QrConfig::default());
-        let mut texts = d.texts.clone();
-        texts.sort();
-        assert_eq!(texts, ["first", "second"]);
-    }
-
-    #[test]
-    fn empty_and_codeless_frames() {
-        check(&GrayImage::new(0, 0), &[], None);
-        let noise = GrayImage::from_fn(320, 240, |x, y| {
-            Luma([((x * 7919 + y * 104_729) % 251) as u8])
-        });
-        let d = decode(&noise, &QrConfig::default());
-        assert!(d.texts.is_empty());
-        assert!(d.attempts >= 1);
-    }
-
-    #[test]
-    fn budget_stops_the_chain_after_one_attempt() {
-        let cfg = QrConfig {
-            max_side: 1280,
-            budget: Duration::ZERO,
-        };
-        let d = decode(&GrayImage::from_pixel(100, 100, Luma([128])), &cfg);
-        assert_eq!(d.attempts, 1);
-        assert!(d.out_of_budget);
-    }
-
-    #[test]
-    fn large_frames_are_scaled_to_the_cap() {
-        let code = rendered("big", 40);
-        let cfg = QrConfig {
-            max_side: 400,
-            budget: Duration::from_secs(5),
-        };
-        assert!(code.width() > 400);
-        assert_eq!(decode(&code, &cfg).texts, ["big"]);
-    }
-}
+mod tests;

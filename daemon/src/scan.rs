@@ -104,7 +104,10 @@ pub struct ScanOptions {
 #[derive(Debug, Serialize)]
 pub struct CodeReport {
     pub image: String,
+    /// The payload's text, or `hex:` and its bytes for a binary payload.
     pub payload: String,
+    /// `zxing-cpp` or `rqrr`.
+    pub decoder: &'static str,
     /// `valid`, or the rejection reason.
     pub verdict: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,13 +147,19 @@ impl From<&PassClaims> for PassReport {
     }
 }
 
-/// Verifies one decoded payload.
-pub fn report(image: &Path, payload: String, opts: &ScanOptions) -> CodeReport {
+/// Verifies one decoded code.
+pub fn report(image: &Path, code: &qr::Code, opts: &ScanOptions) -> CodeReport {
     let image = image.display().to_string();
+    let payload = code.payload().into_owned();
+    let decoder = match code.engine {
+        qr::Engine::Zxing => "zxing-cpp",
+        qr::Engine::Rqrr => "rqrr",
+    };
     match passcode::verify(&payload, &opts.trust, opts.at, opts.skew_secs) {
         Ok(claims) => CodeReport {
             image,
             payload,
+            decoder,
             verdict: "valid".to_string(),
             detail: None,
             pass: Some(PassReport::from(&claims)),
@@ -158,6 +167,7 @@ pub fn report(image: &Path, payload: String, opts: &ScanOptions) -> CodeReport {
         Err(rejection) => CodeReport {
             image,
             payload,
+            decoder,
             verdict: rejection.reason.as_str().to_string(),
             detail: Some(rejection.detail),
             pass: rejection.claims.as_ref().map(PassReport::from),

@@ -68,6 +68,7 @@ fn door(dir: &std::path::Path, key: &IssuerKey) -> Door {
         qr: QrConfig {
             max_side: cfg.qr.max_side,
             budget: Duration::from_millis(cfg.qr.frame_budget_ms),
+            mode: checkpoint_daemon::qr::Mode::Door,
         },
         strategies_per_frame: cfg.qr.strategies_per_frame,
         outbox: Arc::new(

@@ -153,8 +153,7 @@ impl Door {
 
     /// Decodes a frame and handles every new code in it.
     pub fn frame(&mut self, state: &mut DoorState, frame: &Frame) -> Vec<AttemptOutcome> {
-        let chain = state.rotation.next_chain();
-        let decoded = qr::decode_with(&frame.image, &self.qr, &chain);
+        let decoded = qr::decode_rotating(&frame.image, &self.qr, &mut state.rotation);
         self.stats.frame(Instant::now(), decoded.elapsed);
         if decoded.panics > 0 {
             tracing::warn!(
@@ -164,12 +163,13 @@ impl Door {
         }
         let now_ms = unix_ms(OffsetDateTime::now_utc());
         let mut out = Vec::new();
-        if !decoded.texts.is_empty() {
+        if !decoded.codes.is_empty() {
             state.code_seen_ms = Some(now_ms);
         }
-        for text in &decoded.texts {
-            if state.debounce.fresh(text, now_ms) {
-                out.push(self.attempt(state, Shown::Code(text), frame.captured));
+        for code in &decoded.codes {
+            let payload = code.payload();
+            if state.debounce.fresh(&payload, now_ms) {
+                out.push(self.attempt(state, Shown::Code(&payload), frame.captured));
             }
         }
         #[cfg(feature = "face")]

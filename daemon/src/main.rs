@@ -61,6 +61,10 @@ enum Command {
         /// Time budget per image in milliseconds: no new decode attempt starts after it.
         #[arg(long, default_value_t = 2000, value_name = "MS")]
         budget_ms: u64,
+        /// Which decoders read the images: `both` (zxing-cpp, then rqrr's chain on every image
+        /// it did not read), or one of them alone (the support desk's second look).
+        #[arg(long, value_enum, default_value_t = DecoderArg::Both)]
+        decoder: DecoderArg,
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
     },
@@ -98,6 +102,14 @@ enum Command {
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not RFC 3339: {e}"))
+}
+
+/// `scan --decoder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DecoderArg {
+    Both,
+    Zxing,
+    Rqrr,
 }
 
 fn main() -> ExitCode {
@@ -183,15 +195,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             skew,
             raw,
             budget_ms,
+            decoder,
             images,
         } => {
+            if !checkpoint_daemon::qr::HAS_ZXING && decoder == DecoderArg::Zxing {
+                anyhow::bail!(
+                    "this checkpointd was built without zxing-cpp (cargo feature `zxing`)"
+                );
+            }
             let opts = ScanOptions {
                 trust: scan::load_trust(&trust).context("loading trusted keys")?,
                 at: at.unwrap_or_else(OffsetDateTime::now_utc).unix_timestamp(),
                 skew_secs: skew,
                 qr: QrConfig {
                     budget: std::time::Duration::from_millis(budget_ms),
-                    mode: checkpoint_daemon::qr::Mode::Thorough,
+                    mode: match decoder {
+                        DecoderArg::Both => checkpoint_daemon::qr::Mode::Thorough,
+                        DecoderArg::Zxing => checkpoint_daemon::qr::Mode::Zxing,
+                        DecoderArg::Rqrr => checkpoint_daemon::qr::Mode::Rqrr,
+                    },
                     ..QrConfig::default()
                 },
             };

@@ -168,7 +168,10 @@ pub struct Decoded {
 impl Decoded {
     /// The payloads, as [`Code::payload`] gives them.
     pub fn payloads(&self) -> Vec<String> {
-        self.codes.iter().map(|c| c.payload().into_owned()).collect()
+        self.codes
+            .iter()
+            .map(|c| c.payload().into_owned())
+            .collect()
     }
 
     fn add(&mut self, codes: Vec<Code>) {

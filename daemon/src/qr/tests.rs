@@ -105,7 +105,10 @@ fn shift_jis_payloads_decode_to_their_text() {
     check(&segments(None, &sjis, b""), &["入口"]);
     for mode in modes() {
         let d = decode(&segments(None, b"", &sjis), &cfg(mode));
-        assert_eq!(d.codes[0].bytes, sjis, "{mode:?}: bytes are the payload as encoded");
+        assert_eq!(
+            d.codes[0].bytes, sjis,
+            "{mode:?}: bytes are the payload as encoded"
+        );
     }
 }
 
@@ -198,4 +201,19 @@ fn a_panic_inside_a_decoder_is_contained_and_flagged() {
     assert_eq!(r, Err(()));
     assert!(!panic_is_contained());
     assert_eq!(contained(|| 7), Ok(7));
+}
+
+#[test]
+fn a_frame_that_makes_rqrr_panic_is_counted_not_fatal() {
+    // Five finder-like squares, found by a random search: rqrr 0.11's `detect_grids` fails an
+    // assertion in `Perspective::map` on it (rqrr issue #54).
+    let frame = image::load_from_memory(include_bytes!("../../../tests/data/qr/rqrr-panic.png"))
+        .unwrap()
+        .to_luma8();
+    let d = decode_with(&frame, &cfg(Mode::Rqrr), &[Strategy::Plain]);
+    assert_eq!((d.panics, d.codes.len()), (1, 0));
+    assert!(!panic_is_contained());
+    for mode in modes() {
+        assert!(decode(&frame, &cfg(mode)).codes.is_empty(), "{mode:?}");
+    }
 }

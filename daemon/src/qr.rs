@@ -22,6 +22,7 @@
 
 mod chain;
 pub mod preprocess;
+pub mod second;
 #[cfg(feature = "zxing")]
 mod zxing;
 

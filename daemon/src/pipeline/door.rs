@@ -78,7 +78,7 @@ pub struct AttemptOutcome {
 /// State the loop carries between attempts.
 #[derive(Debug)]
 pub struct DoorState {
-    rotation: qr::Rotation,
+    reader: Reader,
     debounce: Debounce,
     passback: Passback,
     thermo_health: SensorHealth,
@@ -93,10 +93,24 @@ pub struct DoorState {
     code_seen_ms: Option<u64>,
 }
 
+/// How the door reads codes.
+#[derive(Debug)]
+enum Reader {
+    /// Everything on the door thread: a build without zxing-cpp (rqrr's rotation), or a mode
+    /// other than `Door`.
+    Inline(qr::Rotation),
+    /// zxing-cpp on the door thread, rqrr's second opinion on its own (tagged with the frame's
+    /// capture instant).
+    Split {
+        first: QrConfig,
+        second: qr::second::SecondOpinion<Instant>,
+    },
+}
+
 impl Door {
     pub fn state(&self) -> DoorState {
         DoorState {
-            rotation: qr::Rotation::new(self.strategies_per_frame),
+            reader: self.reader(),
             debounce: Debounce::new(self.policy.duplicate_cooldown_ms),
             passback: Passback::default(),
             thermo_health: SensorHealth::default(),
@@ -104,6 +118,25 @@ impl Door {
             face_errors: 0,
             code_seen_ms: None,
         }
+    }
+
+    fn reader(&self) -> Reader {
+        if qr::HAS_ZXING && self.qr.mode == qr::Mode::Door {
+            match qr::second::SecondOpinion::start(&self.qr, self.strategies_per_frame) {
+                Ok(second) => {
+                    let first = QrConfig {
+                        mode: qr::Mode::Zxing,
+                        ..self.qr.clone()
+                    };
+                    return Reader::Split { first, second };
+                }
+                Err(error) => tracing::warn!(
+                    message = "Cannot start the QR second-opinion thread; rqrr runs on the door thread.",
+                    %error
+                ),
+            }
+        }
+        Reader::Inline(qr::Rotation::new(self.strategies_per_frame))
     }
 
     fn face_cooldown_ms(&self) -> u64 {
@@ -133,7 +166,9 @@ impl Door {
                 Ok(Some(frame)) => {
                     self.frame(&mut state, &frame);
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    self.late_codes(&mut state);
+                }
                 Err(()) => {
                     if !camera_gone && !token.is_cancelled() {
                         tracing::warn!(message = "Camera thread ended.");
@@ -151,10 +186,42 @@ impl Door {
         }
     }
 
-    /// Decodes a frame and handles every new code in it.
+    /// Decodes a frame and handles every new code in it, and every code rqrr's second opinion
+    /// has read since the last call (attributed to the frame it was read in).
     pub fn frame(&mut self, state: &mut DoorState, frame: &Frame) -> Vec<AttemptOutcome> {
-        let decoded = qr::decode_rotating(&frame.image, &self.qr, &mut state.rotation);
+        let decoded = match &mut state.reader {
+            Reader::Inline(rotation) => qr::decode_rotating(&frame.image, &self.qr, rotation),
+            Reader::Split { first, second } => {
+                let d = qr::decode(&frame.image, first);
+                if d.undecoded > 0 {
+                    second.offer(&frame.image, frame.captured);
+                }
+                d
+            }
+        };
         self.stats.frame(Instant::now(), decoded.elapsed);
+        let mut out = self.codes(state, &decoded, frame.captured);
+        out.extend(self.late_codes(state));
+        #[cfg(feature = "face")]
+        {
+            let now_ms = unix_ms(OffsetDateTime::now_utc());
+            let code_in_view = state.code_seen_ms.is_some_and(|t| {
+                now_ms.saturating_sub(t) < self.policy.duplicate_cooldown_ms.max(1)
+            });
+            if let Some(o) = self.face_frame(state, frame, code_in_view, now_ms) {
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// Attempts for the new codes of one decoded frame.
+    fn codes(
+        &mut self,
+        state: &mut DoorState,
+        decoded: &qr::Decoded,
+        captured: Instant,
+    ) -> Vec<AttemptOutcome> {
         if decoded.panics > 0 {
             tracing::warn!(
                 message = "QR decoder panicked on a frame; contained.",
@@ -169,17 +236,21 @@ impl Door {
         for code in &decoded.codes {
             let payload = code.payload();
             if state.debounce.fresh(&payload, now_ms) {
-                out.push(self.attempt(state, Shown::Code(&payload), frame.captured));
+                out.push(self.attempt(state, Shown::Code(&payload), captured));
             }
         }
-        #[cfg(feature = "face")]
-        {
-            let code_in_view = state.code_seen_ms.is_some_and(|t| {
-                now_ms.saturating_sub(t) < self.policy.duplicate_cooldown_ms.max(1)
-            });
-            if let Some(o) = self.face_frame(state, frame, code_in_view, now_ms) {
-                out.push(o);
-            }
+        out
+    }
+
+    /// Attempts for the codes rqrr's second opinion has read since the last look.
+    pub fn late_codes(&mut self, state: &mut DoorState) -> Vec<AttemptOutcome> {
+        let answers = match &state.reader {
+            Reader::Split { second, .. } => second.answers(),
+            Reader::Inline(_) => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for a in answers {
+            out.extend(self.codes(state, &a.decoded, a.tag));
         }
         out
     }

@@ -63,8 +63,9 @@ fn decode_rate_on_photo_set() {
 
 /// `checkpointd scan --decoder DECODER` over `photos`: the payloads read in each photo.
 fn scan_with(decoder: &str, photos: &[PathBuf]) -> Readings {
-    // The benchmark's budget: rqrr's chain starts no new attempt after 400 ms on a photo.
-    let mut args = ["scan", "--budget-ms", "400", "--decoder", decoder]
+    // No time budget that bites: rqrr's whole chain runs on every photo it gets, so the result
+    // does not depend on how loaded the machine is.
+    let mut args = ["scan", "--budget-ms", "60000", "--decoder", decoder]
         .map(String::from)
         .to_vec();
     args.extend(photos.iter().map(|p| p.display().to_string()));
@@ -90,9 +91,9 @@ fn scan_with(decoder: &str, photos: &[PathBuf]) -> Readings {
     photos.iter().map(|p| found.remove(p).unwrap()).collect()
 }
 
-/// Photos read on the development set (`cargo bench -p checkpoint-e2e --bench qr_decode`, see
-/// BENCHMARKS.md): zxing-cpp alone 000, rqrr alone 000, combined 000 of 536.
-const REAL_FLOOR: usize = 1;
+/// Photos read of the 536 (measured by this test, 2026-12-02: zxing-cpp alone 391, rqrr's chain
+/// alone 354, combined 436 with no time budget; BENCHMARKS.md has the benchmark's figures).
+const REAL_FLOOR: usize = 425;
 
 /// The real-photo gate: `scan` (zxing-cpp, then rqrr's chain) on BoofCV's 536 photos, against the
 /// consensus of zxing-cpp alone, rqrr alone and zbar (`checkpoint_e2e::qrset`).

@@ -122,9 +122,8 @@ fn main() -> ExitCode {
         // journald and log files get plain text; colours only on a terminal.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    // The QR decoder contains rqrr's panics with catch_unwind; report them as log events instead
-    // of the default hook's crash-like text. A panic anywhere else is logged the same way.
-    // A panic inside a decoder is caught and counted (`qr::contained`): debug level only.
+    // Panics become log events instead of the default hook's crash-like text. A panic inside a
+    // QR decoder is caught and counted (`qr::contained`), so it is logged at debug level only.
     std::panic::set_hook(Box::new(|info| {
         if checkpoint_daemon::qr::panic_is_contained() {
             tracing::debug!(message = "A decoder panicked; contained.", %info);

@@ -56,10 +56,11 @@ pub struct Identity {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QrSection {
-    /// Frames are scaled down so that their longer side is at most this.
+    /// Frames are scaled down for rqrr so that their longer side is at most this (zxing-cpp
+    /// reads the frame as it is).
     #[serde(default = "default_max_side")]
     pub max_side: u32,
-    /// No new decode attempt starts after this many milliseconds on one frame.
+    /// rqrr starts no new attempt after this many milliseconds on one frame.
     #[serde(default = "default_frame_budget_ms")]
     pub frame_budget_ms: u64,
     /// Preprocessing strategies tried per frame besides the plain one, in rotation; 9 = all.

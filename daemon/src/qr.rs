@@ -159,7 +159,7 @@ pub struct Decoded {
     pub attempts: u32,
     /// Passes in which a decoder panicked (contained).
     pub panics: u32,
-    /// Symbols located by a decoder but not decoded, in the last pass that located any.
+    /// Symbols located by a decoder but not decoded: the most any one pass located.
     pub undecoded: u32,
     /// rqrr's time budget ran out before its chain was exhausted.
     pub out_of_budget: bool,
@@ -238,11 +238,7 @@ fn run(frame: &GrayImage, cfg: &QrConfig, chain: impl FnOnce() -> Vec<Strategy>)
                 out.strategy = Some(strategy);
                 break;
             }
-            Ok(pass) => {
-                if pass.undecoded > 0 {
-                    out.undecoded = out.undecoded.max(pass.undecoded);
-                }
-            }
+            Ok(pass) => out.undecoded = out.undecoded.max(pass.undecoded),
             Err(()) => out.panics += 1,
         }
     }

@@ -88,8 +88,8 @@ pub struct DoorState {
     /// Face-stage failures logged so far (the first few, then every hundredth).
     #[cfg_attr(not(feature = "face"), allow(dead_code))]
     face_errors: u64,
-    /// When a code was last decoded: a person showing a code is not also an attempt by face
-    /// while the code's cooldown lasts (the QR rotation does not read it on every frame).
+    /// When a code was last decoded or located: a person showing a code is not also an attempt
+    /// by face while the code's cooldown lasts (rqrr's second opinion may read it frames later).
     code_seen_ms: Option<u64>,
 }
 
@@ -200,6 +200,10 @@ impl Door {
             }
         };
         self.stats.frame(Instant::now(), decoded.elapsed);
+        if decoded.undecoded > 0 {
+            // Someone shows a code rqrr may yet read: not an attempt by face meanwhile.
+            state.code_seen_ms = Some(unix_ms(OffsetDateTime::now_utc()));
+        }
         let mut out = self.codes(state, &decoded, frame.captured);
         out.extend(self.late_codes(state));
         #[cfg(feature = "face")]

@@ -232,22 +232,49 @@ impl Default for IngestConfig {
     }
 }
 
+/// Which database central keeps everything in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// Embedded, in one file under the data directory: zero setup.
+    #[default]
+    Sqlite,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// SQLite: the database file (default `data_dir/central.sqlite`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// SQLite: the writer's page cache.
     #[serde(default = "default_cache")]
     pub cache_bytes: u64,
 }
 
 fn default_cache() -> u64 {
-    256 * 1024 * 1024
+    64 * 1024 * 1024
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            kind: StoreKind::Sqlite,
+            path: None,
             cache_bytes: default_cache(),
         }
+    }
+}
+
+impl CentralConfig {
+    /// Where the SQLite store lives.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.store
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(crate::store::sqlite::FILE))
     }
 }
 

@@ -148,7 +148,8 @@ pub async fn run(
     let what = format!("{}:{}", broker.host, broker.port);
     let (wire, mut rx, poller) = wire::open(&broker)?;
 
-    let mut gaps = GapWatch::new(store.seq_states()?, Duration::from_secs(cfg.gap_grace_s));
+    let states = crate::store::blocking(&store, |s| s.seq_states()).await?;
+    let mut gaps = GapWatch::new(states, Duration::from_secs(cfg.gap_grace_s));
     // Every box the store knows is in the registry from the start, not from its next event.
     gaps.report(&registry);
     let mut batch: Vec<Event> = Vec::new();

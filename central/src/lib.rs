@@ -5,7 +5,7 @@
 //! - [`config`]: the TOML configuration.
 //! - [`ingest`]: MQTT → validation → store → end-to-end ack; gap tracking.
 //! - [`embedded`]: the embedded broker: a Mosquitto that `serve` configures and supervises.
-//! - [`store`]: the `Store` trait and its sled implementation, with person/place/time indexes.
+//! - [`store`]: the `Store` trait and its SQLite implementation (typed events, passes per person).
 //! - [`registry`]: every box's last status and telemetry.
 //! - [`trace`]: pure trajectory, close-contact, occupancy and flow logic over scans.
 //! - [`query`]: the operators' questions, answered from the store's indexes with `trace`.

@@ -234,10 +234,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let target = data_dir.join("store");
+            let target = data_dir.join(checkpoint_central::store::sqlite::FILE);
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
-            let s = checkpoint_central::store::SledStore::restore(&target, &mut input)
+            let s = checkpoint_central::store::SqliteStore::restore(&target, &mut input)
                 .with_context(|| {
                     format!("restoring {} into {}", file.display(), target.display())
                 })?;

@@ -17,6 +17,8 @@ pub struct ContactParams {
     pub to_ms: i64,
     pub window_ms: i64,
     pub max_stay_ms: i64,
+    /// Stays still open end now (Unix ms).
+    pub now_ms: i64,
     /// 1: people who met the person; 2: also people who met those.
     pub depth: u8,
 }
@@ -86,8 +88,11 @@ fn first_degree(
     let list = trace::contacts(
         person,
         &mine,
-        p.window_ms,
-        p.max_stay_ms,
+        &trace::Rules {
+            window_ms: p.window_ms,
+            max_stay_ms: p.max_stay_ms,
+            now_ms: p.now_ms,
+        },
         &mut nearby,
         &mut two_way,
     );

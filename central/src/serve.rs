@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CentralConfig;
 use crate::ingest::{self, Counters, IngestError};
 use crate::registry::Registry;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -46,16 +46,12 @@ pub enum ServeError {
     },
 }
 
-pub fn store_dir(cfg: &CentralConfig) -> std::path::PathBuf {
-    cfg.data_dir.join("store")
-}
-
 pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::DataDir {
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let store = Arc::new(SledStore::open(&store_dir(&cfg), cfg.store.cache_bytes)?);
+    let store: Arc<dyn Store> = crate::store::open(&cfg)?;
     let source = cfg.source().ok_or(ServeError::NoBroker)?;
     let (embedded, broker) = match source {
         crate::config::Source::External(b) => (None, b),
@@ -98,7 +94,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     };
     let registry = Arc::new(Registry::default());
     let counters = Arc::new(Mutex::new(Counters::default()));
-    let dyn_store: Arc<dyn Store> = store.clone();
+    let dyn_store = store.clone();
     let registry_for_api = registry.clone();
     let trust_changed = Arc::new(tokio::sync::Notify::new());
     let signer = match &cfg.trust.signing_key {
@@ -116,7 +112,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     };
     let (alert_tx, alert_rx) = tokio::sync::mpsc::channel(10_000);
     // Before ingest starts: readings a crash left unhandled, not the ones ingest will hand over.
-    let backlog = store.unhandled_readings(100_000)?;
+    let backlog = crate::store::blocking(&store, |s| s.unhandled_readings(100_000)).await?;
     let engine = crate::alerts::dispatch::Engine {
         store: dyn_store.clone(),
         registry: registry.clone(),
@@ -167,7 +163,8 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         api_stop.cancelled().await
     }));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    tracing::info!(message = "Central running.", events = store.len()?, data_dir = %cfg.data_dir.display());
+    let events = crate::store::blocking(&store, |s| s.len()).await?;
+    tracing::info!(message = "Central running.", events, data_dir = %cfg.data_dir.display());
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
     // Half the unit's WatchdogSec (systemd passes it as WATCHDOG_USEC), else every 10 s.
@@ -216,7 +213,6 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         // The supervisor stops the broker with SIGTERM and waits for it (at most ~10 s).
         let _ = tokio::time::timeout(Duration::from_secs(12), t).await;
     }
-    store.flush()?;
     let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
     tracing::info!(message = "Stopped.", stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected);
     Ok(())
@@ -224,7 +220,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
 
 /// Purges events older than the retention limit now and then every `purge_every_min`.
 async fn retain(
-    store: Arc<SledStore>,
+    store: Arc<dyn Store>,
     cfg: crate::config::RetentionConfig,
     stop: CancellationToken,
 ) {

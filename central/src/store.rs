@@ -1,4 +1,4 @@
-//! Event storage behind the [`Store`] trait, with the embedded default on sled ([`SledStore`]).
+//! Central's store behind the [`Store`] trait; the embedded default is SQLite ([`SqliteStore`]).
 //!
 //! # Contract
 //! - [`Store::insert`] is idempotent: an event already stored (same box and sequence number, same
@@ -7,9 +7,16 @@
 //!   conflict, never overwriting or dropping either.
 //! - When `insert` returns, everything it reported as stored is durable: central may then ack it
 //!   to the box, which deletes it.
+//! - An event names its holder and the dependants admitted on the holder's code: each of them
+//!   has the event in their trajectory and their scans at the place.
+//! - Retention keys on when central received an event, never on the box's clock.
 //! - Queries read only the index range they need: by person and time, by place and time, by time.
+//! - Calls block: async code calls them on a blocking thread (`spawn_blocking`).
 //!
-//! The sled layout is documented in [`on_sled`].
+//! The other modules' records the store keeps without knowing their types are [`Docs`]: JSON
+//! documents the alert engine owns (see `alerts::log`).
+//!
+//! The SQLite layout is documented in [`sqlite`]; the portable backup format in [`portable`].
 
 use std::collections::BTreeSet;
 
@@ -17,15 +24,13 @@ use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::log::{NotificationRecord, PendingDelivery};
-use crate::alerts::rules::Alert;
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
-    Sled(#[from] sled::Error),
+    Sqlite(#[from] rusqlite::Error),
     #[error(
         "another process already uses the store {0} (is `checkpoint-central serve` running? \
          stop it first)"
@@ -37,6 +42,10 @@ pub enum StoreError {
     Io(std::io::Error),
     #[error("backup: {0}")]
     Backup(String),
+    #[error("store schema: {0}")]
+    Schema(String),
+    #[error("store: {0}")]
+    Refused(String),
 }
 
 /// What happened to one event on insert.
@@ -110,10 +119,53 @@ impl SeqState {
     }
 }
 
-/// Storage of events. Implementations must keep the contract in the module documentation.
+/// Documents kept for other modules, as JSON they own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Docs {
+    /// The notification log; `ord` is the record id (time-ordered), purged with the events.
+    Notifications,
+    /// Deliveries waiting for a retry; `ord` is the record id.
+    Pending,
+    /// Active alerts, replaced as a set.
+    Alerts,
+}
+
+impl Docs {
+    pub(crate) const ALL: [Docs; 3] = [Docs::Notifications, Docs::Pending, Docs::Alerts];
+
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Docs::Notifications => 0,
+            Docs::Pending => 1,
+            Docs::Alerts => 2,
+        }
+    }
+}
+
+/// One document: its key, its order among its kind, its time (Unix ms) and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doc {
+    pub key: String,
+    pub ord: i64,
+    pub time_ms: i64,
+    pub json: String,
+}
+
+/// Storage of events and everything central keeps. Implementations keep the contract in the
+/// module documentation.
 pub trait Store: Send + Sync {
-    fn insert(&self, events: &[Event]) -> Result<Vec<Inserted>, StoreError>;
-    /// A person's events with `from_ms <= ts < to_ms`, in time order.
+    /// Stores events received at `received_ms` (Unix ms).
+    fn insert_received(
+        &self,
+        events: &[Event],
+        received_ms: i64,
+    ) -> Result<Vec<Inserted>, StoreError>;
+    fn insert(&self, events: &[Event]) -> Result<Vec<Inserted>, StoreError> {
+        self.insert_received(events, now_ms())
+    }
+    /// A person's events with `from_ms <= ts < to_ms`, in time order: those they held the code
+    /// of and those they were admitted on as a dependant.
     fn by_person(
         &self,
         subject: &SubjectId,
@@ -127,33 +179,21 @@ pub trait Store: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Event>, StoreError>;
-    /// The person's scans (what tracing needs of their events) in `[from_ms, to_ms)`, in time
-    /// order; a store may answer from its index alone.
+    /// The person's scans (holder or dependant) in `[from_ms, to_ms)`, in time order.
     fn scans_by_person(
         &self,
         subject: &SubjectId,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<Scan>, StoreError> {
-        Ok(self
-            .by_person(subject, from_ms, to_ms)?
-            .iter()
-            .filter_map(Scan::of)
-            .collect())
-    }
-    /// Scans of people at `checkpoint` in `[from_ms, to_ms)`, in time order.
+    ) -> Result<Vec<Scan>, StoreError>;
+    /// Scans of people (holders and dependants) at `checkpoint` in `[from_ms, to_ms)`, in time
+    /// order.
     fn scans_by_place(
         &self,
         checkpoint: &CheckpointId,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<Scan>, StoreError> {
-        Ok(self
-            .by_place(checkpoint, from_ms, to_ms)?
-            .iter()
-            .filter_map(Scan::of)
-            .collect())
-    }
+    ) -> Result<Vec<Scan>, StoreError>;
     /// Visits events with `from_ms <= ts < to_ms` in time order until `visit` returns false,
     /// so a filtered query reads only as far as it needs.
     fn scan_time(
@@ -187,51 +227,95 @@ pub trait Store: Send + Sync {
     fn people(&self) -> Result<Vec<Person>, StoreError>;
     /// Changes whenever the roster is replaced (within this process), so readers know when to
     /// reload it.
-    fn roster_generation(&self) -> u64 {
-        0
-    }
+    fn roster_generation(&self) -> u64;
     fn places(&self) -> Result<Vec<Place>, StoreError>;
     /// Records the box's gap `first..=last` as lost (see [`SeqState::skip`]).
     fn mark_lost(&self, box_id: &BoxId, first: u64, last: u64) -> Result<SeqState, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
+    /// Events kept apart because their `(box, seq)` was taken by another id.
+    fn conflicts(&self) -> Result<u64, StoreError>;
     /// Whether `checkpoint` has recorded both directions (someone went in and someone went
     /// out through it), so its scans make stays: one point read, whatever the data size.
     fn two_way(&self, checkpoint: &CheckpointId) -> Result<bool, StoreError>;
-    /// Deletes up to `max` events older than `cutoff_ms`, with everything derived from them;
-    /// returns how many went (call again until 0).
+    /// Deletes up to `max` events received before `cutoff_ms`, with everything derived from them,
+    /// and notification records as old; returns how many went (call again until 0).
     fn purge_before(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError>;
-    /// Adds or updates (by id) a notification record.
-    fn put_notification(&self, n: &NotificationRecord) -> Result<(), StoreError>;
-    /// The latest `limit` notification records, newest first.
-    fn notifications(&self, limit: usize) -> Result<Vec<NotificationRecord>, StoreError>;
-    /// Keeps a delivery waiting for a retry (replacing one with the same record id).
-    fn put_pending(&self, p: &PendingDelivery) -> Result<(), StoreError>;
-    /// Forgets a delivery that was sent or given up.
-    fn remove_pending(&self, id: u64) -> Result<(), StoreError>;
-    /// Every delivery waiting for a retry, oldest first.
-    fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError>;
-    /// Stored events with a temperature whose alerts the engine has not handled, oldest box and
-    /// sequence first, at most `limit`.
+    /// Adds or replaces (by key) a document.
+    fn put_doc(&self, kind: Docs, doc: &Doc) -> Result<(), StoreError>;
+    fn remove_doc(&self, kind: Docs, key: &str) -> Result<(), StoreError>;
+    /// Replaces every document of `kind` in one step.
+    fn replace_docs(&self, kind: Docs, docs: &[Doc]) -> Result<(), StoreError>;
+    /// Documents of `kind` by `ord`, at most `limit`; the newest (highest `ord`) first when
+    /// `newest_first`.
+    fn docs(&self, kind: Docs, newest_first: bool, limit: usize) -> Result<Vec<Doc>, StoreError>;
+    /// Stored events with a temperature whose alerts the engine has not handled, in the order
+    /// they were stored, at most `limit`.
     fn unhandled_readings(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// The engine has handled the alerts of this event.
     fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError>;
-    /// Replaces the set of active alerts (kept so a restart does not raise them again).
-    fn put_active_alerts(&self, alerts: &[Alert]) -> Result<(), StoreError>;
-    fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
-    /// Writes a consistent snapshot of the whole store (see `on_sled`'s backup format).
+    /// Writes a consistent snapshot of everything in the portable format ([`portable`]).
     fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError>;
+    /// Loads a portable backup into this store, which must be empty; in one transaction, so a
+    /// damaged or incomplete file leaves it empty.
+    fn restore_from(&self, input: &mut dyn std::io::Read) -> Result<BackupSummary, StoreError>;
+    /// Bytes the store takes on disk (the database and its log).
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
 }
 
-/// Event time in Unix milliseconds.
-pub fn event_ms(e: &Event) -> i64 {
-    i64::try_from(e.ts.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+/// Runs `f` on the store on a blocking thread, so the async runtime never waits for the disk or
+/// the database (and a client that runs its own runtime, as PostgreSQL's does, may block).
+pub async fn blocking<T, F>(store: &std::sync::Arc<dyn Store>, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || f(s.as_ref()))
+        .await
+        .map_err(|e| StoreError::Refused(format!("store task: {e}")))?
 }
 
-mod on_sled;
-pub use self::on_sled::{BackupSummary, SledStore};
+/// The wall clock in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
 
+/// Event time in Unix milliseconds (rounded down, also before 1970).
+pub fn event_ms(e: &Event) -> i64 {
+    i64::try_from(e.ts.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+}
+
+/// Opens the store the configuration names.
+pub fn open(cfg: &crate::config::CentralConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match cfg.store.kind {
+        crate::config::StoreKind::Sqlite => {
+            let old = cfg.data_dir.join("store").join("conf");
+            if old.exists() {
+                return Err(StoreError::Refused(format!(
+                    "{} holds the sled store of an earlier release, which this release does not \
+                     read: move it away (central then starts with an empty store)",
+                    cfg.data_dir.join("store").display()
+                )));
+            }
+            Ok(std::sync::Arc::new(SqliteStore::open(
+                &cfg.sqlite_path(),
+                cfg.store.cache_bytes,
+            )?))
+        }
+    }
+}
+
+pub mod codes;
+pub mod portable;
+pub mod sqlite;
+pub use self::portable::BackupSummary;
+pub use self::sqlite::SqliteStore;
+
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 #[cfg(test)]
 pub(crate) mod tests;

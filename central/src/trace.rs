@@ -2,9 +2,11 @@
 //! index ranges it needs and passes time in.
 //!
 //! - **Encounter**: another person scanned at the same checkpoint within ±`window` of one of the
-//!   person's scans. Counted once per scan of the person.
+//!   person's scans. Repeat scans count once: meeting the same person at the same place again
+//!   within `window` of the encounter's first scan is the same encounter.
 //! - **Presence**: where a place records both directions, an `in` followed by the same person's
-//!   `out` there is an interval of presence (an `in` without an `out` lasts `max_stay`).
+//!   `out` there is an interval of presence. A stay without an `out` ends at the earlier of
+//!   `max_stay` after it began and now (someone still inside has been there only until now).
 //!   Overlapping presence of two people is contact time.
 //! - **Occupancy**: admitted `in` minus `out` per place, where an `in` older than `max_stay`
 //!   without an `out` counts as checked out, so counts do not drift.
@@ -38,6 +40,17 @@ impl Scan {
     }
 }
 
+/// How scans become contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Scans at the same place within ± this are an encounter.
+    pub window_ms: i64,
+    /// A stay without an `out` ends after this at the latest.
+    pub max_stay_ms: i64,
+    /// Stays still open end now.
+    pub now_ms: i64,
+}
+
 /// Where and when two people met.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meeting {
@@ -60,10 +73,11 @@ pub struct Contact {
 
 /// Presence intervals `[start, end)` in ms, per checkpoint, from one person's scans in time order,
 /// at the places that record both directions (`two_way`); elsewhere an `in` says nothing about
-/// how long someone stayed.
+/// how long someone stayed. A stay still open ends at `now_ms` at the latest.
 pub fn presence(
     scans: &[Scan],
     max_stay_ms: i64,
+    now_ms: i64,
     two_way: &mut dyn FnMut(&CheckpointId) -> bool,
 ) -> Vec<(CheckpointId, i64, i64)> {
     let mut open: HashMap<&CheckpointId, i64> = HashMap::new();
@@ -95,7 +109,8 @@ pub fn presence(
         }
     }
     for (cp, start) in open {
-        out.push((cp.clone(), start, start + max_stay_ms));
+        let end = start.saturating_add(max_stay_ms).min(now_ms).max(start);
+        out.push((cp.clone(), start, end));
     }
     out
 }
@@ -108,12 +123,18 @@ pub fn presence(
 pub fn contacts(
     person: &SubjectId,
     scans: &[Scan],
-    window_ms: i64,
-    max_stay_ms: i64,
+    rules: &Rules,
     nearby: &mut dyn FnMut(&CheckpointId, i64, i64) -> Vec<Scan>,
     two_way: &mut dyn FnMut(&CheckpointId) -> bool,
 ) -> Vec<Contact> {
+    let Rules {
+        window_ms,
+        max_stay_ms,
+        now_ms,
+    } = *rules;
     let mut found: BTreeMap<SubjectId, Contact> = BTreeMap::new();
+    // When the encounter with someone at a place began (the person's scan time).
+    let mut began: HashMap<(SubjectId, CheckpointId), i64> = HashMap::new();
     for s in scans {
         let mut seen_here: Vec<&SubjectId> = Vec::new();
         let others = nearby(&s.checkpoint, s.ts_ms - window_ms, s.ts_ms + window_ms);
@@ -122,6 +143,13 @@ pub fn contacts(
                 continue;
             }
             seen_here.push(&o.subject);
+            let key = (o.subject.clone(), s.checkpoint.clone());
+            match began.get(&key) {
+                Some(t0) if s.ts_ms - t0 <= window_ms => continue,
+                _ => {
+                    began.insert(key, s.ts_ms);
+                }
+            }
             let c = found.entry(o.subject.clone()).or_insert_with(|| Contact {
                 subject: o.subject.clone(),
                 degree: 1,
@@ -139,7 +167,7 @@ pub fn contacts(
     }
     // Presence overlap, for everyone met and for anyone present at the same places: the places'
     // scans during the person's stays name the candidates.
-    let mut mine = presence(scans, max_stay_ms, two_way);
+    let mut mine = presence(scans, max_stay_ms, now_ms, two_way);
     mine.sort_by_key(|(_, a0, _)| *a0);
     // Anyone whose stay overlaps one of the person's was scanned at that place within
     // `max_stay` of it, so that window's scans give their stays there exactly.
@@ -153,7 +181,7 @@ pub fn contacts(
         }
         for (other, mut their_scans) in theirs {
             their_scans.sort_by_key(|s| s.ts_ms);
-            for (_, b0, b1) in presence(&their_scans, max_stay_ms, &mut |_| true) {
+            for (_, b0, b1) in presence(&their_scans, max_stay_ms, now_ms, &mut |_| true) {
                 let (lo, hi) = ((*a0).max(b0), (*a1).min(b1));
                 if hi > lo {
                     let e = overlap.entry(other.clone()).or_insert((

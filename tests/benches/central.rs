@@ -2,7 +2,7 @@
 //! 1. ingest: simulated boxes publish events through a real Mosquitto on loopback to a real
 //!    `checkpoint-central serve`, which stores and acks them; beside it the raw rate of the same
 //!    broker for the same messages to a subscriber that stores nothing;
-//! 2. queries: trajectory and contacts latency on a sled store filled with a campus-like
+//! 2. queries: trajectory and contacts latency on a SQLite store filled with a campus-like
 //!    population (30,000 people, 2,000 checkpoints), at 1 M events (or N); `shallow` skips the
 //!    slow depth-2 contacts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkpoint_central::query::{self, ContactParams};
-use checkpoint_central::store::{SledStore, Store};
+use checkpoint_central::store::{SqliteStore, Store};
 use checkpoint_e2e::broker::Mosquitto;
 use checkpoint_e2e::central::CentralProc;
 use checkpoint_e2e::TempDir;
@@ -204,9 +204,9 @@ fn ingest() {
 }
 
 fn queries(n: u64, shallow: bool) {
-    println!("## Queries on a sled store of {n} events (30,000 people, 2,000 checkpoints)\n");
+    println!("## Queries on a SQLite store of {n} events (30,000 people, 2,000 checkpoints)\n");
     let dir = TempDir::new("bench-queries");
-    let store = SledStore::open(dir.path(), 256 << 20).unwrap();
+    let store = SqliteStore::open(&dir.path().join("central.sqlite"), 256 << 20).unwrap();
     let people = 30_000u64;
     // Each event: a person at one of their few usual places, over 14 days, arriving in time
     // order (with a little disorder from boxes' backlogs) as a real store fills up.
@@ -272,6 +272,7 @@ fn queries(n: u64, shallow: bool) {
                 to_ms: (T0 + span) * 1000,
                 window_ms: 300_000,
                 max_stay_ms: 12 * 3_600_000,
+                now_ms: (T0 + span) * 1000,
                 depth,
             };
             let s = Instant::now();

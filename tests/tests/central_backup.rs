@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use checkpoint_central::store::{SledStore, Store};
+use checkpoint_central::store::{SqliteStore, Store};
 use checkpoint_e2e::broker::{free_port, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc};
 use checkpoint_e2e::TempDir;
@@ -44,14 +44,19 @@ fn event(b: u64, seq: u64, ts: OffsetDateTime) -> Event {
     }
 }
 
-fn open_store(dir: &std::path::Path) -> SledStore {
+fn open_store(path: &std::path::Path) -> SqliteStore {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let mut last = None;
     for _ in 0..300 {
-        if let Ok(s) = SledStore::open(dir, 1 << 24) {
-            return s;
+        match SqliteStore::open(path, 1 << 24) {
+            Ok(s) => return s,
+            Err(e) => last = Some(e),
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("store {} stays locked", dir.display())
+    panic!("store {} does not open: {last:?}", path.display())
 }
 
 /// Boxes publishing as fast as the broker takes them (each in order, QoS 1).
@@ -101,13 +106,29 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     let central_dir = dir.path().join("central");
     // Before central starts: 20 events from 40 days ago and 5 from yesterday.
     {
-        let store = open_store(&central_dir.join("data/store"));
+        let store = open_store(&central_dir.join("data/central.sqlite"));
         let now = OffsetDateTime::now_utc();
+        // Retention reads when central received them, not what the box's clock said: the
+        // recent ones claim 1999 (a box without a synchronised clock).
         let old: Vec<Event> = (1..=20)
             .map(|s| event(9, s, now - time::Duration::days(40)))
-            .chain((21..=25).map(|s| event(9, s, now - time::Duration::days(1))))
             .collect();
-        store.insert(&old).unwrap();
+        let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        store
+            .insert_received(&old, ms(now - time::Duration::days(40)))
+            .unwrap();
+        let recent: Vec<Event> = (21..=25)
+            .map(|s| {
+                event(
+                    9,
+                    s,
+                    OffsetDateTime::from_unix_timestamp(946_684_800).unwrap(),
+                )
+            })
+            .collect();
+        store
+            .insert_received(&recent, ms(now - time::Duration::days(1)))
+            .unwrap();
     }
     let pki = Pki::new(&dir.path().join("pki"));
     // gate-9 only wrote the old events; it has a certificate like every box.
@@ -123,7 +144,7 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
         "{}",
         central.log_text()
     );
-    let left = central.query(&["events", "--from", "2000-01-01T00:00:00Z"]);
+    let left = central.query(&["events", "--from", "1999-01-01T00:00:00Z"]);
     assert_eq!(
         left.as_array().unwrap().len(),
         5,
@@ -247,8 +268,8 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     );
 
     // The snapshot is consistent: a contiguous prefix of every box, every index agreeing.
-    let original = open_store(&central_dir.join("data/store"));
-    let copy = open_store(&restored.join("data/store"));
+    let original = open_store(&central_dir.join("data/central.sqlite"));
+    let copy = open_store(&restored.join("data/central.sqlite"));
     let in_copy = copy.by_time(0, i64::MAX, usize::MAX).unwrap();
     assert_eq!(in_copy.len() as u64, copy.len().unwrap());
     let mut per_box: BTreeMap<String, Vec<u64>> = BTreeMap::new();

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use checkpoint_central::store::{SledStore, Store};
+use checkpoint_central::store::{SqliteStore, Store};
 use checkpoint_central::trace::{self, Scan};
 use checkpoint_e2e::broker::{Mosquitto, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc, TestCentral};
@@ -33,14 +33,16 @@ fn drained(observer: &TestCentral, box_id: &str, last_seq: u64) -> bool {
         .is_some_and(|t| t.outbox_depth == 0 && t.last_seq == last_seq)
 }
 
-fn open_store(dir: &std::path::Path) -> SledStore {
+fn open_store(path: &std::path::Path) -> SqliteStore {
+    let mut last = None;
     for _ in 0..200 {
-        match SledStore::open(dir, 1 << 24) {
+        match SqliteStore::open(path, 1 << 24) {
             Ok(s) => return s,
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => last = Some(e),
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("store at {} does not open", dir.display());
+    panic!("store at {} does not open: {last:?}", path.display());
 }
 
 #[test]
@@ -243,7 +245,7 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
         central.log_text()
     );
 
-    let store = open_store(&central.data_dir.join("store"));
+    let store = open_store(&central.data_dir.join("central.sqlite"));
     assert_eq!(store.len().unwrap(), 12, "every event exactly once");
     assert_eq!(store.conflicts().unwrap(), 0);
     let all = store.by_time(0, i64::MAX, usize::MAX).unwrap();
@@ -292,8 +294,11 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
     let contacts = trace::contacts(
         &alice,
         &scans,
-        5 * 60_000,
-        2 * 3_600_000,
+        &trace::Rules {
+            window_ms: 5 * 60_000,
+            max_stay_ms: 2 * 3_600_000,
+            now_ms: i64::MAX,
+        },
         &mut nearby,
         &mut two_way,
     );
@@ -349,7 +354,7 @@ fn bad_messages_are_counted_and_ingest_goes_on() {
             "{reason} not counted:\n{log}"
         );
     }
-    let store = open_store(&central.data_dir.join("store"));
+    let store = open_store(&central.data_dir.join("central.sqlite"));
     assert_eq!(store.len().unwrap(), 2, "only the box's own two events");
 }
 
@@ -465,7 +470,7 @@ fn gaps_are_reported_exactly_where_a_full_outbox_dropped_events() {
             && b[0]["gaps"].as_array().is_some_and(|g| g.is_empty())
     });
     assert!(central.terminate().unwrap().success());
-    let store = open_store(&central.data_dir.join("store"));
+    let store = open_store(&central.data_dir.join("central.sqlite"));
     let st = &store.seq_states().unwrap()[0].1;
     let lost: u64 = st.lost.iter().map(|(a, z)| z - a + 1).sum();
     assert!(st.gaps().is_empty(), "{st:?}");

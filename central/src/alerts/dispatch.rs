@@ -12,13 +12,13 @@ use checkpoint_protocol::records::Event;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::log::{NotificationRecord, Outcome, PendingDelivery};
+use super::log::{kept, NotificationRecord, Outcome, PendingDelivery};
 use super::route::{default_roles, Directory, Recipient, Role};
 use super::rules::{Alert, AlertKind, BoxHealth, Reading, Rules};
 use super::webhook::{Channel, ChannelError, Outgoing};
 use crate::config::AlertsConfig;
 use crate::registry::Registry;
-use crate::store::Store;
+use crate::store::{blocking, Store};
 
 mod jobs;
 pub use jobs::Route;
@@ -79,26 +79,32 @@ impl Engine {
             .unwrap_or_else(|| default_roles(kind))
     }
 
-    fn directory(&self) -> Directory {
-        let people = self.store.people().unwrap_or_default();
-        let places = self.store.places().unwrap_or_default();
+    async fn directory(&self) -> Directory {
+        let roster = blocking(&self.store, |s| Ok((s.people()?, s.places()?))).await;
+        let (people, places) = roster.unwrap_or_else(|error| {
+            tracing::error!(message = "Cannot read the roster.", %error);
+            Default::default()
+        });
         let facilities: Vec<Recipient> =
             self.cfg.facilities.iter().map(|f| f.recipient()).collect();
         Directory::new(people, places, facilities)
     }
 
-    fn log(&self, r: &NotificationRecord) {
-        if let Err(error) = self.store.put_notification(r) {
+    async fn log(&self, r: &NotificationRecord) {
+        let record = r.clone();
+        let saved = blocking(&self.store, move |s| kept::put_notification(s, &record)).await;
+        if let Err(error) = saved {
             tracing::error!(message = "Cannot log a notification.", %error, alert = r.alert_key);
         }
     }
 
     /// Keeps `job` in the store while it waits, so a restart goes on with it.
-    fn keep(&self, job: &mut Job) {
-        let kept = self.store.put_pending(&PendingDelivery {
+    async fn keep(&self, job: &mut Job) {
+        let pending = PendingDelivery {
             record: job.record.clone(),
             out: job.out.clone(),
-        });
+        };
+        let kept = blocking(&self.store, move |s| kept::put_pending(s, &pending)).await;
         match kept {
             Ok(()) => job.kept = true,
             Err(error) => {
@@ -116,8 +122,8 @@ impl Engine {
             if Instant::now() < until {
                 if !job.kept {
                     job.record.error = Some("waiting: the channel failed a moment ago".into());
-                    self.log(&job.record);
-                    self.keep(&mut job);
+                    self.log(&job.record).await;
+                    self.keep(&mut job).await;
                 }
                 return Some((job, until));
             }
@@ -149,7 +155,7 @@ impl Engine {
                 false
             }
         };
-        self.log(r);
+        self.log(r).await;
         // One instant for the channel's backoff and this job's retry: the jobs waiting for the
         // channel then come due together with it and go out in the order they were raised.
         let when = Instant::now() + retry_delay(r.attempts);
@@ -159,9 +165,10 @@ impl Engine {
             down.remove(name);
         }
         if again {
-            self.keep(&mut job);
+            self.keep(&mut job).await;
         } else if job.kept {
-            if let Err(error) = self.store.remove_pending(job.record.id) {
+            let id = job.record.id;
+            if let Err(error) = blocking(&self.store, move |s| kept::remove_pending(s, id)).await {
                 tracing::error!(message = "Cannot drop a pending delivery.", %error);
             }
         }
@@ -220,7 +227,7 @@ impl Engine {
                     last_ms: now,
                 };
                 tracing::info!(message = "Merged notification.", member = m.member, alerts = m.alerts, outcome = ?r.outcome);
-                self.log(&r);
+                self.log(&r).await;
             }
         }
     }
@@ -251,19 +258,21 @@ impl Engine {
         };
         let mut rules = Rules::new(
             limits.clone(),
-            self.store.active_alerts().unwrap_or_default(),
+            blocking(&self.store, |s| kept::active_alerts(s))
+                .await
+                .unwrap_or_default(),
         );
         let mut check = tokio::time::interval(Duration::from_secs(self.cfg.check_every_s));
         let mut flush = tokio::time::interval(Duration::from_secs(1));
         let mut dir_generation = self.store.roster_generation();
-        let mut dir = self.directory();
+        let mut dir = self.directory().await;
         // Retries by due time, then in the order they were raised (ids grow), with a counter to
         // keep equal keys apart: after an outage "offline" still goes out before "back online".
         let mut due: BTreeMap<(Instant, u64, u64), Job> = BTreeMap::new();
         let mut n = 0u64;
         let mut down = Down::new();
         let resumed = Instant::now();
-        for job in self.resume() {
+        for job in self.resume().await {
             n += 1;
             due.insert((resumed, job.record.id, n), job);
         }
@@ -278,7 +287,7 @@ impl Engine {
             let alerts = super::rules::event_alerts(&limits, e);
             self.deliver(alerts, &dir, &mut down, &mut due, &mut n)
                 .await;
-            self.handled(&e.box_id, e.seq);
+            self.handled(&e.box_id, e.seq).await;
         }
         loop {
             let next_due = due.keys().next().map(|(t, _, _)| *t);
@@ -301,9 +310,10 @@ impl Engine {
                 },
                 _ = check.tick() => {
                     fresh.extend(rules.on_boxes(&self.health(), now_ms()));
-                    fresh.extend(self.crowding(&mut rules, &dir));
+                    fresh.extend(self.crowding(&mut rules, &dir).await);
                     let active: Vec<Alert> = rules.active().cloned().collect();
-                    if let Err(error) = self.store.put_active_alerts(&active) {
+                    let saved = blocking(&self.store, move |s| kept::put_active_alerts(s, &active)).await;
+                    if let Err(error) = saved {
                         tracing::error!(message = "Cannot save the active alerts.", %error);
                     }
                 }
@@ -321,13 +331,13 @@ impl Engine {
                 // The roster is reloaded when an import replaced it.
                 let generation = self.store.roster_generation();
                 if generation != dir_generation {
-                    dir = self.directory();
+                    dir = self.directory().await;
                     dir_generation = generation;
                 }
                 self.deliver(fresh, &dir, &mut down, &mut due, &mut n).await;
             }
             if let Some((b, seq)) = reading {
-                self.handled(&b, seq);
+                self.handled(&b, seq).await;
             }
         }
     }
@@ -343,7 +353,7 @@ impl Engine {
     ) {
         for alert in alerts {
             tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
-            for job in self.jobs(alert, dir) {
+            for job in self.jobs(alert, dir).await {
                 if let Some((job, when)) = self.attempt(job, down).await {
                     *n += 1;
                     due.insert((when, job.record.id, *n), job);
@@ -352,14 +362,15 @@ impl Engine {
         }
     }
 
-    fn handled(&self, b: &BoxId, seq: u64) {
-        if let Err(error) = self.store.reading_handled(b, seq) {
+    async fn handled(&self, b: &BoxId, seq: u64) {
+        let id = b.clone();
+        if let Err(error) = blocking(&self.store, move |s| s.reading_handled(&id, seq)).await {
             tracing::error!(message = "Cannot mark a reading handled.", %error, box_id = %b, seq);
         }
     }
 
     /// Crowding at every place of the roster with a capacity.
-    fn crowding(&self, rules: &mut Rules, dir: &Directory) -> Vec<Alert> {
+    async fn crowding(&self, rules: &mut Rules, dir: &Directory) -> Vec<Alert> {
         let now = now_ms();
         let mut out = Vec::new();
         let caps: HashMap<&String, u32> = dir
@@ -371,14 +382,11 @@ impl Engine {
             let Ok(id) = checkpoint_protocol::ids::CheckpointId::new(cp.clone()) else {
                 continue;
             };
-            let occ = crate::query::occupancy(
-                self.store.as_ref(),
-                &id,
-                now,
-                self.max_stay_ms,
-                0,
-                3_600_000,
-            );
+            let max_stay_ms = self.max_stay_ms;
+            let occ = blocking(&self.store, move |s| {
+                crate::query::occupancy(s, &id, now, max_stay_ms, 0, 3_600_000)
+            })
+            .await;
             match occ {
                 Ok((o, _)) => out.extend(rules.on_occupancy(cp, o.inside, Some(cap), now)),
                 Err(error) => {

@@ -191,6 +191,7 @@ pub(super) async fn contacts(
         to_ms: to,
         window_ms: i64::try_from(window_s).unwrap_or(0) * 1000,
         max_stay_ms: i64::try_from(st.max_stay_s).unwrap_or(0) * 1000,
+        now_ms: now_ms(),
         depth,
     };
     let store = st.store.clone();
@@ -375,5 +376,7 @@ pub(super) async fn notifications(
     authorise(&st, &headers)?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let store = st.store.clone();
-    Ok(Json(blocking(move || store.notifications(limit)).await?))
+    Ok(Json(
+        blocking(move || crate::alerts::log::kept::notifications(store.as_ref(), limit)).await?,
+    ))
 }

@@ -27,6 +27,10 @@ impl World {
     }
 
     fn contacts(&self, who: &str, window_min: i64) -> Vec<Contact> {
+        self.contacts_at(who, window_min, i64::MAX)
+    }
+
+    fn contacts_at(&self, who: &str, window_min: i64, now_min: i64) -> Vec<Contact> {
         let me = self.of(who);
         let mut nearby = |cp: &CheckpointId, from: i64, to: i64| {
             self.0
@@ -46,12 +50,57 @@ impl World {
         contacts(
             &SubjectId::new(who).unwrap(),
             &me,
-            window_min * MIN,
-            120 * MIN,
+            &Rules {
+                window_ms: window_min * MIN,
+                max_stay_ms: 120 * MIN,
+                now_ms: now_min.saturating_mul(MIN),
+            },
             &mut nearby,
             &mut two_way,
         )
     }
+}
+
+#[test]
+fn repeat_scans_within_the_window_are_one_encounter() {
+    // Alice's code is read three times in two minutes at the gate, bob's twice; later they
+    // meet there again, and at another place.
+    let w = World(vec![
+        s("alice", "gate", In, 100),
+        s("alice", "gate", In, 101),
+        s("alice", "gate", In, 102),
+        s("bob", "gate", In, 101),
+        s("bob", "gate", In, 102),
+        s("alice", "gate", In, 300),
+        s("bob", "gate", In, 302),
+        s("alice", "lab", In, 400),
+        s("bob", "lab", In, 401),
+    ]);
+    let c = w.contacts("alice", 5);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].encounters, 3, "{c:#?}");
+    assert_eq!(c[0].meetings.len(), 3);
+}
+
+#[test]
+fn someone_still_inside_overlaps_only_until_now() {
+    // Both entered the library a minute apart and are still inside; it is now 10:05.
+    let w = World(vec![
+        s("alice", "library", In, 600),
+        s("bob", "library", In, 601),
+        s("bob", "library", Out, 500), // an earlier visit makes the library two-way
+        s("bob", "library", In, 490),
+    ]);
+    let c = w.contacts_at("alice", 0, 605);
+    let bob = c.iter().find(|c| c.subject.as_str() == "bob").unwrap();
+    assert_eq!(
+        bob.overlap_s,
+        4 * 60,
+        "not the ~2 hours of the maximum stay"
+    );
+    // Seen later, both stays end at the maximum stay.
+    let c = w.contacts_at("alice", 0, 2000);
+    assert_eq!(c[0].overlap_s, 119 * 60);
 }
 
 #[test]
@@ -147,6 +196,7 @@ fn presence_closes_at_max_stay_and_on_reentry() {
             s("a", "y", Out, 500),
         ],
         120 * MIN,
+        i64::MAX,
         &mut |_| true,
     );
     let spans: Vec<(&str, i64, i64)> = p

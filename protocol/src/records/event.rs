@@ -160,6 +160,11 @@ impl Record for Event {
                 ));
             }
         }
+        for (i, f) in self.flags.iter().enumerate() {
+            if self.flags[..i].contains(f) {
+                return Err(format!("flag {f:?} repeats"));
+            }
+        }
         if self.dependants.len() > crate::passcode::MAX_DEPENDANTS {
             return Err(format!("{} dependants", self.dependants.len()));
         }

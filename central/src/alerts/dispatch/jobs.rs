@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::{next_id, now_ms, Engine, Job};
-use crate::alerts::log::{NotificationRecord, Outcome};
+use crate::alerts::log::{kept, NotificationRecord, Outcome};
 use crate::alerts::route::{Directory, Language, Recipient, Role};
 use crate::alerts::rules::Alert;
 use crate::alerts::webhook::{Channel, Outgoing};
+use crate::store::blocking;
 
 /// A channel and the roles it serves (`None`: every role).
 #[derive(Clone)]
@@ -37,7 +38,7 @@ impl Route {
 
 impl Engine {
     /// Routes one alert change into delivery jobs (logging the undeliverable ones).
-    pub(super) fn jobs(&self, alert: Alert, dir: &Directory) -> Vec<Job> {
+    pub(super) async fn jobs(&self, alert: Alert, dir: &Directory) -> Vec<Job> {
         let roles = self.roles(alert.kind);
         let (recipients, missing) = dir.recipients(&alert, &roles);
         if !missing.is_empty() {
@@ -82,7 +83,8 @@ impl Engine {
                 outcome: Outcome::Undeliverable,
                 error: Some("no recipient".into()),
                 ..base
-            });
+            })
+            .await;
             return Vec::new();
         }
         let mut jobs = Vec::new();
@@ -120,8 +122,8 @@ impl Engine {
 
     /// The deliveries a previous run left waiting, due now; those whose channel is no longer
     /// configured are given up.
-    pub(super) fn resume(&self) -> Vec<Job> {
-        let pending = match self.store.pending_deliveries() {
+    pub(super) async fn resume(&self) -> Vec<Job> {
+        let pending = match blocking(&self.store, |s| kept::pending_deliveries(s)).await {
             Ok(p) => p,
             Err(error) => {
                 tracing::error!(message = "Cannot read the pending deliveries.", %error);
@@ -148,8 +150,11 @@ impl Engine {
                         last_ms: now_ms(),
                         ..p.record
                     };
-                    self.log(&r);
-                    if let Err(error) = self.store.remove_pending(r.id) {
+                    self.log(&r).await;
+                    let id = r.id;
+                    if let Err(error) =
+                        blocking(&self.store, move |s| kept::remove_pending(s, id)).await
+                    {
                         tracing::error!(message = "Cannot drop a pending delivery.", %error);
                     }
                 }

@@ -3,7 +3,7 @@ use std::sync::Mutex;
 use super::*;
 use crate::alerts::webhook::Delivered;
 use crate::config::Facility;
-use crate::store::SledStore;
+use crate::store::SqliteStore;
 
 #[test]
 fn retries_back_off_to_ten_minutes() {
@@ -40,7 +40,7 @@ impl Channel for Flaky {
     }
 }
 
-fn engine(store: Arc<SledStore>, channel: Arc<Flaky>) -> Engine {
+fn engine(store: Arc<SqliteStore>, channel: Arc<Flaky>) -> Engine {
     let cfg = AlertsConfig {
         // Fevers to the desk too: no roster in these tests.
         routes: [(
@@ -95,7 +95,7 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn start(store: &Arc<SledStore>, channel: &Arc<Flaky>) -> Running {
+fn start(store: &Arc<SqliteStore>, channel: &Arc<Flaky>) -> Running {
     let (tx, rx) = mpsc::channel(8);
     let stop = CancellationToken::new();
     let mut e = engine(store.clone(), channel.clone());
@@ -124,12 +124,12 @@ async fn until(what: &str, f: impl Fn() -> bool) {
 #[tokio::test]
 async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.sqlite"), 1 << 20).unwrap());
     let down = Arc::new(Flaky::default());
     let run = start(&store, &down);
     run.tx.send(offline("gate-1")).await.unwrap();
     until("the pending delivery in the store", || {
-        store.pending_deliveries().unwrap().len() == 1
+        kept::pending_deliveries(store.as_ref()).unwrap().len() == 1
     })
     .await;
     run.stop().await;
@@ -139,12 +139,12 @@ async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
     up.up.store(true, Ordering::SeqCst);
     let run = start(&store, &up);
     until("the resumed delivery", || {
-        store.pending_deliveries().unwrap().is_empty()
+        kept::pending_deliveries(store.as_ref()).unwrap().is_empty()
     })
     .await;
     run.stop().await;
     assert_eq!(*up.delivered.lock().unwrap(), ["box_offline:gate-1"]);
-    let log = store.notifications(10).unwrap();
+    let log = kept::notifications(store.as_ref(), 10).unwrap();
     assert_eq!(log.len(), 1, "one record, updated: {log:?}");
     assert_eq!(log[0].outcome, Outcome::Sent);
     assert_eq!(log[0].attempts, 2);
@@ -154,20 +154,20 @@ async fn a_delivery_pending_at_shutdown_is_resumed_by_the_next_run() {
 #[tokio::test]
 async fn a_channel_that_just_failed_is_left_alone_and_what_waits_for_it_is_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.sqlite"), 1 << 20).unwrap());
     let down = Arc::new(Flaky::default());
     let run = start(&store, &down);
     for b in ["g-1", "g-2", "g-3", "g-4", "g-5"] {
         run.tx.send(offline(b)).await.unwrap();
     }
     until("five deliveries kept", || {
-        store.pending_deliveries().unwrap().len() == 5
+        kept::pending_deliveries(store.as_ref()).unwrap().len() == 5
     })
     .await;
     run.stop().await;
     // One attempt found the channel down; the other four wait for its backoff untried.
     assert_eq!(down.calls.load(Ordering::SeqCst), 1);
-    let log = store.notifications(10).unwrap();
+    let log = kept::notifications(store.as_ref(), 10).unwrap();
     assert_eq!(log.len(), 5);
     assert!(log.iter().all(|r| r.outcome == Outcome::Pending));
     assert_eq!(log.iter().filter(|r| r.attempts == 0).count(), 4);
@@ -176,7 +176,7 @@ async fn a_channel_that_just_failed_is_left_alone_and_what_waits_for_it_is_kept(
 #[tokio::test]
 async fn a_reading_whose_alerts_a_crash_cut_off_is_handled_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.sqlite"), 1 << 20).unwrap());
     // Stored and acked, then central died before the engine saw it.
     let mut e = crate::store::tests::ev("gate-1", 7, Some("s-1"), "lib", 0);
     e.temperature_c = Some(38.4);
@@ -201,7 +201,7 @@ async fn a_reading_whose_alerts_a_crash_cut_off_is_handled_at_the_next_start() {
 #[tokio::test]
 async fn after_a_receiver_outage_alerts_go_out_in_the_order_they_were_raised() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.sqlite"), 1 << 20).unwrap());
     let flaky = Arc::new(Flaky::default());
     let run = start(&store, &flaky);
     run.tx.send(offline("gate-9")).await.unwrap();
@@ -214,7 +214,7 @@ async fn after_a_receiver_outage_alerts_go_out_in_the_order_they_were_raised() {
     back.alerts[0].ts_ms = 2;
     run.tx.send(back).await.unwrap();
     until("both kept", || {
-        store.pending_deliveries().unwrap().len() == 2
+        kept::pending_deliveries(store.as_ref()).unwrap().len() == 2
     })
     .await;
     flaky.up.store(true, Ordering::SeqCst);

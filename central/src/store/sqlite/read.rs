@@ -1,0 +1,352 @@
+//! Reads: events back from their typed columns, scans for tracing, the dump a backup writes.
+
+use checkpoint_protocol::ids::{CheckpointId, SubjectId};
+use checkpoint_protocol::records::{Event, Schema};
+use rusqlite::{params, Connection, Row};
+use time::OffsetDateTime;
+
+use crate::roster::{Person, Place};
+use crate::store::portable::{Item, KeptDoc, Received, Revocation, Sequence, Unhandled};
+use crate::store::{codes, Doc, Docs, StoreError};
+use crate::trace::Scan;
+
+/// The columns [`event_of`] reads, in its order, over `events e` and its names.
+const EVENT: &str = "SELECT e.id, b.name, e.seq, e.ts, e.ts_ns, s.name, c.name, e.direction, \
+     e.method, u.name, e.dependants, e.pass_status, e.decision, e.reason, e.flags, \
+     e.temperature, e.clock_synced, e.received \
+     FROM events e JOIN boxes b ON b.id = e.box JOIN sites s ON s.id = e.site \
+     JOIN checkpoints c ON c.id = e.checkpoint LEFT JOIN subjects u ON u.id = e.subject";
+
+fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key: what.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// One row of [`EVENT`] as the event the box sent, and when central received it.
+fn event_of(r: &Row<'_>) -> Result<(Event, i64), StoreError> {
+    let id: Vec<u8> = r.get(0)?;
+    let box_name: String = r.get(1)?;
+    let seq: i64 = r.get(2)?;
+    let key = format!("events/{box_name}/{seq}");
+    let ms: i64 = r.get(3)?;
+    let ns: Option<i64> = r.get(4)?;
+    let nanos = i128::from(ms) * 1_000_000 + i128::from(ns.unwrap_or(0));
+    let subject: Option<String> = r.get(9)?;
+    let dependants: Option<String> = r.get(10)?;
+    let status: Option<i64> = r.get(11)?;
+    let temperature: Option<f64> = r.get(15)?;
+    let event = Event {
+        schema: Schema,
+        id: uuid::Uuid::from_slice(&id).map_err(|e| corrupt(&key, e))?,
+        seq: u64::try_from(seq).map_err(|e| corrupt(&key, e))?,
+        site: r
+            .get::<_, String>(5)?
+            .parse()
+            .map_err(|e| corrupt(&key, e))?,
+        box_id: box_name.parse().map_err(|e| corrupt(&key, e))?,
+        checkpoint: CheckpointId::new(r.get::<_, String>(6)?).map_err(|e| corrupt(&key, e))?,
+        direction: codes::to_direction(r.get(7)?)?,
+        method: codes::to_method(r.get(8)?)?,
+        subject: subject
+            .map(SubjectId::new)
+            .transpose()
+            .map_err(|e| corrupt(&key, e))?,
+        dependants: dependants
+            .iter()
+            .flat_map(|d| d.split(','))
+            .map(|d| SubjectId::new(d).map_err(|e| corrupt(&key, e)))
+            .collect::<Result<_, _>>()?,
+        pass_status: status.map(codes::to_status).transpose()?,
+        decision: codes::to_decision(r.get(12)?)?,
+        reason: codes::to_reason(r.get(13)?)?,
+        flags: codes::to_flags(r.get(14)?)?,
+        temperature_c: temperature.map(|t| t as f32),
+        ts: OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|e| corrupt(&key, e))?,
+        clock_synced: r.get(16)?,
+    };
+    Ok((event, r.get(17)?))
+}
+
+fn events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Event>, StoreError> {
+    let mut st = conn.prepare_cached(sql)?;
+    let mut rows = st.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(event_of(r)?.0);
+    }
+    Ok(out)
+}
+
+pub(super) fn by_person(
+    conn: &Connection,
+    subject: &SubjectId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Event>, StoreError> {
+    events(
+        conn,
+        &format!(
+            "{EVENT} JOIN passes p ON p.event = e.pk \
+             WHERE p.subject = (SELECT id FROM subjects WHERE name = ?1) \
+             AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event"
+        ),
+        params![subject.as_str(), from_ms, to_ms],
+    )
+}
+
+pub(super) fn by_place(
+    conn: &Connection,
+    checkpoint: &CheckpointId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Event>, StoreError> {
+    events(
+        conn,
+        &format!(
+            "{EVENT} WHERE e.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
+             AND e.ts >= ?2 AND e.ts < ?3 ORDER BY e.ts, e.pk"
+        ),
+        params![checkpoint.as_str(), from_ms, to_ms],
+    )
+}
+
+fn scans(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Scan>, StoreError> {
+    let mut st = conn.prepare_cached(sql)?;
+    let mut rows = st.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let subject: String = r.get(0)?;
+        out.push(Scan {
+            subject: SubjectId::new(subject).map_err(|e| corrupt("subjects", e))?,
+            checkpoint: CheckpointId::new(r.get::<_, String>(1)?)
+                .map_err(|e| corrupt("checkpoints", e))?,
+            direction: codes::to_direction(r.get(2)?)?,
+            admitted: r.get(3)?,
+            ts_ms: r.get(4)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn scans_by_person(
+    conn: &Connection,
+    subject: &SubjectId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Scan>, StoreError> {
+    scans(
+        conn,
+        "SELECT u.name, c.name, p.direction, p.admitted, p.ts FROM passes p \
+         JOIN subjects u ON u.id = p.subject JOIN checkpoints c ON c.id = p.checkpoint \
+         WHERE p.subject = (SELECT id FROM subjects WHERE name = ?1) \
+         AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event",
+        params![subject.as_str(), from_ms, to_ms],
+    )
+}
+
+pub(super) fn scans_by_place(
+    conn: &Connection,
+    checkpoint: &CheckpointId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Scan>, StoreError> {
+    scans(
+        conn,
+        "SELECT u.name, c.name, p.direction, p.admitted, p.ts FROM passes p \
+         JOIN subjects u ON u.id = p.subject JOIN checkpoints c ON c.id = p.checkpoint \
+         WHERE p.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
+         AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event, p.subject",
+        params![checkpoint.as_str(), from_ms, to_ms],
+    )
+}
+
+pub(super) fn scan_time(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    visit: &mut dyn FnMut(Event) -> bool,
+) -> Result<(), StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{EVENT} WHERE e.ts >= ?1 AND e.ts < ?2 ORDER BY e.ts, e.pk"
+    ))?;
+    let mut rows = st.query(params![from_ms, to_ms])?;
+    while let Some(r) = rows.next()? {
+        if !visit(event_of(r)?.0) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn revocations(conn: &Connection) -> Result<Vec<(SubjectId, u32)>, StoreError> {
+    let mut st =
+        conn.prepare_cached("SELECT subject, issued_before FROM revocations ORDER BY subject")?;
+    let mut rows = st.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let s: String = r.get(0)?;
+        out.push((
+            SubjectId::new(s).map_err(|e| corrupt("revocations", e))?,
+            r.get(1)?,
+        ));
+    }
+    Ok(out)
+}
+
+pub(super) fn people(conn: &Connection) -> Result<Vec<Person>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, number, name, department, class, counsellor, department_head, wecom_id, \
+         email FROM people ORDER BY id",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(Person {
+            id: r.get(0)?,
+            number: r.get(1)?,
+            name: r.get(2)?,
+            department: r.get(3)?,
+            class: r.get(4)?,
+            counsellor: r.get(5)?,
+            department_head: r.get(6)?,
+            wecom_id: r.get(7)?,
+            email: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn places(conn: &Connection) -> Result<Vec<Place>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT checkpoint, name, building, capacity, manager FROM places ORDER BY checkpoint",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(Place {
+            checkpoint: r.get(0)?,
+            name: r.get(1)?,
+            building: r.get(2)?,
+            capacity: r.get(3)?,
+            manager: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn docs(
+    conn: &Connection,
+    kind: Docs,
+    newest_first: bool,
+    limit: usize,
+) -> Result<Vec<Doc>, StoreError> {
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT key, ord, time_ms, record FROM docs WHERE kind = ?1 ORDER BY ord {order}, key \
+         LIMIT ?2"
+    ))?;
+    let rows = st.query_map(
+        params![kind.code(), i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(Doc {
+                key: r.get(0)?,
+                ord: r.get(1)?,
+                time_ms: r.get(2)?,
+                json: r.get(3)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn unhandled_readings(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    events(
+        conn,
+        &format!(
+            "{EVENT} WHERE e.pk IN (SELECT event FROM readings ORDER BY event LIMIT ?1) \
+             ORDER BY e.pk"
+        ),
+        [i64::try_from(limit).unwrap_or(i64::MAX)],
+    )
+}
+
+/// Everything, as backup items, from one snapshot.
+pub(super) fn dump(
+    conn: &Connection,
+    out: &mut dyn FnMut(Item) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    {
+        let mut st = conn.prepare(&format!("{EVENT} ORDER BY e.pk"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (event, received_ms) = event_of(r)?;
+            out(Item::Event(Received { received_ms, event }))?;
+        }
+    }
+    {
+        let mut st = conn.prepare("SELECT received, record FROM conflicts ORDER BY rowid")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let json: String = r.get(1)?;
+            let event = serde_json::from_str(&json).map_err(|e| corrupt("conflicts", e))?;
+            out(Item::Conflict(Received {
+                received_ms: r.get(0)?,
+                event,
+            }))?;
+        }
+    }
+    {
+        let mut st = conn.prepare("SELECT box, state FROM sequences ORDER BY box")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let b: String = r.get(0)?;
+            let j: String = r.get(1)?;
+            out(Item::Sequence(Sequence {
+                box_id: b.parse().map_err(|e| corrupt("sequences", e))?,
+                state: serde_json::from_str(&j).map_err(|e| corrupt("sequences", e))?,
+            }))?;
+        }
+    }
+    for (subject, issued_before) in revocations(conn)? {
+        out(Item::Revocation(Revocation {
+            subject,
+            issued_before,
+        }))?;
+    }
+    for p in people(conn)? {
+        out(Item::Person(p))?;
+    }
+    for p in places(conn)? {
+        out(Item::Place(p))?;
+    }
+    for kind in Docs::ALL {
+        for doc in docs(conn, kind, false, usize::MAX)? {
+            out(Item::Doc(KeptDoc { kind, doc }))?;
+        }
+    }
+    {
+        let mut st = conn.prepare(
+            "SELECT b.name, e.seq FROM readings r JOIN events e ON e.pk = r.event \
+             JOIN boxes b ON b.id = e.box ORDER BY r.event",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let b: String = r.get(0)?;
+            let seq: i64 = r.get(1)?;
+            out(Item::Unhandled(Unhandled {
+                box_id: b.parse().map_err(|e| corrupt("readings", e))?,
+                seq: u64::try_from(seq).map_err(|e| corrupt("readings", e))?,
+            }))?;
+        }
+    }
+    Ok(())
+}

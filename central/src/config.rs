@@ -239,6 +239,8 @@ pub enum StoreKind {
     /// Embedded, in one file under the data directory: zero setup.
     #[default]
     Sqlite,
+    /// A PostgreSQL server (large sites, several central workers).
+    Postgres,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +254,23 @@ pub struct StoreConfig {
     /// SQLite: the writer's page cache.
     #[serde(default = "default_cache")]
     pub cache_bytes: u64,
+    /// PostgreSQL: `postgresql://user@host:port/db` or `host=… user=… dbname=…` (no password
+    /// here: it goes in `password_file`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PostgreSQL: a file holding the password (mode 0600).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL: the CA of the server's certificate; TLS is required when given.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PostgreSQL: connections kept open.
+    #[serde(default = "default_pool")]
+    pub pool_size: u32,
+}
+
+fn default_pool() -> u32 {
+    8
 }
 
 fn default_cache() -> u64 {
@@ -264,6 +283,10 @@ impl Default for StoreConfig {
             kind: StoreKind::Sqlite,
             path: None,
             cache_bytes: default_cache(),
+            url: None,
+            password_file: None,
+            ca_file: None,
+            pool_size: default_pool(),
         }
     }
 }
@@ -379,6 +402,50 @@ impl CentralConfig {
         }
         if !(1 << 20..=64 << 30).contains(&cfg.store.cache_bytes) {
             problems.push("store.cache_bytes: must be between 1 MiB and 64 GiB".to_string());
+        }
+        let st = &cfg.store;
+        match st.kind {
+            StoreKind::Sqlite => {
+                for (key, set) in [
+                    ("url", st.url.is_some()),
+                    ("password_file", st.password_file.is_some()),
+                    ("ca_file", st.ca_file.is_some()),
+                ] {
+                    if set {
+                        problems.push(format!(
+                            "store.{key}: only with kind = \"postgres\" (kind is \"sqlite\")"
+                        ));
+                    }
+                }
+            }
+            StoreKind::Postgres => {
+                match &st.url {
+                    None => problems.push("store.url: needed with kind = \"postgres\"".into()),
+                    Some(u) => {
+                        if let Err(e) = u.parse::<postgres::Config>() {
+                            problems.push(format!("store.url: {e}"));
+                        } else if u
+                            .parse::<postgres::Config>()
+                            .is_ok_and(|c| c.get_password().is_some())
+                        {
+                            problems.push(
+                                "store.url: holds a password; put it in store.password_file \
+                                 (mode 0600) instead"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
+                if st.path.is_some() {
+                    problems.push("store.path: only with kind = \"sqlite\"".into());
+                }
+                if !(1..=256).contains(&st.pool_size) {
+                    problems.push(format!(
+                        "store.pool_size: {} is not in 1..=256",
+                        st.pool_size
+                    ));
+                }
+            }
         }
         if cfg.api.token_file.as_os_str().is_empty() {
             problems.push("api.token_file: must not be empty".to_string());

@@ -51,7 +51,13 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn Store> = crate::store::open(&cfg)?;
+    // Opening may connect to PostgreSQL, whose client blocks: off the runtime.
+    let store: Arc<dyn Store> = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || crate::store::open(&cfg))
+            .await
+            .map_err(|e| ServeError::Task(format!("opening the store: {e}")))??
+    };
     let source = cfg.source().ok_or(ServeError::NoBroker)?;
     let (embedded, broker) = match source {
         crate::config::Source::External(b) => (None, b),

@@ -46,6 +46,8 @@ pub enum StoreError {
     Schema(String),
     #[error("store: {0}")]
     Refused(String),
+    #[error("store: {0}")]
+    Postgres(String),
 }
 
 /// What happened to one event on insert.
@@ -284,6 +286,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// Event time as the SQL stores keep it: Unix ms and the nanoseconds within that ms.
+pub(crate) fn split_ts(e: &Event) -> (i64, i64) {
+    let nanos = e.ts.unix_timestamp_nanos();
+    let ms = i64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(i64::MAX);
+    (ms, nanos.rem_euclid(1_000_000) as i64)
+}
+
+/// The bit a direction sets in `checkpoints.directions` (two-way places have both).
+pub(crate) fn direction_bit(d: checkpoint_protocol::records::Direction) -> i64 {
+    match d {
+        checkpoint_protocol::records::Direction::In => 1,
+        checkpoint_protocol::records::Direction::Out => 2,
+    }
+}
+
 /// Event time in Unix milliseconds (rounded down, also before 1970).
 pub fn event_ms(e: &Event) -> i64 {
     i64::try_from(e.ts.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
@@ -306,13 +323,53 @@ pub fn open(cfg: &crate::config::CentralConfig) -> Result<std::sync::Arc<dyn Sto
                 cfg.store.cache_bytes,
             )?))
         }
+        crate::config::StoreKind::Postgres => Ok(std::sync::Arc::new(PostgresStore::open(
+            &postgres_options(&cfg.store)?,
+        )?)),
     }
+}
+
+/// The PostgreSQL connection `[store]` describes, with its secrets read from their files.
+pub fn postgres_options(cfg: &crate::config::StoreConfig) -> Result<PostgresOptions, StoreError> {
+    let url = cfg
+        .url
+        .clone()
+        .ok_or_else(|| StoreError::Refused("store.url: needed with kind = \"postgres\"".into()))?;
+    let password = match &cfg.password_file {
+        Some(p) => {
+            let bytes = crate::secrets::read_private(p)
+                .map_err(|m| StoreError::Refused(format!("store.password_file: {m}")))?;
+            Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| StoreError::Refused(format!("{}: not UTF-8 text", p.display())))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            )
+        }
+        None => None,
+    };
+    let ca_pem = match &cfg.ca_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| StoreError::Refused(format!("store.ca_file {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    Ok(PostgresOptions {
+        url,
+        password,
+        ca_pem,
+        pool_size: cfg.pool_size,
+    })
 }
 
 pub mod codes;
 pub mod portable;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub use self::portable::BackupSummary;
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::sqlite::SqliteStore;
 
 #[cfg(any(test, feature = "contract"))]

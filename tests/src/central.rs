@@ -252,9 +252,33 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+thread_local! {
+    /// The `[store]` section centrals started on this thread get (SQLite by default).
+    static STORE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Centrals started on this thread until the guard drops keep their store in PostgreSQL
+/// database `url` (`postgres::Cluster::database`).
+pub fn use_postgres(url: &str) -> StoreGuard {
+    STORE.with(|s| *s.borrow_mut() = Some(crate::postgres::Cluster::store_section(url)));
+    StoreGuard(())
+}
+
+/// Back to SQLite when dropped.
+#[derive(Debug)]
+pub struct StoreGuard(());
+
+impl Drop for StoreGuard {
+    fn drop(&mut self) {
+        STORE.with(|s| *s.borrow_mut() = None);
+    }
+}
+
 /// A running `checkpoint-central serve`, its log next to its config. Killed when dropped.
 #[derive(Debug)]
 pub struct CentralProc {
+    /// The PostgreSQL database it stores into, when not SQLite.
+    pub postgres: Option<String>,
     proc_: crate::Proc,
     pub config: std::path::PathBuf,
     pub data_dir: std::path::PathBuf,
@@ -353,11 +377,23 @@ impl CentralProc {
         )
         .expect("token mode");
         let api_port = crate::broker::free_port();
+        let store = STORE
+            .with(|s| s.borrow().clone())
+            .unwrap_or_else(|| "[store]\ncache_bytes = 16777216\n".to_string());
+        let postgres = store
+            .contains("postgres")
+            .then(|| {
+                store
+                    .lines()
+                    .find_map(|l| l.strip_prefix("url = "))
+                    .map(|u| u.trim_matches('"').to_string())
+            })
+            .flatten();
         std::fs::write(
             &config,
             format!(
                 "data_dir = \"{}\"\n{broker}\
-                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n{ingest}[store]\ncache_bytes = 16777216\n\
+                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n{ingest}{store}\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n{extra}\n",
                 data_dir.display(),
                 token_file.display(),
@@ -368,6 +404,7 @@ impl CentralProc {
             ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
         let log = dir.join("central.log");
         CentralProc {
+            postgres,
             proc_: crate::Proc::start(
                 "checkpoint-central",
                 &args,
@@ -379,6 +416,31 @@ impl CentralProc {
             api: format!("http://127.0.0.1:{api_port}"),
             token_file,
         }
+    }
+
+    /// Opens this central's store (when it is stopped, for SQLite: retried while locked).
+    pub fn open_store(&self) -> Box<dyn checkpoint_central::store::Store> {
+        if let Some(url) = &self.postgres {
+            let opts = checkpoint_central::store::PostgresOptions {
+                url: url.clone(),
+                password: None,
+                ca_pem: None,
+                pool_size: 2,
+            };
+            return Box::new(
+                checkpoint_central::store::PostgresStore::open(&opts).expect("open postgres"),
+            );
+        }
+        let path = self.data_dir.join(checkpoint_central::store::sqlite::FILE);
+        let mut last = None;
+        for _ in 0..300 {
+            match checkpoint_central::store::SqliteStore::open(&path, 1 << 24) {
+                Ok(s) => return Box::new(s),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("store at {} does not open: {last:?}", path.display())
     }
 
     /// Runs a command of the real CLI against this central's API, retrying for a few seconds

@@ -10,6 +10,7 @@ pub mod broker;
 pub mod central;
 pub mod face;
 pub mod kiosk;
+pub mod postgres;
 pub mod qrset;
 pub mod smtp;
 

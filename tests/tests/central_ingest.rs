@@ -6,11 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use checkpoint_central::store::{SqliteStore, Store};
 use checkpoint_central::trace::{self, Scan};
 use checkpoint_e2e::broker::{Mosquitto, Pki};
 use checkpoint_e2e::central::{wait_until, CentralProc, TestCentral};
 use checkpoint_e2e::kiosk::{self, BoxSpec, Kiosk};
+use checkpoint_e2e::postgres::Cluster;
 use checkpoint_e2e::TempDir;
 use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::records::{Direction, Event};
@@ -33,20 +33,20 @@ fn drained(observer: &TestCentral, box_id: &str, last_seq: u64) -> bool {
         .is_some_and(|t| t.outbox_depth == 0 && t.last_seq == last_seq)
 }
 
-fn open_store(path: &std::path::Path) -> SqliteStore {
-    let mut last = None;
-    for _ in 0..200 {
-        match SqliteStore::open(path, 1 << 24) {
-            Ok(s) => return s,
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("store at {} does not open: {last:?}", path.display());
-}
-
 #[test]
 fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
+    two_boxes_through_crash_and_restart();
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart_on_postgres() {
+    let pg = Cluster::start();
+    let _store = checkpoint_e2e::central::use_postgres(&pg.database());
+    two_boxes_through_crash_and_restart();
+}
+
+fn two_boxes_through_crash_and_restart() {
     let dir = TempDir::new("central");
     let pki = Pki::new(&dir.path().join("pki"));
     let mut broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
@@ -245,7 +245,7 @@ fn two_boxes_stored_exactly_once_through_central_crash_and_broker_restart() {
         central.log_text()
     );
 
-    let store = open_store(&central.data_dir.join("central.sqlite"));
+    let store = central.open_store();
     assert_eq!(store.len().unwrap(), 12, "every event exactly once");
     assert_eq!(store.conflicts().unwrap(), 0);
     let all = store.by_time(0, i64::MAX, usize::MAX).unwrap();
@@ -354,7 +354,7 @@ fn bad_messages_are_counted_and_ingest_goes_on() {
             "{reason} not counted:\n{log}"
         );
     }
-    let store = open_store(&central.data_dir.join("central.sqlite"));
+    let store = central.open_store();
     assert_eq!(store.len().unwrap(), 2, "only the box's own two events");
 }
 
@@ -419,6 +419,18 @@ fn revocations_reach_the_boxes_through_central() {
 
 #[test]
 fn gaps_are_reported_exactly_where_a_full_outbox_dropped_events() {
+    gaps_exactly_where_events_were_dropped();
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn gaps_are_reported_exactly_where_a_full_outbox_dropped_events_on_postgres() {
+    let pg = Cluster::start();
+    let _store = checkpoint_e2e::central::use_postgres(&pg.database());
+    gaps_exactly_where_events_were_dropped();
+}
+
+fn gaps_exactly_where_events_were_dropped() {
     let dir = TempDir::new("central-gaps");
     let broker = Mosquitto::start(&dir.path().join("broker"), None);
     let keys = kiosk::keygen(&dir.path().join("keys"));
@@ -470,7 +482,7 @@ fn gaps_are_reported_exactly_where_a_full_outbox_dropped_events() {
             && b[0]["gaps"].as_array().is_some_and(|g| g.is_empty())
     });
     assert!(central.terminate().unwrap().success());
-    let store = open_store(&central.data_dir.join("central.sqlite"));
+    let store = central.open_store();
     let st = &store.seq_states().unwrap()[0].1;
     let lost: u64 = st.lost.iter().map(|(a, z)| z - a + 1).sum();
     assert!(st.gaps().is_empty(), "{st:?}");

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
-use checkpoint_protocol::records::{Direction, Event};
+use checkpoint_protocol::records::Event;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::portable::{self, BackupSummary, Item};
@@ -545,14 +545,6 @@ impl Store for SqliteStore {
             }
         }
         Ok(total)
-    }
-}
-
-/// The direction bit of `checkpoints.directions`.
-pub(super) fn direction_bit(d: Direction) -> i64 {
-    match d {
-        Direction::In => 1,
-        Direction::Out => 2,
     }
 }
 

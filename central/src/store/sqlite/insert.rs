@@ -6,10 +6,11 @@ use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{Decision, Event};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{direction_bit, Interned, Writer};
+use super::{Interned, Writer};
 use crate::roster::{Person, Place};
 use crate::store::portable::{Item, Received};
 use crate::store::{codes, Doc, Docs, Inserted, SeqState, StoreError};
+use crate::store::{direction_bit, split_ts};
 
 /// The writer's cache of interned names (a name's number never changes once committed) and of
 /// the direction bits already recorded per checkpoint. Cleared when a transaction fails, since
@@ -67,13 +68,6 @@ impl Names {
         self.directions.insert(cp, known | bit);
         Ok(())
     }
-}
-
-/// Event time as stored: Unix ms and the nanoseconds within it.
-pub(in crate::store) fn split_ts(e: &Event) -> (i64, i64) {
-    let nanos = e.ts.unix_timestamp_nanos();
-    let ms = i64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(i64::MAX);
-    (ms, nanos.rem_euclid(1_000_000) as i64)
 }
 
 fn seq_of(e: &Event) -> Result<i64, StoreError> {

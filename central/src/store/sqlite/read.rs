@@ -1,72 +1,38 @@
 //! Reads: events back from their typed columns, scans for tracing, the dump a backup writes.
 
 use checkpoint_protocol::ids::{CheckpointId, SubjectId};
-use checkpoint_protocol::records::{Event, Schema};
-use rusqlite::{params, Connection, Row};
-use time::OffsetDateTime;
+use checkpoint_protocol::records::Event;
+use rusqlite::{params, Connection};
 
 use crate::roster::{Person, Place};
 use crate::store::portable::{Item, KeptDoc, Received, Revocation, Sequence, Unhandled};
-use crate::store::{codes, Doc, Docs, StoreError};
+use crate::store::rows as decode;
+use crate::store::{Doc, Docs, StoreError};
 use crate::trace::Scan;
 
-/// The columns [`event_of`] reads, in its order, over `events e` and its names.
-const EVENT: &str = "SELECT e.id, b.name, e.seq, e.ts, e.ts_ns, s.name, c.name, e.direction, \
-     e.method, u.name, e.dependants, e.pass_status, e.decision, e.reason, e.flags, \
-     e.temperature, e.clock_synced, e.received \
-     FROM events e JOIN boxes b ON b.id = e.box JOIN sites s ON s.id = e.site \
-     JOIN checkpoints c ON c.id = e.checkpoint LEFT JOIN subjects u ON u.id = e.subject";
+/// `SELECT` of every event column over `events e`, then `rest`.
+fn select_events(rest: &str) -> String {
+    format!(
+        "SELECT {} FROM events e {} {rest}",
+        decode::EVENT_COLUMNS,
+        decode::EVENT_JOINS
+    )
+}
+
+/// `SELECT` of the scan columns over `passes p`, then `rest`.
+fn select_scans(rest: &str) -> String {
+    format!(
+        "SELECT {} FROM passes p {} {rest}",
+        decode::SCAN_COLUMNS,
+        decode::SCAN_JOINS
+    )
+}
 
 fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         key: what.to_string(),
         message: message.to_string(),
     }
-}
-
-/// One row of [`EVENT`] as the event the box sent, and when central received it.
-fn event_of(r: &Row<'_>) -> Result<(Event, i64), StoreError> {
-    let id: Vec<u8> = r.get(0)?;
-    let box_name: String = r.get(1)?;
-    let seq: i64 = r.get(2)?;
-    let key = format!("events/{box_name}/{seq}");
-    let ms: i64 = r.get(3)?;
-    let ns: Option<i64> = r.get(4)?;
-    let nanos = i128::from(ms) * 1_000_000 + i128::from(ns.unwrap_or(0));
-    let subject: Option<String> = r.get(9)?;
-    let dependants: Option<String> = r.get(10)?;
-    let status: Option<i64> = r.get(11)?;
-    let temperature: Option<f64> = r.get(15)?;
-    let event = Event {
-        schema: Schema,
-        id: uuid::Uuid::from_slice(&id).map_err(|e| corrupt(&key, e))?,
-        seq: u64::try_from(seq).map_err(|e| corrupt(&key, e))?,
-        site: r
-            .get::<_, String>(5)?
-            .parse()
-            .map_err(|e| corrupt(&key, e))?,
-        box_id: box_name.parse().map_err(|e| corrupt(&key, e))?,
-        checkpoint: CheckpointId::new(r.get::<_, String>(6)?).map_err(|e| corrupt(&key, e))?,
-        direction: codes::to_direction(r.get(7)?)?,
-        method: codes::to_method(r.get(8)?)?,
-        subject: subject
-            .map(SubjectId::new)
-            .transpose()
-            .map_err(|e| corrupt(&key, e))?,
-        dependants: dependants
-            .iter()
-            .flat_map(|d| d.split(','))
-            .map(|d| SubjectId::new(d).map_err(|e| corrupt(&key, e)))
-            .collect::<Result<_, _>>()?,
-        pass_status: status.map(codes::to_status).transpose()?,
-        decision: codes::to_decision(r.get(12)?)?,
-        reason: codes::to_reason(r.get(13)?)?,
-        flags: codes::to_flags(r.get(14)?)?,
-        temperature_c: temperature.map(|t| t as f32),
-        ts: OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|e| corrupt(&key, e))?,
-        clock_synced: r.get(16)?,
-    };
-    Ok((event, r.get(17)?))
 }
 
 fn events(
@@ -78,7 +44,7 @@ fn events(
     let mut rows = st.query(params)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(event_of(r)?.0);
+        out.push(decode::event_of(r)?.0);
     }
     Ok(out)
 }
@@ -91,10 +57,10 @@ pub(super) fn by_person(
 ) -> Result<Vec<Event>, StoreError> {
     events(
         conn,
-        &format!(
-            "{EVENT} JOIN passes p ON p.event = e.pk \
+        &select_events(
+            "JOIN passes p ON p.event = e.pk \
              WHERE p.subject = (SELECT id FROM subjects WHERE name = ?1) \
-             AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event"
+             AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event",
         ),
         params![subject.as_str(), from_ms, to_ms],
     )
@@ -108,9 +74,9 @@ pub(super) fn by_place(
 ) -> Result<Vec<Event>, StoreError> {
     events(
         conn,
-        &format!(
-            "{EVENT} WHERE e.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
-             AND e.ts >= ?2 AND e.ts < ?3 ORDER BY e.ts, e.pk"
+        &select_events(
+            "WHERE e.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
+             AND e.ts >= ?2 AND e.ts < ?3 ORDER BY e.ts, e.pk",
         ),
         params![checkpoint.as_str(), from_ms, to_ms],
     )
@@ -125,15 +91,7 @@ fn scans(
     let mut rows = st.query(params)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        let subject: String = r.get(0)?;
-        out.push(Scan {
-            subject: SubjectId::new(subject).map_err(|e| corrupt("subjects", e))?,
-            checkpoint: CheckpointId::new(r.get::<_, String>(1)?)
-                .map_err(|e| corrupt("checkpoints", e))?,
-            direction: codes::to_direction(r.get(2)?)?,
-            admitted: r.get(3)?,
-            ts_ms: r.get(4)?,
-        });
+        out.push(decode::scan_of(r)?);
     }
     Ok(out)
 }
@@ -146,10 +104,10 @@ pub(super) fn scans_by_person(
 ) -> Result<Vec<Scan>, StoreError> {
     scans(
         conn,
-        "SELECT u.name, c.name, p.direction, p.admitted, p.ts FROM passes p \
-         JOIN subjects u ON u.id = p.subject JOIN checkpoints c ON c.id = p.checkpoint \
-         WHERE p.subject = (SELECT id FROM subjects WHERE name = ?1) \
+        &select_scans(
+            "WHERE p.subject = (SELECT id FROM subjects WHERE name = ?1) \
          AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event",
+        ),
         params![subject.as_str(), from_ms, to_ms],
     )
 }
@@ -162,10 +120,10 @@ pub(super) fn scans_by_place(
 ) -> Result<Vec<Scan>, StoreError> {
     scans(
         conn,
-        "SELECT u.name, c.name, p.direction, p.admitted, p.ts FROM passes p \
-         JOIN subjects u ON u.id = p.subject JOIN checkpoints c ON c.id = p.checkpoint \
-         WHERE p.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
+        &select_scans(
+            "WHERE p.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
          AND p.ts >= ?2 AND p.ts < ?3 ORDER BY p.ts, p.event, p.subject",
+        ),
         params![checkpoint.as_str(), from_ms, to_ms],
     )
 }
@@ -176,12 +134,12 @@ pub(super) fn scan_time(
     to_ms: i64,
     visit: &mut dyn FnMut(Event) -> bool,
 ) -> Result<(), StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "{EVENT} WHERE e.ts >= ?1 AND e.ts < ?2 ORDER BY e.ts, e.pk"
+    let mut st = conn.prepare_cached(&select_events(
+        "WHERE e.ts >= ?1 AND e.ts < ?2 ORDER BY e.ts, e.pk",
     ))?;
     let mut rows = st.query(params![from_ms, to_ms])?;
     while let Some(r) = rows.next()? {
-        if !visit(event_of(r)?.0) {
+        if !visit(decode::event_of(r)?.0) {
             break;
         }
     }
@@ -271,9 +229,9 @@ pub(super) fn unhandled_readings(
 ) -> Result<Vec<Event>, StoreError> {
     events(
         conn,
-        &format!(
-            "{EVENT} WHERE e.pk IN (SELECT event FROM readings ORDER BY event LIMIT ?1) \
-             ORDER BY e.pk"
+        &select_events(
+            "WHERE e.pk IN (SELECT event FROM readings ORDER BY event LIMIT ?1) \
+             ORDER BY e.pk",
         ),
         [i64::try_from(limit).unwrap_or(i64::MAX)],
     )
@@ -285,10 +243,10 @@ pub(super) fn dump(
     out: &mut dyn FnMut(Item) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     {
-        let mut st = conn.prepare(&format!("{EVENT} ORDER BY e.pk"))?;
+        let mut st = conn.prepare(&select_events("ORDER BY e.pk"))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let (event, received_ms) = event_of(r)?;
+            let (event, received_ms) = decode::event_of(r)?;
             out(Item::Event(Received { received_ms, event }))?;
         }
     }

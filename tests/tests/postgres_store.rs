@@ -1,0 +1,187 @@
+//! The store contract on a real PostgreSQL server (a throwaway cluster), and what only the
+//! PostgreSQL backend does: day partitions dropped by retention, a newer schema refused, a site
+//! moving from SQLite to PostgreSQL through the portable backup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use checkpoint_central::store::contract::{self, ev, Fixture};
+use checkpoint_central::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
+use checkpoint_e2e::postgres::Cluster;
+use checkpoint_protocol::ids::SubjectId;
+
+fn options(url: &str) -> PostgresOptions {
+    PostgresOptions {
+        url: url.to_string(),
+        password: None,
+        ca_pem: None,
+        pool_size: 4,
+    }
+}
+
+struct PgFixture {
+    cluster: Arc<Cluster>,
+    url: String,
+}
+
+impl Fixture for PgFixture {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(PostgresStore::open(&options(&self.url)).unwrap())
+    }
+
+    fn other(&self) -> Box<dyn Store> {
+        Box::new(PostgresStore::open(&options(&self.cluster.database())).unwrap())
+    }
+}
+
+#[test]
+fn the_store_contract_holds_on_postgres() {
+    let cluster = Arc::new(Cluster::start());
+    contract::run_all(&|| {
+        Box::new(PgFixture {
+            url: cluster.database(),
+            cluster: cluster.clone(),
+        })
+    });
+}
+
+fn count(url: &str, sql: &str) -> i64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+#[test]
+fn retention_drops_whole_days_and_deletes_rows_only_in_the_day_it_cuts() {
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    let s = PostgresStore::open(&options(&url)).unwrap();
+    let day = 86_400_000i64;
+    let now = checkpoint_central::store::now_ms();
+    let today = now.div_euclid(day) * day;
+    // Today's and tomorrow's partitions exist (created ahead at open): 3 events received
+    // today, 2 tomorrow.
+    s.insert_received(
+        &[
+            ev("b1", 1, Some("alice"), "lib", 0),
+            ev("b1", 2, Some("bob"), "lib", 1),
+            ev("b1", 3, Some("carol"), "lib", 2),
+        ],
+        today + 1000,
+    )
+    .unwrap();
+    s.insert_received(
+        &[
+            ev("b1", 4, Some("alice"), "lib", 3),
+            ev("b1", 5, None, "lib", 4),
+        ],
+        today + day + 1000,
+    )
+    .unwrap();
+    let today_table: String = {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query_one(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events' \
+             AND c.relname <> 'events_default' ORDER BY c.relname LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(
+        count(&url, &format!("SELECT count(*) FROM {today_table}")),
+        3
+    );
+    assert_eq!(s.len().unwrap(), 5);
+    // Cut at tomorrow + 1 s: today goes as a whole table, tomorrow's events by row.
+    assert_eq!(s.purge_before(today + day + 1001, 1).unwrap(), 3 + 1);
+    assert_eq!(
+        count(
+            &url,
+            &format!("SELECT count(*) FROM pg_class WHERE relname = '{today_table}'")
+        ),
+        0,
+        "the day's partition is gone"
+    );
+    assert_eq!(s.purge_before(today + day + 1001, 100).unwrap(), 1);
+    assert_eq!(s.purge_before(today + day + 1001, 100).unwrap(), 0);
+    assert_eq!(s.len().unwrap(), 0);
+    assert_eq!(count(&url, "SELECT count(*) FROM passes"), 0);
+    // The sequence state stays.
+    assert_eq!(s.seq_states().unwrap()[0].1.contiguous, 5);
+}
+
+#[test]
+fn a_database_with_a_newer_schema_is_refused() {
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    drop(PostgresStore::open(&options(&url)).unwrap());
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES (99, 'future', '2030-01-01T00:00:00Z', '0')",
+    )
+    .unwrap();
+    let e = PostgresStore::open(&options(&url)).unwrap_err().to_string();
+    assert!(
+        e.contains("schema version 99") && e.contains("newer"),
+        "{e}"
+    );
+}
+
+/// A site outgrowing SQLite: one backup file from the SQLite store restores into PostgreSQL
+/// with the same answers.
+#[test]
+fn a_sqlite_store_moves_to_postgres_through_the_portable_backup() {
+    let tmp = checkpoint_e2e::TempDir::new("pg-move");
+    let dir = tmp.path().to_path_buf();
+    let lite = SqliteStore::open(&dir.join("central.sqlite"), 1 << 20).unwrap();
+    let mut evs = Vec::new();
+    for m in 0..300u64 {
+        let mut e = ev(
+            &format!("b{}", m % 3),
+            m / 3 + 1,
+            Some(&format!("p{}", m % 17)),
+            &format!("cp{}", m % 5),
+            m as i64,
+        );
+        if m % 11 == 0 {
+            e.dependants = vec![SubjectId::new("kid").unwrap()];
+            e.temperature_c = Some(37.9);
+        }
+        evs.push(e);
+    }
+    for chunk in evs.chunks(64) {
+        lite.insert(chunk).unwrap();
+    }
+    lite.revoke(&SubjectId::new("p3").unwrap(), 1_700_000_000)
+        .unwrap();
+    let mut file = Vec::new();
+    let summary = lite.backup(&mut file).unwrap();
+    assert_eq!(summary.events, 300);
+
+    let cluster = Cluster::start();
+    let pg = PostgresStore::open(&options(&cluster.database())).unwrap();
+    assert_eq!(pg.restore_from(&mut file.as_slice()).unwrap(), summary);
+    let all = |s: &dyn Store| s.by_time(i64::MIN, i64::MAX, usize::MAX).unwrap();
+    assert_eq!(all(&pg), all(&lite));
+    for who in ["p0", "p5", "kid"] {
+        let p = SubjectId::new(who).unwrap();
+        assert_eq!(
+            pg.by_person(&p, 0, i64::MAX).unwrap(),
+            lite.by_person(&p, 0, i64::MAX).unwrap()
+        );
+    }
+    assert_eq!(pg.seq_states().unwrap(), lite.seq_states().unwrap());
+    assert_eq!(pg.revocations().unwrap(), lite.revocations().unwrap());
+    assert_eq!(
+        pg.unhandled_readings(1000).unwrap(),
+        lite.unhandled_readings(1000).unwrap()
+    );
+    // And back: PostgreSQL's backup restores into SQLite just as well.
+    let mut again = Vec::new();
+    pg.backup(&mut again).unwrap();
+    let back = SqliteStore::open(&dir.join("back.sqlite"), 1 << 20).unwrap();
+    back.restore_from(&mut again.as_slice()).unwrap();
+    assert_eq!(all(&back), all(&lite));
+}

@@ -128,13 +128,23 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Restore a backup into a new data directory (central stopped or pointed elsewhere).
+    /// Restore a backup into an empty store: a new data directory (SQLite), or the store a
+    /// configuration names (SQLite or PostgreSQL: how a site moves from one to the other).
     Restore {
         #[arg(value_name = "FILE")]
         file: PathBuf,
         /// The data directory (`data_dir` in the configuration); its store must not exist.
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "config",
+            conflicts_with = "config"
+        )]
+        data_dir: Option<PathBuf>,
+        /// Or central's configuration: restores into the store its `[store]` names, which must
+        /// be empty (central stopped).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// For an encrypted backup: the age identity file holding the secret key.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,

@@ -219,6 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore {
             file,
             data_dir,
+            config,
             identity,
             passphrase_file,
         } => {
@@ -234,14 +235,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let target = data_dir.join(checkpoint_central::store::sqlite::FILE);
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            let s = checkpoint_central::store::SqliteStore::restore(&target, &mut input)
-                .with_context(|| {
-                    format!("restoring {} into {}", file.display(), target.display())
-                })?;
-            eprintln!("{}: {} events restored", target.display(), s.events);
+            let (s, into) = match (data_dir, config) {
+                (Some(data_dir), _) => {
+                    let target = data_dir.join(checkpoint_central::store::sqlite::FILE);
+                    std::fs::create_dir_all(&data_dir)
+                        .with_context(|| format!("creating {}", data_dir.display()))?;
+                    let s = checkpoint_central::store::SqliteStore::restore(&target, &mut input)
+                        .with_context(|| {
+                            format!("restoring {} into {}", file.display(), target.display())
+                        })?;
+                    (s, target.display().to_string())
+                }
+                (None, Some(config)) => {
+                    let cfg = checkpoint_central::config::CentralConfig::load(&config)?;
+                    std::fs::create_dir_all(&cfg.data_dir)
+                        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+                    let store = checkpoint_central::store::open(&cfg)?;
+                    let s = store.restore_from(&mut input).with_context(|| {
+                        format!(
+                            "restoring {} into the store of {}",
+                            file.display(),
+                            config.display()
+                        )
+                    })?;
+                    (s, format!("the store of {}", config.display()))
+                }
+                (None, None) => bail!("give --data-dir or --config"),
+            };
+            eprintln!("{into}: {} events restored", s.events);
             Ok(())
         }
         Command::Passcode(PasscodeCommand::Keygen { out }) => {

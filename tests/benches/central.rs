@@ -2,9 +2,11 @@
 //! 1. ingest: simulated boxes publish events through a real Mosquitto on loopback to a real
 //!    `checkpoint-central serve`, which stores and acks them; beside it the raw rate of the same
 //!    broker for the same messages to a subscriber that stores nothing;
-//! 2. queries: trajectory and contacts latency on a SQLite store filled with a campus-like
-//!    population (30,000 people, 2,000 checkpoints), at 1 M events (or N); `shallow` skips the
-//!    slow depth-2 contacts.
+//! 2. queries: bytes per event, fill rate, trajectory / contacts depth 1 and 2 / occupancy /
+//!    events page latency on SQLite and on PostgreSQL (a throwaway cluster) filled with the same
+//!    campus-like population (30,000 people, 2,000 checkpoints, 14 days), at 1 M events (or N);
+//!    `shallow` skips depth-2 contacts, `no-sqlite` / `no-postgres` one backend. The stores
+//!    live under the target directory and are removed at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -13,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkpoint_central::query::{self, ContactParams};
-use checkpoint_central::store::{SqliteStore, Store};
+use checkpoint_central::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use checkpoint_e2e::broker::Mosquitto;
 use checkpoint_e2e::central::CentralProc;
+use checkpoint_e2e::postgres::Cluster;
 use checkpoint_e2e::TempDir;
-use checkpoint_protocol::ids::SubjectId;
+use checkpoint_protocol::ids::{CheckpointId, SubjectId};
 use checkpoint_protocol::passcode::PassStatus;
 use checkpoint_protocol::records::{self, Ack, Decision, Direction, Event, Method, Reason, Schema};
 use checkpoint_protocol::topic::Topic;
@@ -203,17 +206,14 @@ fn ingest() {
     println!();
 }
 
-fn queries(n: u64, shallow: bool) {
-    println!("## Queries on a SQLite store of {n} events (30,000 people, 2,000 checkpoints)\n");
-    let dir = TempDir::new("bench-queries");
-    let store = SqliteStore::open(&dir.path().join("central.sqlite"), 256 << 20).unwrap();
+/// The generated campus: each event a person at one of their few usual places, over 14 days,
+/// arriving in time order (with a little disorder from boxes' backlogs) as a real store fills.
+fn fill(store: &dyn Store, n: u64) -> f64 {
     let people = 30_000u64;
-    // Each event: a person at one of their few usual places, over 14 days, arriving in time
-    // order (with a little disorder from boxes' backlogs) as a real store fills up.
     let span = 14 * 86_400i64;
     let t = Instant::now();
     let mut rng = fastrand::Rng::with_seed(7);
-    let batch = 20_000u64;
+    let batch = 500u64;
     let mut seqs: HashMap<u64, u64> = HashMap::new();
     for start in (0..n).step_by(batch as usize) {
         let evs: Vec<Event> = (start..(start + batch).min(n))
@@ -233,40 +233,55 @@ fn queries(n: u64, shallow: bool) {
             })
             .collect();
         store.insert(&evs).unwrap();
+        if start % 1_000_000 == 0 && start > 0 {
+            eprintln!("  {start} events, {:.0} s", t.elapsed().as_secs_f64());
+        }
     }
-    let fill = t.elapsed().as_secs_f64();
-    println!(
-        "Filled in {fill:.0} s ({:.0} events/s through `Store::insert`, batches of {batch}); \
-         {:.1} GB on disk.\n",
-        n as f64 / fill,
-        store.size_on_disk().unwrap() as f64 / 1e9
-    );
-    println!("| query | runs | p50 ms | p99 ms | mean result rows |");
-    println!("|---|---:|---:|---:|---:|");
-    let runs = 200;
-    let mut lat = Vec::new();
+    t.elapsed().as_secs_f64()
+}
+
+fn timed(runs: usize, mut f: impl FnMut(&mut fastrand::Rng) -> usize) -> (f64, f64, f64) {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut lat = Vec::with_capacity(runs);
     let mut rows = 0usize;
     for _ in 0..runs {
-        let p = SubjectId::new(format!("p-{}", rng.u64(0..people))).unwrap();
         let s = Instant::now();
-        rows += query::trajectory(&store, &p, T0 * 1000, (T0 + span) * 1000)
-            .unwrap()
-            .len();
+        rows += f(&mut rng);
         lat.push(s.elapsed().as_secs_f64() * 1000.0);
     }
-    println!(
-        "| trajectory, 14 days | {runs} | {:.2} | {:.2} | {:.0} |",
+    (
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99),
-        rows as f64 / runs as f64
+        rows as f64 / runs as f64,
+    )
+}
+
+fn queries_on(label: &str, store: &dyn Store, n: u64, shallow: bool) {
+    let people = 30_000u64;
+    let span = 14 * 86_400i64;
+    let fill_s = fill(store, n);
+    let bytes = store.size_on_disk().unwrap();
+    println!(
+        "### {label}, {n} events\n\nFilled in {fill_s:.0} s ({:.0} events/s through \
+         `Store::insert`, batches of 500); {:.2} GB on disk, {:.0} bytes per event.\n",
+        n as f64 / fill_s,
+        bytes as f64 / 1e9,
+        bytes as f64 / n as f64
     );
+    println!("| query | runs | p50 ms | p99 ms | mean rows |");
+    println!("|---|---:|---:|---:|---:|");
+    let person =
+        |rng: &mut fastrand::Rng| SubjectId::new(format!("p-{}", rng.u64(0..people))).unwrap();
+    let (p50, p99, rows) = timed(200, |rng| {
+        query::trajectory(store, &person(rng), T0 * 1000, (T0 + span) * 1000)
+            .unwrap()
+            .len()
+    });
+    println!("| trajectory, 14 days | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
     let depths: &[u8] = if shallow { &[1] } else { &[1, 2] };
     for &depth in depths {
-        let runs = if depth == 1 { 100 } else { 20 };
-        let mut lat = Vec::new();
-        let mut rows = 0usize;
-        for _ in 0..runs {
-            let p = SubjectId::new(format!("p-{}", rng.u64(0..people))).unwrap();
+        let runs = if depth == 1 { 200 } else { 40 };
+        let (p50, p99, rows) = timed(runs, |rng| {
             let params = ContactParams {
                 from_ms: T0 * 1000,
                 to_ms: (T0 + span) * 1000,
@@ -275,18 +290,46 @@ fn queries(n: u64, shallow: bool) {
                 now_ms: (T0 + span) * 1000,
                 depth,
             };
-            let s = Instant::now();
-            rows += query::contacts(&store, &p, &params).unwrap().len();
-            lat.push(s.elapsed().as_secs_f64() * 1000.0);
-        }
+            query::contacts(store, &person(rng), &params).unwrap().len()
+        });
         println!(
-            "| contacts depth {depth}, 14 days, ±5 min | {runs} | {:.1} | {:.1} | {:.0} |",
-            pct(&mut lat, 0.5),
-            pct(&mut lat, 0.99),
-            rows as f64 / runs as f64
+            "| contacts depth {depth}, 14 days, ±5 min | {runs} | {p50:.2} | {p99:.2} | {rows:.0} |"
         );
     }
+    let (p50, p99, rows) = timed(200, |rng| {
+        let place = CheckpointId::new(format!("cp-{}", rng.u64(0..2000))).unwrap();
+        let now = (T0 + rng.i64(86_400..span)) * 1000;
+        let (o, flow) =
+            query::occupancy(store, &place, now, 12 * 3_600_000, 86_400_000, 3_600_000).unwrap();
+        o.ins as usize + flow.len()
+    });
+    println!("| occupancy + 24 h flow of one place | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
+    let (p50, p99, rows) = timed(200, |rng| {
+        let from = (T0 + rng.i64(0..span - 86_400)) * 1000;
+        store.by_time(from, from + 86_400_000, 100).unwrap().len()
+    });
+    println!("| events page (100 rows of a day) | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
     println!();
+}
+
+fn queries(n: u64, shallow: bool, backends: &[&str]) {
+    println!("## Queries on a generated campus (30,000 people, 2,000 checkpoints, 14 days)\n");
+    if backends.contains(&"sqlite") {
+        let dir = TempDir::new_in_target("bench-sqlite");
+        let store = SqliteStore::open(&dir.path().join("central.sqlite"), 256 << 20).unwrap();
+        queries_on("SQLite", &store, n, shallow);
+    }
+    if backends.contains(&"postgres") {
+        let cluster = Cluster::start_in_target();
+        let opts = PostgresOptions {
+            url: cluster.database(),
+            password: None,
+            ca_pem: None,
+            pool_size: 4,
+        };
+        let store = PostgresStore::open(&opts).unwrap();
+        queries_on("PostgreSQL 15", &store, n, shallow);
+    }
 }
 
 fn main() {
@@ -300,13 +343,17 @@ fn main() {
         .unwrap_or(1_000_000);
     let names: Vec<&String> = args
         .iter()
-        .filter(|a| a.parse::<u64>().is_err() && *a != "shallow")
+        .filter(|a| a.parse::<u64>().is_err() && *a != "shallow" && !a.starts_with("no-"))
         .collect();
     let want = |name: &str| names.is_empty() || names.iter().any(|a| *a == name);
     if want("ingest") {
         ingest();
     }
     if want("queries") {
-        queries(n, args.iter().any(|a| a == "shallow"));
+        let backends: Vec<&str> = ["sqlite", "postgres"]
+            .into_iter()
+            .filter(|b| !args.iter().any(|a| a == &format!("no-{b}")))
+            .collect();
+        queries(n, args.iter().any(|a| a == "shallow"), &backends);
     }
 }

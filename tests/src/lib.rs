@@ -104,6 +104,21 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// Like [`TempDir::new`], under the workspace's target directory (benchmark stores: large,
+    /// and on the disk the build already uses).
+    pub fn new_in_target(label: &str) -> Self {
+        let root = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+            .join("bench-stores");
+        let dir = root.join(format!("{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        TempDir(dir)
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }

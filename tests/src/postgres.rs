@@ -44,7 +44,15 @@ fn is_root() -> bool {
 
 impl Cluster {
     pub fn start() -> Cluster {
-        let dir = TempDir::new("pg");
+        Cluster::start_at(TempDir::new("pg"))
+    }
+
+    /// A cluster under the target directory (benchmarks: tens of GB).
+    pub fn start_in_target() -> Cluster {
+        Cluster::start_at(TempDir::new_in_target("pg"))
+    }
+
+    fn start_at(dir: TempDir) -> Cluster {
         let bin = bin_dir();
         let run_as = is_root().then(|| "postgres".to_string());
         if let Some(user) = &run_as {

@@ -185,3 +185,79 @@ fn a_sqlite_store_moves_to_postgres_through_the_portable_backup() {
     back.restore_from(&mut again.as_slice()).unwrap();
     assert_eq!(all(&back), all(&lite));
 }
+
+/// The move with the real binaries: a SQLite store's backup file, one `restore --config` into
+/// the PostgreSQL a configuration names, and a central on it answers the same trajectory.
+#[test]
+fn restore_with_a_configuration_moves_a_site_to_postgres() {
+    let tmp = checkpoint_e2e::TempDir::new("pg-restore-cli");
+    let lite = SqliteStore::open(&tmp.path().join("central.sqlite"), 1 << 20).unwrap();
+    let now_min = (checkpoint_central::store::now_ms() - contract::T0) / contract::MIN - 60;
+    let evs: Vec<_> = (0..40u64)
+        .map(|i| {
+            ev(
+                "gate-1",
+                i + 1,
+                Some(["ann", "ben"][i as usize % 2]),
+                "lib",
+                now_min + i as i64,
+            )
+        })
+        .collect();
+    lite.insert(&evs).unwrap();
+    let backup = tmp.path().join("site.backup");
+    let mut f = std::fs::File::create(&backup).unwrap();
+    lite.backup(&mut f).unwrap();
+    drop(f);
+    drop(lite);
+
+    let cluster = Cluster::start();
+    let url = cluster.database();
+    let pki = checkpoint_e2e::broker::Pki::new(&tmp.path().join("pki"));
+    let _store = checkpoint_e2e::central::use_postgres(&url);
+    let port = checkpoint_e2e::broker::free_port();
+    // A central on the PostgreSQL database, to write its configuration; stopped for the restore.
+    let mut central =
+        checkpoint_e2e::central::CentralProc::start_embedded(&tmp.path().join("c"), &pki, port);
+    central.command(&["boxes"]);
+    assert!(central.terminate().unwrap().success());
+    let out = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--config",
+            central.config.to_str().unwrap(),
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success() && said.contains("40 events restored"),
+        "{said}"
+    );
+    // A second restore into the now full database is refused.
+    let again = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--config",
+            central.config.to_str().unwrap(),
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    let central =
+        checkpoint_e2e::central::CentralProc::start_embedded(&tmp.path().join("c"), &pki, port);
+    central.command(&["boxes"]);
+    let traj = central.query(&["trace", "--person", "ann", "--from", "2000-01-01T00:00:00Z"]);
+    let seqs: Vec<u64> = traj
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = (0..40u64).filter(|i| i % 2 == 0).map(|i| i + 1).collect();
+    assert_eq!(seqs, want);
+}

@@ -101,3 +101,31 @@ fn alert_settings_are_checked() {
         Some(vec![crate::alerts::route::Role::Facilities])
     );
 }
+
+#[test]
+fn the_store_section_is_checked_for_its_kind() {
+    let base = "data_dir = \"/x\"\n[broker]\nhost = \"h\"\nport = 1\ntransport = { kind = \"plain\" }\n[api]\ntoken_file = \"/t\"\n";
+    let cfg = CentralConfig::parse(base).unwrap();
+    assert_eq!(cfg.store.kind, StoreKind::Sqlite);
+    assert_eq!(cfg.sqlite_path(), Path::new("/x/central.sqlite"));
+    let err = CentralConfig::parse(&format!("{base}[store]\nkind = \"postgres\"\n")).unwrap_err();
+    assert!(err.contains("store.url: needed"), "{err}");
+    let err = CentralConfig::parse(&format!(
+        "{base}[store]\nkind = \"postgres\"\nurl = \"postgresql://u:secret@h/db\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("password_file"), "{err}");
+    let err = CentralConfig::parse(&format!("{base}[store]\nurl = \"postgresql://u@h/db\"\n"))
+        .unwrap_err();
+    assert!(err.contains("only with kind = \"postgres\""), "{err}");
+    let ok = CentralConfig::parse(&format!(
+        "{base}[store]\nkind = \"postgres\"\nurl = \"host=db user=checkpoint dbname=cp\"\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.store.pool_size, 8);
+    let err = CentralConfig::parse(&format!("{base}[store]\nkind = \"mysql\"\n")).unwrap_err();
+    assert!(
+        err.contains("mysql") || err.contains("unknown variant"),
+        "{err}"
+    );
+}

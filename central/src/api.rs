@@ -235,12 +235,23 @@ use handlers::{
 };
 pub use handlers::{EventsQuery, Imported, EVENTS_LIMIT};
 
+/// The largest roster file accepted: some 250,000 people (a 20,000-person campus is ~2.5 MB).
+pub const ROSTER_MAX_BYTES: usize = 32 << 20;
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/revocations", get(revocations).post(revoke))
         .route("/api/v1/events", get(events))
-        .route("/api/v1/roster/people", axum::routing::post(import_people))
-        .route("/api/v1/roster/places", axum::routing::post(import_places))
+        .route(
+            "/api/v1/roster/people",
+            axum::routing::post(import_people)
+                .layer(axum::extract::DefaultBodyLimit::max(ROSTER_MAX_BYTES)),
+        )
+        .route(
+            "/api/v1/roster/places",
+            axum::routing::post(import_places)
+                .layer(axum::extract::DefaultBodyLimit::max(ROSTER_MAX_BYTES)),
+        )
         .route("/api/v1/trajectory", get(trajectory))
         .route("/api/v1/contacts", get(contacts))
         .route("/api/v1/occupancy", get(occupancy))

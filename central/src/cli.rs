@@ -264,8 +264,9 @@ pub enum PasscodeCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum RosterCommand {
-    /// Replace the people and/or places roster with CSV files; a file with any bad row imports
-    /// nothing and every problem is listed with its line.
+    /// Replace the people and/or places roster with CSV files (or merge them in by id with
+    /// --upsert); a file with any bad row imports nothing and every problem is listed with its
+    /// line. --dry-run says what would change and writes nothing.
     Import {
         /// Columns: id,number,name,department,class,counsellor,department_head,wecom_id,email
         #[arg(long, value_name = "CSV")]
@@ -273,6 +274,12 @@ pub enum RosterCommand {
         /// Columns: checkpoint,name,building,capacity,manager
         #[arg(long, value_name = "CSV")]
         places: Option<PathBuf>,
+        /// Add and update by id; keep whoever is not in the file.
+        #[arg(long)]
+        upsert: bool,
+        /// Only say what would be added, changed and removed.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         api: ApiArgs,
     },

@@ -167,9 +167,20 @@ impl Client {
         self.get("/api/v1/notifications", &[("limit", &limit.to_string())])
     }
 
-    /// Imports a people (`what` = "people") or places ("places") CSV file.
-    pub fn import(&self, what: &str, csv: &str) -> Result<Imported, ClientError> {
-        self.post_text(&format!("/api/v1/roster/{what}"), csv)
+    /// Imports a people (`what` = "people") or places ("places") CSV file: replacing the
+    /// roster or merged into it by id (`upsert`); with `dry_run`, only says what would change.
+    pub fn import(
+        &self,
+        what: &str,
+        csv: &str,
+        upsert: bool,
+        dry_run: bool,
+    ) -> Result<Imported, ClientError> {
+        let mode = if upsert { "upsert" } else { "replace" };
+        self.post_text(
+            &format!("/api/v1/roster/{what}?mode={mode}&dry_run={dry_run}"),
+            csv,
+        )
     }
 
     pub fn events(&self, filters: &[(&str, &str)]) -> Result<Vec<TrajectoryRow>, ClientError> {

@@ -145,6 +145,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Roster(RosterCommand::Import {
             people,
             places,
+            upsert,
+            dry_run,
             api,
         }) => {
             if people.is_none() && places.is_none() {
@@ -159,9 +161,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         checkpoint_central::roster::text_of(bytes, &file.display().to_string())
                             .map_err(anyhow::Error::msg)?;
                     let r = c
-                        .import(what, &text)
+                        .import(what, &text, upsert, dry_run)
                         .with_context(|| format!("importing {}", file.display()))?;
-                    eprintln!("{}: {} {what} imported", file.display(), r.imported);
+                    let ch = &r.change;
+                    let sample = |v: &[String]| -> String {
+                        if v.is_empty() {
+                            String::new()
+                        } else {
+                            let shown: Vec<&str> = v.iter().take(10).map(String::as_str).collect();
+                            let more = if v.len() > 10 { ", …" } else { "" };
+                            format!(" ({}{more})", shown.join(", "))
+                        }
+                    };
+                    eprintln!(
+                        "{}: {} {what} rows; {} added{}, {} changed{}, {} removed{}, {} \
+                         unchanged{}",
+                        file.display(),
+                        r.imported,
+                        ch.added.len(),
+                        sample(&ch.added),
+                        ch.changed.len(),
+                        sample(&ch.changed),
+                        ch.removed.len(),
+                        sample(&ch.removed),
+                        ch.unchanged,
+                        if r.dry_run {
+                            " (dry run: nothing written)"
+                        } else {
+                            ""
+                        }
+                    );
                 }
             }
             Ok(())

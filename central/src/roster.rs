@@ -1,7 +1,9 @@
 //! The roster: people and places, imported from the CSV files a university already has.
 //!
 //! Import is all or nothing: every row is validated first and every problem is reported with its
-//! line number; only a clean file replaces the stored roster, in one atomic batch. Names live
+//! line number; only a clean file changes the stored roster, in one transaction. A file either
+//! replaces the roster or is merged into it by id ([`Mode`]); [`diff`] says what either would
+//! change, which is what a dry run shows. Names live
 //! here, at central, never on boxes or the wire: events carry only the pseudonymous `id`.
 //!
 //! People: `id,number,name,department,class,counsellor,department_head,wecom_id,email`
@@ -47,6 +49,76 @@ pub struct Place {
     pub building: String,
     pub capacity: Option<u32>,
     pub manager: String,
+}
+
+/// How an imported file meets the stored roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The file is the whole roster: whoever is not in it is removed.
+    #[default]
+    Replace,
+    /// The file adds and updates by id; whoever is not in it stays.
+    Upsert,
+}
+
+/// A roster row's key: the person's id, the place's checkpoint.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for Person {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Place {
+    fn key(&self) -> &str {
+        &self.checkpoint
+    }
+}
+
+/// What an import changes, by key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Change {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// What importing `new` in `mode` changes in `old` (keys sorted).
+pub fn diff<T: Keyed + PartialEq>(old: &[T], new: &[T], mode: Mode) -> Change {
+    let before: BTreeMap<&str, &T> = old.iter().map(|x| (x.key(), x)).collect();
+    let after: BTreeMap<&str, &T> = new.iter().map(|x| (x.key(), x)).collect();
+    let mut c = Change::default();
+    for (k, v) in &after {
+        match before.get(k) {
+            None => c.added.push(k.to_string()),
+            Some(o) if o != v => c.changed.push(k.to_string()),
+            Some(_) => c.unchanged += 1,
+        }
+    }
+    if mode == Mode::Replace {
+        c.removed = before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .map(|k| k.to_string())
+            .collect();
+    }
+    c
+}
+
+/// A replace by a file without rows would remove everyone: refused, with what to do instead.
+pub fn check_not_emptying(rows: usize, stored: usize, what: &str) -> Result<(), String> {
+    if rows == 0 && stored > 0 {
+        return Err(format!(
+            "the file has no {what} rows: nothing imported (as a replace it would remove all \
+             {stored}; fix the file, or import it with --upsert)"
+        ));
+    }
+    Ok(())
 }
 
 /// Every problem of a file, each with its line.
@@ -217,6 +289,48 @@ pub fn parse_places(text: &str) -> Result<Vec<Place>, RosterErrors> {
         Ok(out)
     } else {
         Err(RosterErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    fn place(cp: &str, name: &str) -> Place {
+        Place {
+            checkpoint: cp.into(),
+            name: name.into(),
+            building: String::new(),
+            capacity: None,
+            manager: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_replace_removes_the_missing_and_an_upsert_keeps_them() {
+        let old = [place("a", "A"), place("b", "B"), place("c", "C")];
+        let new = [place("b", "B2"), place("c", "C"), place("d", "D")];
+        let r = diff(&old, &new, Mode::Replace);
+        assert_eq!(
+            (r.added, r.changed, r.removed, r.unchanged),
+            (
+                vec!["d".to_string()],
+                vec!["b".to_string()],
+                vec!["a".to_string()],
+                1
+            )
+        );
+        let u = diff(&old, &new, Mode::Upsert);
+        assert!(u.removed.is_empty());
+        assert_eq!(u.added, ["d"]);
+    }
+
+    #[test]
+    fn an_empty_file_does_not_wipe_the_roster() {
+        assert!(check_not_emptying(0, 0, "people").is_ok());
+        assert!(check_not_emptying(3, 10, "people").is_ok());
+        let e = check_not_emptying(0, 10, "people").unwrap_err();
+        assert!(e.contains("remove all 10") && e.contains("--upsert"), "{e}");
     }
 }
 

@@ -226,6 +226,10 @@ pub trait Store: Send + Sync {
     fn replace_people(&self, people: &[Person]) -> Result<(), StoreError>;
     /// Replaces the whole places roster in one atomic step.
     fn replace_places(&self, places: &[Place]) -> Result<(), StoreError>;
+    /// Adds people and updates them by id, in one step; nobody is removed.
+    fn upsert_people(&self, people: &[Person]) -> Result<(), StoreError>;
+    /// Adds places and updates them by checkpoint, in one step; none is removed.
+    fn upsert_places(&self, places: &[Place]) -> Result<(), StoreError>;
     fn people(&self) -> Result<Vec<Person>, StoreError>;
     /// Changes whenever the roster is replaced (within this process), so readers know when to
     /// reload it.

@@ -140,9 +140,73 @@ fn two_boxes_through_crash_and_restart() {
         places.to_str().unwrap(),
     ]);
     assert!(
-        said.contains("8 people imported") && said.contains("1 places imported"),
+        said.contains("8 people rows; 8 added") && said.contains("1 places rows; 1 added"),
         "{said}"
     );
+    // A dry run of a smaller file says who would go and changes nothing; an empty file is
+    // refused; an upsert adds and updates and removes nobody.
+    let fewer = dir.path().join("fewer.csv");
+    std::fs::write(
+        &fewer,
+        "id,name,department
+alice,Alice Renamed,Physics
+zoe,Zoe,Art
+",
+    )
+    .unwrap();
+    let said = central.command(&[
+        "roster",
+        "import",
+        "--people",
+        fewer.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert!(
+        said.contains("1 added (zoe)")
+            && said.contains("1 changed (alice)")
+            && said.contains("7 removed")
+            && said.contains("dry run"),
+        "{said}"
+    );
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(
+        &empty,
+        "id,name,department
+",
+    )
+    .unwrap();
+    let wiped = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "roster",
+            "import",
+            "--people",
+            empty.to_str().unwrap(),
+            "--api",
+            &central.api,
+            "--token-file",
+            central.token_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!wiped.status.success());
+    assert!(
+        String::from_utf8_lossy(&wiped.stderr).contains("remove all 8"),
+        "{}",
+        String::from_utf8_lossy(&wiped.stderr)
+    );
+    let said = central.command(&[
+        "roster",
+        "import",
+        "--people",
+        fewer.to_str().unwrap(),
+        "--upsert",
+    ]);
+    assert!(
+        said.contains("1 added (zoe)") && said.contains("0 removed"),
+        "{said}"
+    );
+    let zoe = central.query(&["events", "--person", "zoe"]);
+    assert!(zoe.as_array().unwrap().is_empty());
 
     // The operators' questions through the real CLI and HTTP API.
     let traj = central.query(&["trace", "--person", "alice"]);

@@ -134,39 +134,117 @@ pub(super) async fn events(
     Ok(Json(rows.iter().map(|e| row(e, &places)).collect()))
 }
 
+/// What an import did (or, in a dry run, would do).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Imported {
+    /// Rows in the file.
     pub imported: usize,
+    pub mode: roster::Mode,
+    pub dry_run: bool,
+    #[serde(default)]
+    pub change: roster::Change,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportQuery {
+    #[serde(default)]
+    pub mode: roster::Mode,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Parses, compares with the stored roster and, unless a dry run, writes: one blocking call.
+async fn import<T>(
+    st: &ApiState,
+    q: ImportQuery,
+    rows: Vec<T>,
+    what: &'static str,
+    stored: fn(&dyn Store) -> Result<Vec<T>, crate::store::StoreError>,
+    write: fn(&dyn Store, &[T], roster::Mode) -> Result<(), crate::store::StoreError>,
+) -> Result<Json<Imported>, ApiError>
+where
+    T: roster::Keyed + PartialEq + Send + 'static,
+{
+    let store = st.store.clone();
+    let n = rows.len();
+    let (mode, dry_run) = (q.mode, q.dry_run);
+    let change = blocking(move || {
+        let old = stored(store.as_ref())?;
+        if mode == roster::Mode::Replace {
+            if let Err(m) = roster::check_not_emptying(n, old.len(), what) {
+                return Ok(Err(m));
+            }
+        }
+        let change = roster::diff(&old, &rows, mode);
+        if !dry_run {
+            write(store.as_ref(), &rows, mode)?;
+        }
+        Ok(Ok(change))
+    })
+    .await?
+    .map_err(|m| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m))?;
+    tracing::info!(
+        message = "Roster imported.",
+        what,
+        rows = n,
+        ?mode,
+        dry_run,
+        added = change.added.len(),
+        changed = change.changed.len(),
+        removed = change.removed.len()
+    );
+    Ok(Json(Imported {
+        imported: n,
+        mode,
+        dry_run,
+        change,
+    }))
 }
 
 pub(super) async fn import_people(
     State(st): State<ApiState>,
     headers: HeaderMap,
+    Query(q): Query<ImportQuery>,
     body: String,
 ) -> Result<Json<Imported>, ApiError> {
     authorise(&st, &headers)?;
     let people = roster::parse_people(&body)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let n = people.len();
-    let store = st.store.clone();
-    blocking(move || store.replace_people(&people)).await?;
-    tracing::info!(message = "People roster imported.", people = n);
-    Ok(Json(Imported { imported: n }))
+    import(
+        &st,
+        q,
+        people,
+        "people",
+        |s| s.people(),
+        |s, rows, mode| match mode {
+            roster::Mode::Replace => s.replace_people(rows),
+            roster::Mode::Upsert => s.upsert_people(rows),
+        },
+    )
+    .await
 }
 
 pub(super) async fn import_places(
     State(st): State<ApiState>,
     headers: HeaderMap,
+    Query(q): Query<ImportQuery>,
     body: String,
 ) -> Result<Json<Imported>, ApiError> {
     authorise(&st, &headers)?;
     let places = roster::parse_places(&body)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let n = places.len();
-    let store = st.store.clone();
-    blocking(move || store.replace_places(&places)).await?;
-    tracing::info!(message = "Places roster imported.", places = n);
-    Ok(Json(Imported { imported: n }))
+    import(
+        &st,
+        q,
+        places,
+        "places",
+        |s| s.places(),
+        |s, rows, mode| match mode {
+            roster::Mode::Replace => s.replace_places(rows),
+            roster::Mode::Upsert => s.upsert_places(rows),
+        },
+    )
+    .await
 }
 
 pub(super) async fn contacts(

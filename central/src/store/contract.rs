@@ -95,7 +95,7 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Fixture>) {
             a_checkpoint_is_two_way_once_both_directions_are_stored,
         ),
         ("purge by receive time", purge_keys_on_when_central_received),
-        ("roster", the_roster_is_replaced_whole),
+        ("roster", the_roster_is_replaced_whole_or_merged_by_id),
         ("documents", documents_are_kept_replaced_and_ordered),
         (
             "backup and restore",
@@ -446,7 +446,7 @@ fn person(id: &str, department: &str) -> Person {
     }
 }
 
-pub fn the_roster_is_replaced_whole(f: &dyn Fixture) {
+pub fn the_roster_is_replaced_whole_or_merged_by_id(f: &dyn Fixture) {
     let s = f.open();
     let g0 = s.roster_generation();
     s.replace_people(&[person("a", "math"), person("b", "art")])
@@ -461,13 +461,32 @@ pub fn the_roster_is_replaced_whole(f: &dyn Fixture) {
         manager: "m1".into(),
     }])
     .unwrap();
+    let g1 = s.roster_generation();
+    s.upsert_people(&[person("c", "art"), person("d", "law")])
+        .unwrap();
+    assert_ne!(s.roster_generation(), g1);
     drop(s);
     let s = f.open();
+    assert_eq!(
+        s.people().unwrap(),
+        vec![person("c", "art"), person("d", "law")],
+        "upsert updates by id and adds"
+    );
+    s.replace_people(&[person("c", "law")]).unwrap();
     assert_eq!(s.people().unwrap(), vec![person("c", "law")]);
+    s.upsert_places(&[Place {
+        checkpoint: "gym".into(),
+        name: "Gym".into(),
+        building: "B2".into(),
+        capacity: None,
+        manager: String::new(),
+    }])
+    .unwrap();
     let places = s.places().unwrap();
-    assert_eq!(places.len(), 1);
-    assert_eq!(places[0].name, "图书馆");
-    assert_eq!(places[0].capacity, Some(300));
+    assert_eq!(places.len(), 2);
+    let lib = places.iter().find(|p| p.checkpoint == "lib").unwrap();
+    assert_eq!(lib.name, "图书馆");
+    assert_eq!(lib.capacity, Some(300));
 }
 
 pub fn documents_are_kept_replaced_and_ordered(f: &dyn Fixture) {

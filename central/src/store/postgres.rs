@@ -1177,6 +1177,24 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn upsert_people(&self, list: &[Person]) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        put_people(&mut tx, list)?;
+        tx.commit()?;
+        self.roster_generation.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn upsert_places(&self, list: &[Place]) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        put_places(&mut tx, list)?;
+        tx.commit()?;
+        self.roster_generation.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn people(&self) -> Result<Vec<Person>, StoreError> {
         people(&mut *self.conn()?)
     }

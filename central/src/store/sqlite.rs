@@ -423,6 +423,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn upsert_people(&self, people: &[Person]) -> Result<(), StoreError> {
+        self.write(|w| {
+            let tx = w.conn.transaction()?;
+            insert::people(&tx, people)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        self.roster_generation.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn upsert_places(&self, places: &[Place]) -> Result<(), StoreError> {
+        self.write(|w| {
+            let tx = w.conn.transaction()?;
+            insert::places(&tx, places)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        self.roster_generation.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn people(&self) -> Result<Vec<Person>, StoreError> {
         self.read(|tx| read::people(tx))
     }

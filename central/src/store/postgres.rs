@@ -359,11 +359,12 @@ impl PostgresStore {
         let boxes: BTreeSet<&str> = events.iter().map(|e| e.box_id.as_str()).collect();
         let box_no = self.intern(&mut tx, 1, &boxes, &mut fresh)?;
         // One writer per box at a time, in a fixed order (no deadlock between workers).
-        let mut locks: Vec<i64> = box_no.values().map(|v| i64::from(*v)).collect();
+        let mut locks: Vec<i32> = box_no.values().copied().collect();
         locks.sort_unstable();
-        for l in &locks {
-            tx.execute("SELECT pg_advisory_xact_lock(1, $1::int)", &[&(*l as i32)])?;
-        }
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(1, b) FROM unnest($1::int[]) AS l(b) ORDER BY b",
+            &[&locks],
+        )?;
         let bx: Vec<i32> = events
             .iter()
             .map(|e| box_no.get(e.box_id.as_str()).copied().unwrap_or(0))
@@ -612,9 +613,20 @@ impl PostgresStore {
                 .or_default()
                 .add(events[i].seq);
         }
+        let mut boxes = Vec::with_capacity(states.len());
+        let mut jsons = Vec::with_capacity(states.len());
         for (b, st) in &states {
-            put_seq_state(tx, b, st)?;
+            jsons.push(serde_json::to_string(st).map_err(|e| StoreError::Corrupt {
+                key: format!("sequences/{b}"),
+                message: e.to_string(),
+            })?);
+            boxes.push(b.clone());
         }
+        tx.execute(
+            "INSERT INTO sequences (box, state) SELECT * FROM unnest($1::text[], $2::text[]) \
+             ON CONFLICT (box) DO UPDATE SET state = excluded.state",
+            &[&boxes, &jsons],
+        )?;
         Ok(())
     }
 

@@ -107,27 +107,6 @@ fn store_event(
 ) -> Result<Inserted, StoreError> {
     let box_no = names.id(tx, Interned::Box, e.box_id.as_str())?;
     let seq = seq_of(e)?;
-    let held: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT id FROM events WHERE box = ?1 AND seq = ?2")?
-        .query_row(params![box_no, seq], |r| r.get(0))
-        .optional()?;
-    match held {
-        Some(id) if id == e.id.as_bytes() => return Ok(Inserted::Duplicate),
-        Some(_) => {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO conflicts (id, received, record) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![&e.id.as_bytes()[..], received_ms, event_json(e)?])?;
-            return Ok(Inserted::Conflict);
-        }
-        None => {}
-    }
-    let same_id: bool = tx
-        .prepare_cached("SELECT count(*) > 0 FROM events WHERE id = ?1")?
-        .query_row([&e.id.as_bytes()[..]], |r| r.get(0))?;
-    if same_id {
-        return Ok(Inserted::Duplicate);
-    }
     let (ms, ns) = split_ts(e);
     let site = names.id(tx, Interned::Site, e.site.as_str())?;
     let cp = names.id(tx, Interned::Checkpoint, e.checkpoint.as_str())?;
@@ -146,8 +125,11 @@ fn store_event(
                 .join(","),
         )
     };
-    tx.prepare_cached(
-        "INSERT INTO events (id, box, seq, ts, ts_ns, received, site, checkpoint, direction, \
+    // The unique indexes decide: a new event goes in; one whose (box, seq) or id is taken is
+    // ignored, and only then is it looked at (a duplicate, or another id on its (box, seq)).
+    let stored = tx
+        .prepare_cached(
+        "INSERT OR IGNORE INTO events (id, box, seq, ts, ts_ns, received, site, checkpoint, direction, \
          method, subject, dependants, pass_status, decision, reason, flags, temperature, \
          clock_synced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
          ?15, ?16, ?17, ?18)",
@@ -172,6 +154,27 @@ fn store_event(
         e.temperature_c.map(f64::from),
         e.clock_synced,
     ])?;
+    if stored == 0 {
+        let held: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT id FROM events WHERE box = ?1 AND seq = ?2")?
+            .query_row(params![box_no, seq], |r| r.get(0))
+            .optional()?;
+        return match held {
+            Some(id) if id != e.id.as_bytes() => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO conflicts (id, received, record) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    &e.id.as_bytes()[..],
+                    received_ms,
+                    event_json(e)?
+                ])?;
+                Ok(Inserted::Conflict)
+            }
+            // The same event, under its (box, seq) or (sent again under another) its id.
+            _ => Ok(Inserted::Duplicate),
+        };
+    }
     let pk = tx.last_insert_rowid();
     let admitted = e.decision == Decision::Admit;
     let mut people = Vec::with_capacity(1 + e.dependants.len());

@@ -45,6 +45,14 @@ mod migrations {
 const DAY_MS: i64 = 86_400_000;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>;
+
+
+/// A pooled connection kept for reads, with the statements prepared on it.
+struct Reader {
+    conn: Conn,
+    statements: HashMap<String, postgres::Statement>,
+}
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -68,6 +76,11 @@ pub struct PostgresOptions {
 pub struct PostgresStore {
     /// `None` only while dropping.
     pool: Option<Pool>,
+    /// Connections kept for reads with their prepared statements (tracing asks the same few
+    /// queries many times per request; planning each costs more than running it): at most half
+    /// the pool, so writers always find a connection.
+    readers: Mutex<Vec<Reader>>,
+    max_readers: usize,
     /// Interned names whose rows are committed.
     names: Mutex<HashMap<(u8, String), i32>>,
     roster_generation: AtomicU64,
@@ -86,10 +99,14 @@ impl Drop for PostgresStore {
     /// Closing a connection blocks on the client's own runtime, which must not happen on an
     /// async runtime's thread (the last reference may go anywhere): closed on a thread of its own.
     fn drop(&mut self) {
+        let readers = std::mem::take(&mut *self.readers.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(pool) = self.pool.take() {
             let _ = std::thread::Builder::new()
                 .name("pg-close".into())
-                .spawn(move || drop(pool));
+                .spawn(move || {
+                    drop(readers);
+                    drop(pool)
+                });
         }
     }
 }
@@ -206,6 +223,8 @@ impl PostgresStore {
             .map_err(|e| StoreError::Postgres(format!("{label}: {e}")))?;
         let store = PostgresStore {
             pool: Some(pool),
+            readers: Mutex::new(Vec::new()),
+            max_readers: (opts.pool_size / 2) as usize,
             names: Mutex::new(HashMap::new()),
             roster_generation: AtomicU64::new(0),
             label,
@@ -630,18 +649,55 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Runs a read on a kept reader, preparing `sql` on it once.
+    fn read_rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut reader = match taken {
+            Some(r) => r,
+            None => Reader {
+                conn: self.conn()?,
+                statements: HashMap::new(),
+            },
+        };
+        let result = (|| {
+            let st = match reader.statements.get(sql) {
+                Some(st) => st.clone(),
+                None => {
+                    let st = reader.conn.prepare(sql)?;
+                    reader.statements.insert(sql.to_string(), st.clone());
+                    st
+                }
+            };
+            reader.conn.query(&st, params)
+        })();
+        match result {
+            Ok(rows) => {
+                let mut kept = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() < self.max_readers {
+                    kept.push(reader);
+                }
+                Ok(rows)
+            }
+            // The connection may be what failed: it goes back to the pool, not to the readers.
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn events_where(
         &self,
         rest: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Event>, StoreError> {
-        let mut c = self.conn()?;
         let sql = format!(
             "SELECT {} FROM events e {} {rest}",
             decode::EVENT_COLUMNS,
             decode::EVENT_JOINS
         );
-        c.query(&sql, params)?
+        self.read_rows(&sql, params)?
             .iter()
             .map(|r| decode::event_of(r).map(|(e, _)| e))
             .collect()
@@ -652,13 +708,15 @@ impl PostgresStore {
         rest: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Scan>, StoreError> {
-        let mut c = self.conn()?;
         let sql = format!(
             "SELECT {} FROM passes p {} {rest}",
             decode::SCAN_COLUMNS,
             decode::SCAN_JOINS
         );
-        c.query(&sql, params)?.iter().map(decode::scan_of).collect()
+        self.read_rows(&sql, params)?
+            .iter()
+            .map(decode::scan_of)
+            .collect()
     }
 
     fn purge_some(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError> {
@@ -1136,6 +1194,15 @@ impl Store for PostgresStore {
             }
         }
         Ok(())
+    }
+
+    fn by_time(&self, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        // With the limit in the query, the planner reads the time index instead of sorting the
+        // whole range.
+        self.events_where(
+            "WHERE e.ts >= $1 AND e.ts < $2 ORDER BY e.ts, e.pk LIMIT $3",
+            &[&from_ms, &to_ms, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
     }
 
     fn seq_states(&self) -> Result<Vec<(BoxId, SeqState)>, StoreError> {

@@ -535,12 +535,18 @@ impl Store for SqliteStore {
 
     fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError> {
         let seq = sql_i64(seq, "seq")?;
+        // Alerts are delivered at least once: losing this deletion to a power cut only means
+        // the alert is routed again at the next start. So it does not wait for a sync of its
+        // own (one per reading would halve ingest); the next insert's sync makes it durable.
         self.write(|w| {
-            w.conn.execute(
+            w.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let deleted = w.conn.execute(
                 "DELETE FROM readings WHERE event = (SELECT e.pk FROM events e \
                  JOIN boxes b ON b.id = e.box WHERE b.name = ?1 AND e.seq = ?2)",
                 params![box_id.as_str(), seq],
-            )?;
+            );
+            w.conn.pragma_update(None, "synchronous", "FULL")?;
+            deleted?;
             Ok(())
         })
     }

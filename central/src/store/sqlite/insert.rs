@@ -213,6 +213,8 @@ pub(super) fn insert(
     received_ms: i64,
 ) -> Result<Vec<Inserted>, StoreError> {
     let result = (|| {
+        // Durable before the ack, whatever a lighter write before set.
+        w.conn.pragma_update(None, "synchronous", "FULL")?;
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

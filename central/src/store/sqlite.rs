@@ -66,7 +66,8 @@ fn lock_path(path: &Path) -> PathBuf {
 }
 
 fn connection(path: &Path, flags: OpenFlags, cache_kib: i64) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Refused(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;
@@ -125,7 +126,7 @@ impl SqliteStore {
             .truncate(false)
             .write(true)
             .open(lock_path(path))
-            .map_err(StoreError::Io)?;
+            .map_err(|e| StoreError::Refused(format!("cannot open {}: {e}", path.display())))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

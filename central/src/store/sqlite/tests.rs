@@ -126,3 +126,11 @@ fn purge_leaves_no_pass_or_reading_behind() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_store_that_cannot_be_opened_names_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir").join(FILE);
+    let e = SqliteStore::open(&path, 1 << 20).unwrap_err().to_string();
+    assert!(e.contains("missing-dir"), "{e}");
+}

@@ -6,7 +6,8 @@
 //!   on central's own ack, published after the store's flush; a crash in between means the box
 //!   resends, and the store deduplicates.
 //! - Events are stored in batches (`batch_max`, `batch_wait_ms`): one flush per batch, one ack
-//!   per box per batch, naming ranges of sequence numbers.
+//!   per box per batch, naming ranges of sequence numbers. One batch is written (off the
+//!   runtime) while the next one fills.
 //! - Every message is validated strictly (`records::decode`: size, syntax, schema, shape) and the
 //!   box in the payload must be the box in the topic. A bad message is counted by reason and
 //!   logged with its topic; it never stops ingest.
@@ -164,6 +165,8 @@ pub async fn run(
     let mut warned = false;
     let mut rejections = LogThrottle::new(Duration::from_secs(60));
     let mut known = accept::KnownBoxes::new(cfg.pki_dir.clone());
+    // The batch being written while the next one fills (at most one: the store has one writer).
+    let mut writing: Option<Write> = None;
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
@@ -191,16 +194,22 @@ pub async fn run(
                         }
                         batch.push(e);
                         if batch.len() >= cfg.batch_max {
-                            store_batch(&mut batch, &store, &wire, &counters, &mut gaps, alerts.as_ref()).await;
-                            gaps.report(&registry);
+                            if let Some(w) = writing.take() {
+                                finish(w.done().await, &wire, &counters, &mut gaps, alerts.as_ref()).await;
+                                gaps.report(&registry);
+                            }
+                            writing = Some(Write::start(&mut batch, &store));
                         }
                     }
                 }
             },
+            written = Write::next(&mut writing) => {
+                finish(written, &wire, &counters, &mut gaps, alerts.as_ref()).await;
+                gaps.report(&registry);
+            }
             _ = tick.tick() => {
-                if !batch.is_empty() && batch_started.elapsed() >= wait {
-                    store_batch(&mut batch, &store, &wire, &counters, &mut gaps, alerts.as_ref()).await;
-                    gaps.report(&registry);
+                if writing.is_none() && !batch.is_empty() && batch_started.elapsed() >= wait {
+                    writing = Some(Write::start(&mut batch, &store));
                 }
             }
             _ = trust.changed.notified() => {
@@ -252,16 +261,12 @@ pub async fn run(
             }
         }
     }
+    if let Some(w) = writing.take() {
+        finish(w.done().await, &wire, &counters, &mut gaps, alerts.as_ref()).await;
+    }
     if !batch.is_empty() {
-        store_batch(
-            &mut batch,
-            &store,
-            &wire,
-            &counters,
-            &mut gaps,
-            alerts.as_ref(),
-        )
-        .await;
+        let w = Write::start(&mut batch, &store);
+        finish(w.done().await, &wire, &counters, &mut gaps, alerts.as_ref()).await;
     }
     wire.disconnect();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -334,26 +339,67 @@ fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn store_batch(
-    batch: &mut Vec<Event>,
-    store: &Arc<dyn Store>,
+/// A batch on its way into the store (off the runtime), with its events for the acks.
+struct Write {
+    events: Arc<Vec<Event>>,
+    task: tokio::task::JoinHandle<Result<Vec<Inserted>, crate::store::StoreError>>,
+}
+
+/// A batch the store took or refused.
+struct Written {
+    events: Arc<Vec<Event>>,
+    result: Result<Vec<Inserted>, String>,
+}
+
+impl Write {
+    fn start(batch: &mut Vec<Event>, store: &Arc<dyn Store>) -> Write {
+        let events = Arc::new(std::mem::take(batch));
+        let task = {
+            let (store, events) = (store.clone(), events.clone());
+            tokio::task::spawn_blocking(move || store.insert(&events))
+        };
+        Write { events, task }
+    }
+
+    async fn done(self) -> Written {
+        Written {
+            result: outcome(self.task.await),
+            events: self.events,
+        }
+    }
+
+    /// Waits for the write in `slot`, if any (never returns without one), and empties it.
+    async fn next(slot: &mut Option<Write>) -> Written {
+        let Some(w) = slot.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = outcome((&mut w.task).await);
+        let events = w.events.clone();
+        *slot = None;
+        Written { events, result }
+    }
+}
+
+fn outcome(
+    r: Result<Result<Vec<Inserted>, crate::store::StoreError>, tokio::task::JoinError>,
+) -> Result<Vec<Inserted>, String> {
+    match r {
+        Ok(Ok(outcomes)) => Ok(outcomes),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Acks what a write stored, counts it, and hands its readings to the alert engine.
+async fn finish(
+    written: Written,
     wire: &Wire,
     counters: &Mutex<Counters>,
     gaps: &mut GapWatch,
     alerts: Option<&AlertTap>,
 ) {
-    let events = std::mem::take(batch);
-    let result = {
-        let store = store.clone();
-        let events = events.clone();
-        tokio::task::spawn_blocking(move || store.insert(&events)).await
-    };
-    let failure = match result {
-        Ok(Ok(outcomes)) => Ok(outcomes),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    let outcomes = match failure {
+    let Written { events, result } = written;
+    let outcomes = match result {
         Ok(o) => o,
         Err(error) => {
             // Not stored, not acked: the boxes keep the events and resend them. Pausing lets a

@@ -257,8 +257,8 @@ pub trait Store: Send + Sync {
     /// Stored events with a temperature whose alerts the engine has not handled, in the order
     /// they were stored, at most `limit`.
     fn unhandled_readings(&self, limit: usize) -> Result<Vec<Event>, StoreError>;
-    /// The engine has handled the alerts of this event.
-    fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError>;
+    /// The engine has handled the alerts of these events (`(box, seq)`), in one write.
+    fn readings_handled(&self, readings: &[(BoxId, u64)]) -> Result<(), StoreError>;
     /// Writes a consistent snapshot of everything in the portable format ([`portable`]).
     fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError>;
     /// Loads a portable backup into this store, which must be empty; in one transaction, so a

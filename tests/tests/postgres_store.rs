@@ -220,7 +220,12 @@ fn restore_with_a_configuration_moves_a_site_to_postgres() {
     let mut central =
         checkpoint_e2e::central::CentralProc::start_embedded(&tmp.path().join("c"), &pki, port);
     central.command(&["boxes"]);
-    assert!(central.terminate().unwrap().success());
+    let stopped = central.terminate();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "central did not stop cleanly ({stopped:?}):\n{}",
+        central.log_text()
+    );
     let out = checkpoint_e2e::run(
         "checkpoint-central",
         &[

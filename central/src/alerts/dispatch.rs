@@ -23,6 +23,9 @@ use crate::store::{blocking, Store};
 mod jobs;
 pub use jobs::Route;
 
+/// Readings marked handled in one store write, at most.
+const HANDLED_BATCH: usize = 512;
+
 /// Delay before attempt `n + 1` (n ≥ 1): 5 s doubling, at most 10 minutes.
 pub fn retry_delay(attempts: u32) -> Duration {
     let secs = 5u64.saturating_mul(1 << attempts.saturating_sub(1).min(7));
@@ -283,11 +286,15 @@ impl Engine {
                 count = self.backlog.len()
             );
         }
-        for e in &self.backlog {
-            let alerts = super::rules::event_alerts(&limits, e);
-            self.deliver(alerts, &dir, &mut down, &mut due, &mut n)
-                .await;
-            self.handled(&e.box_id, e.seq).await;
+        for chunk in self.backlog.chunks(HANDLED_BATCH) {
+            let mut done = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                let alerts = super::rules::event_alerts(&limits, e);
+                self.deliver(alerts, &dir, &mut down, &mut due, &mut n)
+                    .await;
+                done.push((e.box_id.clone(), e.seq));
+            }
+            self.handled(done).await;
         }
         loop {
             let next_due = due.keys().next().map(|(t, _, _)| *t);
@@ -298,13 +305,21 @@ impl Engine {
                 }
             };
             let mut fresh: Vec<Alert> = Vec::new();
-            let mut reading = None;
+            let mut readings = Vec::new();
             tokio::select! {
                 _ = stop.cancelled() => break,
                 r = rx.recv() => match r {
                     Some(r) => {
-                        fresh.extend(r.alerts);
-                        reading = Some((r.box_id, r.seq));
+                        // Whatever else is already waiting is handled with it: one store
+                        // write marks them all.
+                        let mut next = Some(r);
+                        while let Some(r) = next.take() {
+                            fresh.extend(r.alerts);
+                            readings.push((r.box_id, r.seq));
+                            if readings.len() < HANDLED_BATCH {
+                                next = rx.try_recv().ok();
+                            }
+                        }
                     }
                     None => break,
                 },
@@ -336,9 +351,7 @@ impl Engine {
                 }
                 self.deliver(fresh, &dir, &mut down, &mut due, &mut n).await;
             }
-            if let Some((b, seq)) = reading {
-                self.handled(&b, seq).await;
-            }
+            self.handled(readings).await;
         }
     }
 
@@ -352,7 +365,12 @@ impl Engine {
         n: &mut u64,
     ) {
         for alert in alerts {
-            tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
+            if alert.kind == AlertKind::Temperature {
+                // Every measured person's own reading: routine, one per entry; not journal news.
+                tracing::debug!(message = "Alert.", key = alert.key, raised = alert.raised);
+            } else {
+                tracing::info!(message = "Alert.", key = alert.key, raised = alert.raised);
+            }
             for job in self.jobs(alert, dir).await {
                 if let Some((job, when)) = self.attempt(job, down).await {
                     *n += 1;
@@ -362,10 +380,15 @@ impl Engine {
         }
     }
 
-    async fn handled(&self, b: &BoxId, seq: u64) {
-        let id = b.clone();
-        if let Err(error) = blocking(&self.store, move |s| s.reading_handled(&id, seq)).await {
-            tracing::error!(message = "Cannot mark a reading handled.", %error, box_id = %b, seq);
+    /// Marks readings handled once their alerts are routed (a crash before this routes them
+    /// again: at least once).
+    async fn handled(&self, readings: Vec<(BoxId, u64)>) {
+        if readings.is_empty() {
+            return;
+        }
+        let count = readings.len();
+        if let Err(error) = blocking(&self.store, move |s| s.readings_handled(&readings)).await {
+            tracing::error!(message = "Cannot mark readings handled.", %error, count);
         }
     }
 

@@ -289,7 +289,8 @@ pub fn readings_wait_for_the_engine_once_each(f: &dyn Fixture) {
         vec![warm.clone(), later.clone()]
     );
     assert_eq!(s.unhandled_readings(1).unwrap(), vec![warm.clone()]);
-    s.reading_handled(&warm.box_id, warm.seq).unwrap();
+    s.readings_handled(&[(warm.box_id.clone(), warm.seq)])
+        .unwrap();
     assert_eq!(s.unhandled_readings(10).unwrap(), vec![later.clone()]);
     // A duplicate does not bring a handled reading back.
     s.insert(std::slice::from_ref(&warm)).unwrap();
@@ -543,7 +544,8 @@ pub fn a_backup_restores_the_same_answers_and_a_damaged_one_nothing(f: &dyn Fixt
         .collect();
     s.insert(&evs).unwrap();
     s.insert(&[ev("b1", 3, Some("mallory"), "lib", 3)]).unwrap(); // a conflict
-    s.reading_handled(&evs[0].box_id, evs[0].seq).unwrap();
+    s.readings_handled(&[(evs[0].box_id.clone(), evs[0].seq)])
+        .unwrap();
     s.revoke(&sid("bob"), 1_800_000_000).unwrap();
     s.replace_people(&[person("alice", "math")]).unwrap();
     s.put_doc(Docs::Pending, &notification_doc(9, 0)).unwrap();

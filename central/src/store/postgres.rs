@@ -1370,15 +1370,24 @@ impl Store for PostgresStore {
         )
     }
 
-    fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError> {
+    fn readings_handled(&self, readings: &[(BoxId, u64)]) -> Result<(), StoreError> {
+        if readings.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = readings.iter().map(|(b, _)| b.as_str()).collect();
+        let seqs = readings
+            .iter()
+            .map(|(_, s)| db_seq(*s))
+            .collect::<Result<Vec<i64>, _>>()?;
         // At least once: a deletion lost to a crash only routes the alert again, so this commit
         // does not wait for the WAL flush.
         let mut c = self.conn()?;
         let mut tx = c.transaction()?;
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         tx.execute(
-            "DELETE FROM readings WHERE box = (SELECT id FROM boxes WHERE name = $1) AND seq = $2",
-            &[&box_id.as_str(), &db_seq(seq)?],
+            "DELETE FROM readings r USING boxes b, unnest($1::text[], $2::bigint[]) AS h(name, seq) \
+             WHERE b.name = h.name AND r.box = b.id AND r.seq = h.seq",
+            &[&names, &seqs],
         )?;
         tx.commit()?;
         Ok(())

@@ -534,21 +534,33 @@ impl Store for SqliteStore {
         self.read(|tx| read::unhandled_readings(tx, limit))
     }
 
-    fn reading_handled(&self, box_id: &BoxId, seq: u64) -> Result<(), StoreError> {
-        let seq = sql_i64(seq, "seq")?;
-        // Alerts are delivered at least once: losing this deletion to a power cut only means
-        // the alert is routed again at the next start. So it does not wait for a sync of its
-        // own (one per reading would halve ingest); the next insert's sync makes it durable.
+    fn readings_handled(&self, readings: &[(BoxId, u64)]) -> Result<(), StoreError> {
+        if readings.is_empty() {
+            return Ok(());
+        }
+        // Alerts are delivered at least once: losing these deletions to a power cut only means
+        // the alerts are routed again at the next start. So they do not wait for a sync of
+        // their own; the next insert's sync makes them durable.
         self.write(|w| {
             w.conn.pragma_update(None, "synchronous", "NORMAL")?;
-            let deleted = w.conn.execute(
-                "DELETE FROM readings WHERE event = (SELECT e.pk FROM events e \
-                 JOIN boxes b ON b.id = e.box WHERE b.name = ?1 AND e.seq = ?2)",
-                params![box_id.as_str(), seq],
-            );
+            let deleted = (|| {
+                let tx = w
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut st = tx.prepare_cached(
+                        "DELETE FROM readings WHERE event = (SELECT e.pk FROM events e \
+                         JOIN boxes b ON b.id = e.box WHERE b.name = ?1 AND e.seq = ?2)",
+                    )?;
+                    for (b, seq) in readings {
+                        st.execute(params![b.as_str(), sql_i64(*seq, "seq")?])?;
+                    }
+                }
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })();
             w.conn.pragma_update(None, "synchronous", "FULL")?;
-            deleted?;
-            Ok(())
+            deleted
         })
     }
 

@@ -125,6 +125,10 @@ pub enum Command {
         /// Or encrypt under the passphrase in this file (mode 0600, first line, 12+ characters).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// `portable` (the default) restores into SQLite or PostgreSQL; `sqlite` is a copy of
+        /// a SQLite store's database file, taken online, which restores only into SQLite.
+        #[arg(long, value_enum, default_value_t = BackupFormat::Portable)]
+        format: BackupFormat,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -383,4 +387,11 @@ pub enum GalleryCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+}
+
+/// What `backup` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackupFormat {
+    Portable,
+    Sqlite,
 }

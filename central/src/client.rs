@@ -98,12 +98,15 @@ impl Client {
 
     /// Downloads a consistent snapshot of the running central's store into `out` (through a
     /// temporary file beside it, renamed when complete); returns (bytes, events).
+    /// `sqlite`: a copy of the SQLite database file instead of the portable format.
     pub fn backup(
         &self,
         out: &Path,
         seal: &crate::sealed::Seal,
+        sqlite: bool,
     ) -> Result<(u64, u64), ClientError> {
-        let url = format!("{}/api/v1/backup", self.base);
+        let format = if sqlite { "sqlite" } else { "portable" };
+        let url = format!("{}/api/v1/backup?format={format}", self.base);
         let err = |message: String| ClientError::Http {
             url: url.clone(),
             message,

@@ -224,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             recipients,
             passphrase_file,
+            format,
             api,
         } => {
             let seal = checkpoint_central::sealed::Seal::from_args(
@@ -232,7 +233,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .map_err(anyhow::Error::msg)?;
             let (c, _) = api.client()?;
-            let (bytes, events) = c.backup(&out, &seal)?;
+            let (bytes, events) = c.backup(
+                &out,
+                &seal,
+                format == checkpoint_central::cli::BackupFormat::Sqlite,
+            )?;
             let how = if matches!(seal, checkpoint_central::sealed::Seal::Plain) {
                 "not encrypted"
             } else {
@@ -256,7 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?,
             );
-            let mut input = checkpoint_central::sealed::open(
+            let input = checkpoint_central::sealed::open(
                 Box::new(raw),
                 &checkpoint_central::sealed::Unseal {
                     identity_file: identity.as_deref(),
@@ -264,17 +269,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            // A SQLite copy (`backup --format sqlite`) or the portable format: its first bytes.
+            let mut input = std::io::BufReader::new(input);
+            let sqlite_copy = {
+                use std::io::BufRead;
+                let head = input
+                    .fill_buf()
+                    .with_context(|| format!("reading {}", file.display()))?;
+                checkpoint_central::store::SqliteStore::is_database_file(head)
+            };
             let (s, into) = match (data_dir, config) {
                 (Some(data_dir), _) => {
                     let target = data_dir.join(checkpoint_central::store::sqlite::FILE);
                     std::fs::create_dir_all(&data_dir)
                         .with_context(|| format!("creating {}", data_dir.display()))?;
-                    let s = checkpoint_central::store::SqliteStore::restore(&target, &mut input)
-                        .with_context(|| {
-                            format!("restoring {} into {}", file.display(), target.display())
-                        })?;
+                    let s = if sqlite_copy {
+                        checkpoint_central::store::SqliteStore::restore_copy(&target, &mut input)
+                    } else {
+                        checkpoint_central::store::SqliteStore::restore(&target, &mut input)
+                    }
+                    .with_context(|| {
+                        format!("restoring {} into {}", file.display(), target.display())
+                    })?;
                     (s, target.display().to_string())
                 }
+                (None, Some(_)) if sqlite_copy => bail!(
+                    "{} is a copy of a SQLite database file: it restores with --data-dir only; \
+                     to move to PostgreSQL, take a portable backup (backup --format portable)",
+                    file.display()
+                ),
                 (None, Some(config)) => {
                     let cfg = checkpoint_central::config::CentralConfig::load(&config)?;
                     std::fs::create_dir_all(&cfg.data_dir)

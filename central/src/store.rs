@@ -261,6 +261,15 @@ pub trait Store: Send + Sync {
     fn readings_handled(&self, readings: &[(BoxId, u64)]) -> Result<(), StoreError>;
     /// Writes a consistent snapshot of everything in the portable format ([`portable`]).
     fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, StoreError>;
+    /// Writes a consistent copy of the whole store to `path` (a new file) in the backend's own
+    /// format, while ingest goes on: a SQLite database file. PostgreSQL has none here; its
+    /// path is `pg_dump` or point-in-time recovery (README), or the portable [`Store::backup`].
+    fn snapshot_file(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let _ = path;
+        Err(StoreError::Refused(
+            "this store has no native copy here: use pg_dump or the portable backup".into(),
+        ))
+    }
     /// Loads a portable backup into this store, which must be empty; in one transaction, so a
     /// damaged or incomplete file leaves it empty.
     fn restore_from(&self, input: &mut dyn std::io::Read) -> Result<BackupSummary, StoreError>;

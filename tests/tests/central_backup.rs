@@ -190,6 +190,19 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
         &id.to_public().to_string(),
     ]);
     assert!(said.contains("encrypted"), "{said}");
+    // And a copy of the SQLite file itself, taken online under the same load.
+    let native = dir.path().join("central-copy.sqlite");
+    let said = central.command(&[
+        "backup",
+        "--out",
+        native.to_str().unwrap(),
+        "--format",
+        "sqlite",
+    ]);
+    eprintln!("native backup: {said}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&native).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the copy holds personal data");
     publishers.join().unwrap();
     wait_until(Duration::from_secs(60), "everything stored", || {
         let b = central.query(&["boxes"]);
@@ -304,6 +317,62 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     }
     let seq_copy = copy.seq_states().unwrap();
     drop(copy);
+
+    // The native copy restores as it is, and is one consistent moment too.
+    let native_dir = dir.path().join("restored-native/data");
+    let out = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "restore",
+            native.to_str().unwrap(),
+            "--data-dir",
+            native_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stderr).contains("events restored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_native = open_store(&native_dir.join("central.sqlite"));
+    let mut native_boxes: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in from_native.by_time(0, i64::MAX, usize::MAX).unwrap() {
+        native_boxes
+            .entry(e.box_id.to_string())
+            .or_default()
+            .push(e.seq);
+    }
+    let native_total: usize = native_boxes.values().map(Vec::len).sum();
+    assert!(
+        native_total > 500 + 5,
+        "the copy holds what was stored: {native_total}"
+    );
+    for (b, seqs) in &mut native_boxes {
+        seqs.sort_unstable();
+        let first = if b == "gate-9" { 21 } else { 1 };
+        let expect: Vec<u64> = (first..first + seqs.len() as u64).collect();
+        assert_eq!(seqs, &expect, "{b}: a contiguous prefix in the native copy");
+    }
+    drop(from_native);
+    // A damaged copy is refused and leaves no store behind.
+    let mut broken = std::fs::read(&native).unwrap();
+    let cut = broken.len() / 2;
+    broken.truncate(cut);
+    let broken_file = dir.path().join("broken-copy.sqlite");
+    std::fs::write(&broken_file, &broken).unwrap();
+    let broken_dir = dir.path().join("restored-broken/data");
+    let out = checkpoint_e2e::run(
+        "checkpoint-central",
+        &[
+            "restore",
+            broken_file.to_str().unwrap(),
+            "--data-dir",
+            broken_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "a half copy must be refused");
+    eprintln!("broken copy: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!broken_dir.join("central.sqlite").exists());
     drop(original);
 
     // A central on the restored data answers through its API as the store does.

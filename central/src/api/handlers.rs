@@ -396,27 +396,51 @@ pub(super) async fn revocations(
 
 /// A consistent snapshot of the store, streamed. It is written to a file in the data directory
 /// first (the store is locked only for that), which is unlinked before it is sent.
+///
+/// `?format=sqlite`: a copy of the SQLite database file itself (SQLite stores only), which
+/// `restore --data-dir` puts in place as it is.
 pub(super) async fn backup(
     State(st): State<ApiState>,
     headers: HeaderMap,
+    Query(q): Query<BackupQuery>,
 ) -> Result<Response, ApiError> {
     authorise(&st, &headers)?;
+    let native = match q.format.as_deref() {
+        None | Some("portable") => false,
+        Some("sqlite") => true,
+        Some(other) => return Err(bad(format!("format {other:?}: give portable or sqlite"))),
+    };
     let store = st.store.clone();
     let path = st
         .backup_dir
         .join(format!("backup-{}.tmp", uuid::Uuid::new_v4().simple()));
     let (file, summary) = blocking(move || {
         let started = Instant::now();
-        let mut f = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(crate::store::StoreError::Io)?;
-        let _ = std::fs::remove_file(&path);
-        let summary = {
-            let mut w = std::io::BufWriter::new(&mut f);
-            store.backup(&mut w)?
+        let (mut f, summary) = if native {
+            store.snapshot_file(&path)?;
+            let f = std::fs::File::open(&path).map_err(crate::store::StoreError::Io)?;
+            let _ = std::fs::remove_file(&path);
+            let events = store.len()?;
+            (
+                f,
+                crate::store::portable::BackupSummary {
+                    events,
+                    ..Default::default()
+                },
+            )
+        } else {
+            let mut f = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(crate::store::StoreError::Io)?;
+            let _ = std::fs::remove_file(&path);
+            let summary = {
+                let mut w = std::io::BufWriter::new(&mut f);
+                store.backup(&mut w)?
+            };
+            (f, summary)
         };
         std::io::Seek::rewind(&mut f).map_err(crate::store::StoreError::Io)?;
         tracing::info!(
@@ -438,6 +462,11 @@ pub(super) async fn backup(
         resp.headers_mut().insert("x-checkpoint-events", v);
     }
     Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BackupQuery {
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

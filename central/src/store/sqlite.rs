@@ -27,6 +27,25 @@ use checkpoint_protocol::records::Event;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::portable::{self, BackupSummary, Item};
+
+/// The first bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// A new file only its owner can read (fails if it exists).
+fn private_file(path: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ))
+        })
+}
 use super::{Doc, Docs, Inserted, SeqState, Store, StoreError};
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
@@ -281,6 +300,70 @@ impl SqliteStore {
     }
 
     /// Moves the write-ahead log into the database file.
+    /// Whether `head` (a file's first bytes) is a SQLite database file.
+    pub fn is_database_file(head: &[u8]) -> bool {
+        head.starts_with(SQLITE_MAGIC)
+    }
+
+    /// Restores a native copy ([`Store::snapshot_file`]) as `path`, which must not exist: the
+    /// copy is staged beside it, opened (so a damaged file or a newer schema is refused) and
+    /// moved into place only when whole.
+    pub fn restore_copy(
+        path: &Path,
+        input: &mut dyn std::io::Read,
+    ) -> Result<BackupSummary, StoreError> {
+        if path.exists() {
+            return Err(StoreError::Backup(format!(
+                "{} is not empty: restore into a new data directory",
+                path.display()
+            )));
+        }
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(".restoring");
+        let staging = PathBuf::from(staging);
+        let remove_staging = || {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
+                let mut p = staging.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+        };
+        remove_staging();
+        let result = (|| {
+            {
+                let mut f = private_file(&staging)?;
+                std::io::copy(input, &mut f).map_err(StoreError::Io)?;
+                f.sync_all().map_err(StoreError::Io)?;
+            }
+            let store = SqliteStore::open(&staging, 64 << 20)?;
+            let ok: String =
+                store.read(|tx| Ok(tx.query_row("PRAGMA quick_check", [], |r| r.get(0))?))?;
+            if ok != "ok" {
+                return Err(StoreError::Backup(format!(
+                    "the copy is damaged (quick_check: {ok})"
+                )));
+            }
+            let events = store.len()?;
+            store.checkpoint()?;
+            drop(store);
+            Ok(BackupSummary {
+                events,
+                ..BackupSummary::default()
+            })
+        })();
+        match result {
+            Ok(summary) => {
+                std::fs::rename(&staging, path).map_err(StoreError::Io)?;
+                remove_staging();
+                Ok(summary)
+            }
+            Err(e) => {
+                remove_staging();
+                Err(e)
+            }
+        }
+    }
+
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.write(|w| {
             w.conn
@@ -574,6 +657,39 @@ impl Store for SqliteStore {
 
     fn restore_from(&self, input: &mut dyn std::io::Read) -> Result<BackupSummary, StoreError> {
         self.restore_into(input)
+    }
+
+    fn snapshot_file(&self, path: &Path) -> Result<(), StoreError> {
+        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let src = match taken {
+            Some(c) => c,
+            None => connection(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                16 << 10,
+            )?,
+        };
+        // Personal data: the copy is 0600 from its first byte.
+        drop(private_file(path)?);
+        let copied = (|| {
+            let mut dst = Connection::open(path)?;
+            {
+                // All pages in one step: one read snapshot (WAL lets ingest write meanwhile);
+                // stepping would restart whenever a batch lands.
+                let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+                b.step(-1)?;
+            }
+            dst.pragma_update(None, "journal_mode", "DELETE")?;
+            Ok::<_, StoreError>(())
+        })();
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(src);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        copied
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -28,6 +28,37 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 
 use super::portable::{self, BackupSummary, Item};
 
+/// Builds a new store at `path` (which must not exist) through `build` on `path.restoring`,
+/// moved into place only when `build` succeeded; the staging files are removed either way.
+fn staged(
+    path: &Path,
+    build: impl FnOnce(&Path) -> Result<BackupSummary, StoreError>,
+) -> Result<BackupSummary, StoreError> {
+    if path.exists() {
+        return Err(StoreError::Backup(format!(
+            "{} is not empty: restore into a new data directory",
+            path.display()
+        )));
+    }
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(".restoring");
+    let staging = PathBuf::from(staging);
+    let remove_staging = || {
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let mut p = staging.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    };
+    remove_staging();
+    let result = build(&staging);
+    if result.is_ok() {
+        std::fs::rename(&staging, path).map_err(StoreError::Io)?;
+    }
+    remove_staging();
+    result
+}
+
 /// The first bytes of every SQLite database file.
 const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
 
@@ -262,44 +293,14 @@ impl SqliteStore {
         path: &Path,
         input: &mut dyn std::io::Read,
     ) -> Result<BackupSummary, StoreError> {
-        if path.exists() {
-            return Err(StoreError::Backup(format!(
-                "{} is not empty: restore into a new data directory",
-                path.display()
-            )));
-        }
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(".restoring");
-        let staging = PathBuf::from(staging);
-        let remove_staging = || {
-            for suffix in ["", "-wal", "-shm", ".lock"] {
-                let mut p = staging.as_os_str().to_owned();
-                p.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(p));
-            }
-        };
-        remove_staging();
-        let result = (|| {
-            let store = SqliteStore::open(&staging, 64 << 20)?;
+        staged(path, |staging| {
+            let store = SqliteStore::open(staging, 64 << 20)?;
             let summary = store.restore_into(input)?;
             store.checkpoint()?;
-            drop(store);
             Ok(summary)
-        })();
-        match result {
-            Ok(summary) => {
-                std::fs::rename(&staging, path).map_err(StoreError::Io)?;
-                remove_staging();
-                Ok(summary)
-            }
-            Err(e) => {
-                remove_staging();
-                Err(e)
-            }
-        }
+        })
     }
 
-    /// Moves the write-ahead log into the database file.
     /// Whether `head` (a file's first bytes) is a SQLite database file.
     pub fn is_database_file(head: &[u8]) -> bool {
         head.starts_with(SQLITE_MAGIC)
@@ -312,30 +313,13 @@ impl SqliteStore {
         path: &Path,
         input: &mut dyn std::io::Read,
     ) -> Result<BackupSummary, StoreError> {
-        if path.exists() {
-            return Err(StoreError::Backup(format!(
-                "{} is not empty: restore into a new data directory",
-                path.display()
-            )));
-        }
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(".restoring");
-        let staging = PathBuf::from(staging);
-        let remove_staging = || {
-            for suffix in ["", "-wal", "-shm", ".lock"] {
-                let mut p = staging.as_os_str().to_owned();
-                p.push(suffix);
-                let _ = std::fs::remove_file(PathBuf::from(p));
-            }
-        };
-        remove_staging();
-        let result = (|| {
+        staged(path, |staging| {
             {
-                let mut f = private_file(&staging)?;
+                let mut f = private_file(staging)?;
                 std::io::copy(input, &mut f).map_err(StoreError::Io)?;
                 f.sync_all().map_err(StoreError::Io)?;
             }
-            let store = SqliteStore::open(&staging, 64 << 20)?;
+            let store = SqliteStore::open(staging, 64 << 20)?;
             let ok: String =
                 store.read(|tx| Ok(tx.query_row("PRAGMA quick_check", [], |r| r.get(0))?))?;
             if ok != "ok" {
@@ -345,23 +329,11 @@ impl SqliteStore {
             }
             let events = store.len()?;
             store.checkpoint()?;
-            drop(store);
             Ok(BackupSummary {
                 events,
                 ..BackupSummary::default()
             })
-        })();
-        match result {
-            Ok(summary) => {
-                std::fs::rename(&staging, path).map_err(StoreError::Io)?;
-                remove_staging();
-                Ok(summary)
-            }
-            Err(e) => {
-                remove_staging();
-                Err(e)
-            }
-        }
+        })
     }
 
     pub fn checkpoint(&self) -> Result<(), StoreError> {

@@ -44,6 +44,24 @@ fn event(b: u64, seq: u64, ts: OffsetDateTime) -> Event {
     }
 }
 
+/// Asserts that `events` hold a contiguous prefix of every box's sequence (gate-9 starts at 21)
+/// and more than what was stored before the load; returns how many there are.
+fn contiguous_prefixes(events: &[Event], what: &str) -> usize {
+    let mut per_box: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in events {
+        per_box.entry(e.box_id.to_string()).or_default().push(e.seq);
+    }
+    let total: usize = per_box.values().map(Vec::len).sum();
+    assert!(total > 500 + 5, "{what} holds what was stored: {total}");
+    for (b, seqs) in &mut per_box {
+        seqs.sort_unstable();
+        let first = if b == "gate-9" { 21 } else { 1 };
+        let expect: Vec<u64> = (first..first + seqs.len() as u64).collect();
+        assert_eq!(seqs, &expect, "{b}: a contiguous prefix in {what}");
+    }
+    total
+}
+
 fn open_store(path: &std::path::Path) -> SqliteStore {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).unwrap();
@@ -285,22 +303,11 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
     let copy = open_store(&restored.join("data/central.sqlite"));
     let in_copy = copy.by_time(0, i64::MAX, usize::MAX).unwrap();
     assert_eq!(in_copy.len() as u64, copy.len().unwrap());
-    let mut per_box: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for e in &in_copy {
-        per_box.entry(e.box_id.to_string()).or_default().push(e.seq);
-    }
-    let total: usize = per_box.values().map(Vec::len).sum();
-    assert!(total > 500 + 5, "the backup holds what was stored: {total}");
+    let total = contiguous_prefixes(&in_copy, "the backup");
     assert!(
         (total as u64) < BOXES * PER_BOX + 5,
         "taken under load, before the end"
     );
-    for (b, seqs) in &mut per_box {
-        seqs.sort_unstable();
-        let first = if b == "gate-9" { 21 } else { 1 };
-        let expect: Vec<u64> = (first..first + seqs.len() as u64).collect();
-        assert_eq!(seqs, &expect, "{b}: a contiguous prefix");
-    }
     let ids: HashSet<(String, u64)> = in_copy
         .iter()
         .map(|e| (e.box_id.to_string(), e.seq))
@@ -335,24 +342,10 @@ fn old_events_are_purged_and_a_backup_under_load_restores_to_the_same_answers() 
         String::from_utf8_lossy(&out.stderr)
     );
     let from_native = open_store(&native_dir.join("central.sqlite"));
-    let mut native_boxes: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for e in from_native.by_time(0, i64::MAX, usize::MAX).unwrap() {
-        native_boxes
-            .entry(e.box_id.to_string())
-            .or_default()
-            .push(e.seq);
-    }
-    let native_total: usize = native_boxes.values().map(Vec::len).sum();
-    assert!(
-        native_total > 500 + 5,
-        "the copy holds what was stored: {native_total}"
+    contiguous_prefixes(
+        &from_native.by_time(0, i64::MAX, usize::MAX).unwrap(),
+        "the native copy",
     );
-    for (b, seqs) in &mut native_boxes {
-        seqs.sort_unstable();
-        let first = if b == "gate-9" { 21 } else { 1 };
-        let expect: Vec<u64> = (first..first + seqs.len() as u64).collect();
-        assert_eq!(seqs, &expect, "{b}: a contiguous prefix in the native copy");
-    }
     drop(from_native);
     // A damaged copy is refused and leaves no store behind.
     let mut broken = std::fs::read(&native).unwrap();

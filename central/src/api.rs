@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use crate::query::{self, ContactParams};
 use crate::registry::Registry;
-use crate::roster::{self, Person, Place};
+use crate::roster::{self, Place};
 use crate::store::{event_ms, Store};
 
 #[derive(Clone)]
@@ -41,6 +41,8 @@ pub struct ApiState {
     pub galleries: tokio::sync::mpsc::Sender<crate::gallery::GalleryPublish>,
     /// Whether galleries may go out at all ([`crate::gallery::tls_only`]).
     pub galleries_allowed: Result<(), String>,
+    /// Every time in an answer is shown in the site's zone; hourly buckets are its hours.
+    pub site: crate::site::Site,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -85,8 +87,27 @@ pub struct OccupancyDto {
     pub ins: u64,
     pub outs: u64,
     pub auto_checked_out: u64,
-    /// `(interval start, admitted in, admitted out)`, hourly over the last 12 hours.
+    /// `(interval start, admitted in, admitted out)`, over the last 12 of the site's hours
+    /// (the current one included), each starting where the site's clocks read the full hour.
     pub flow: Vec<(String, u64, u64)>,
+}
+
+/// One page of the events table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsPage {
+    pub rows: Vec<TrajectoryRow>,
+    /// How many events the filters select in all (exact); with the first page only.
+    pub total: Option<u64>,
+    /// Pass as `after` for the next page; none when this page is the last.
+    pub next: Option<String>,
+}
+
+/// A notification record with its time in the site's zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationRow {
+    pub time: String,
+    #[serde(flatten)]
+    pub record: crate::alerts::log::NotificationRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,10 +222,10 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn row(e: &Event, places: &HashMap<String, Place>) -> TrajectoryRow {
+fn row(e: &Event, places: &HashMap<String, Place>, site: &crate::site::Site) -> TrajectoryRow {
     let place = places.get(e.checkpoint.as_str());
     TrajectoryRow {
-        ts: rfc3339_ms(event_ms(e)),
+        ts: site.rfc3339(event_ms(e)),
         box_id: e.box_id.to_string(),
         seq: e.seq,
         checkpoint: e.checkpoint.to_string(),

@@ -70,7 +70,9 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// The in/out events table, filtered; `--csv` exports it.
+    /// The in/out events table, filtered, in time order. A table shows one page (100 rows, and
+    /// says how to get the next); `--csv` and `--json` export every row, page by page, or say
+    /// where they stopped.
     Events {
         #[arg(long, value_name = "ID")]
         person: Option<String>,
@@ -84,9 +86,12 @@ pub enum Command {
         direction: Option<String>,
         #[arg(long, value_parser = ["admit", "deny"])]
         decision: Option<String>,
-        /// At most this many rows.
-        #[arg(long, default_value_t = 10_000)]
-        limit: usize,
+        /// At most this many rows (a table: default 100; an export: default all).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Start after this row: the cursor an earlier, stopped listing printed.
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
         #[command(flatten)]
         range: Range,
         #[command(flatten)]

@@ -6,7 +6,9 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::{BoxRow, ContactRow, Imported, OccupancyDto, RevocationDto, TrajectoryRow};
+use crate::api::{
+    BoxRow, ContactRow, EventsPage, Imported, OccupancyDto, RevocationDto, TrajectoryRow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -166,7 +168,7 @@ impl Client {
     pub fn notifications(
         &self,
         limit: usize,
-    ) -> Result<Vec<crate::alerts::log::NotificationRecord>, ClientError> {
+    ) -> Result<Vec<crate::api::NotificationRow>, ClientError> {
         self.get("/api/v1/notifications", &[("limit", &limit.to_string())])
     }
 
@@ -186,7 +188,8 @@ impl Client {
         )
     }
 
-    pub fn events(&self, filters: &[(&str, &str)]) -> Result<Vec<TrajectoryRow>, ClientError> {
+    /// One page of the events table.
+    pub fn events(&self, filters: &[(&str, &str)]) -> Result<EventsPage, ClientError> {
         self.get("/api/v1/events", filters)
     }
 
@@ -266,25 +269,7 @@ pub fn print<T: Serialize>(
 ) -> String {
     match out {
         Output::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
-        Output::Csv => {
-            let esc = |c: &str| {
-                if c.contains([',', '"', '\n']) {
-                    format!("\"{}\"", c.replace('"', "\"\""))
-                } else {
-                    c.to_string()
-                }
-            };
-            let mut s = header.join(",") + "\n";
-            for r in rows {
-                s += &cells(r)
-                    .iter()
-                    .map(|c| esc(c))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                s.push('\n');
-            }
-            s
-        }
+        Output::Csv => csv_lines(Some(header), rows, cells),
         Output::Table => {
             let body: Vec<Vec<String>> = rows.iter().map(&cells).collect();
             let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -314,6 +299,26 @@ pub fn print<T: Serialize>(
     }
 }
 
+/// Rows as CSV (RFC 4180 quoting), after `header` when given: pages of one export are written
+/// one after another with the header once.
+pub fn csv_lines<T>(
+    header: Option<&[&str]>,
+    rows: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // Writing into memory fails only on a record of another length, which these are not.
+    if let Some(h) = header {
+        let _ = w.write_record(h);
+    }
+    for r in rows {
+        let _ = w.write_record(cells(r));
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 pub mod tables;
 
 #[cfg(test)]
@@ -336,5 +341,10 @@ mod tests {
             "who,n\nalice,3\n\"bob, jr\",10\n"
         );
         assert!(print(&rows, &["who", "n"], cells, Output::Json).contains("\"alice\""));
+        let odd = [R("line\r\nbreak \"q\"", 1)];
+        assert_eq!(
+            csv_lines(None, &odd, cells),
+            "\"line\r\nbreak \"\"q\"\"\",1\n"
+        );
     }
 }

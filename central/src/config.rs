@@ -39,6 +39,9 @@ pub struct CentralConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// The site's time zone.
+    #[serde(default)]
+    pub site: crate::site::SiteConfig,
 }
 
 /// Where ingest reads from.
@@ -346,6 +349,7 @@ impl CentralConfig {
             e.problems(&mut problems);
         }
         cfg.alerts.problems(&mut problems);
+        cfg.site.problems(&mut problems);
         if !cfg.trust.keys.is_empty() && cfg.trust.signing_key.is_none() {
             problems.push(
                 "trust.signing_key: required with trust.keys (boxes apply only signed trust \

@@ -35,6 +35,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod serve;
 pub mod signing;
+pub mod site;
 pub mod store;
 pub mod trace;
 pub mod trust;

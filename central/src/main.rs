@@ -118,12 +118,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             direction,
             decision,
             limit,
+            after,
             range,
             api,
         } => {
             let (c, out) = api.client()?;
-            let limit = limit.to_string();
-            let mut q: Vec<(&str, &str)> = vec![("limit", limit.as_str())];
+            let mut q: Vec<(&str, &str)> = Vec::new();
             for (k, v) in [
                 ("person", &person),
                 ("department", &department),
@@ -138,9 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     q.push((k, v.as_str()));
                 }
             }
-            let rows = c.events(&q)?;
-            checkpoint_link::out!("{}", client::tables::events(&rows, out));
-            Ok(())
+            events_listing(&c, &q, out, limit, after)
         }
         Command::Roster(RosterCommand::Import {
             people,
@@ -450,6 +448,88 @@ fn run_pki(cmd: PkiCommand) -> anyhow::Result<()> {
             let i = pki::Ca::load(&dir)?.issue_client(&name, Validity::days(days)?)?;
             show(&name, &i);
         }
+    }
+    Ok(())
+}
+
+/// The events table: a table shows one page; CSV and JSON go on page by page until every row is
+/// out or `limit` is reached. Whenever it stops before the end it says where on stderr, with the
+/// `--after` that goes on from there, and a failure part-way is an error after what was written.
+fn events_listing(
+    c: &client::Client,
+    filters: &[(&str, &str)],
+    out: client::Output,
+    limit: Option<usize>,
+    mut after: Option<String>,
+) -> anyhow::Result<()> {
+    use checkpoint_central::api::EVENTS_LIMIT;
+    let want = limit.unwrap_or(match out {
+        client::Output::Table => 100,
+        _ => usize::MAX,
+    });
+    let mut written = 0usize;
+    let mut total: Option<u64> = None;
+    let of = |total: Option<u64>| total.map(|t| format!(" of {t}")).unwrap_or_default();
+    let mut first = true;
+    loop {
+        let page_size = want
+            .saturating_sub(written)
+            .clamp(1, EVENTS_LIMIT)
+            .to_string();
+        let mut q = filters.to_vec();
+        q.push(("limit", page_size.as_str()));
+        if let Some(a) = &after {
+            q.push(("after", a.as_str()));
+        }
+        let page = match c.events(&q) {
+            Ok(p) => p,
+            Err(e) => {
+                if first {
+                    return Err(e.into());
+                }
+                if out == client::Output::Json {
+                    checkpoint_link::outln!("\n]");
+                }
+                let from = after.as_deref().unwrap_or("the start");
+                anyhow::bail!(
+                    "the listing stopped after {written}{} events: {e}; go on with --after {from}",
+                    of(total)
+                );
+            }
+        };
+        if first {
+            total = page.total;
+        }
+        match out {
+            client::Output::Table => {
+                checkpoint_link::out!("{}", client::tables::events(&page.rows, out))
+            }
+            client::Output::Csv => {
+                checkpoint_link::out!("{}", client::tables::events_csv(&page.rows, first))
+            }
+            client::Output::Json => {
+                for (i, r) in page.rows.iter().enumerate() {
+                    let sep = if first && i == 0 { "[\n" } else { ",\n" };
+                    checkpoint_link::out!("{sep}{}", serde_json::to_string(r)?);
+                }
+            }
+        }
+        if !page.rows.is_empty() {
+            first = false;
+        }
+        written += page.rows.len();
+        after = page.next;
+        let Some(next) = &after else { break };
+        if written >= want || out == client::Output::Table {
+            eprintln!(
+                "{written}{} events shown; the next ones: --after {next}",
+                of(total)
+            );
+            break;
+        }
+    }
+    if out == client::Output::Json {
+        checkpoint_link::outln!("{}", if first { "[]" } else { "\n]" });
     }
     Ok(())
 }

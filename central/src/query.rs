@@ -227,24 +227,28 @@ fn contacts_reading(
     Ok(all)
 }
 
-/// Occupancy now, and admitted flow per `step_ms` over `[now - flow_span_ms, now)`.
+/// Occupancy now, and admitted flow in the buckets `flow_edges` delimit (see [`trace::flow`];
+/// none when empty).
 pub fn occupancy(
     store: &dyn Store,
     place: &CheckpointId,
     now_ms: i64,
     max_stay_ms: i64,
-    flow_span_ms: i64,
-    step_ms: i64,
+    flow_edges: &[i64],
 ) -> Result<(Occupancy, Vec<FlowBucket>), StoreError> {
-    let span = max_stay_ms.max(flow_span_ms);
-    let s = store.scans_by_place(place, now_ms - span, now_ms.saturating_add(1))?;
+    let from = flow_edges
+        .first()
+        .map_or(now_ms, |&f| f.min(now_ms))
+        .min(now_ms - max_stay_ms);
+    let s = store.scans_by_place(place, from, now_ms.saturating_add(1))?;
     let recent: Vec<Scan> = s
         .iter()
         .filter(|x| x.ts_ms >= now_ms - max_stay_ms)
         .cloned()
         .collect();
     let occ = trace::occupancy(&recent, now_ms, max_stay_ms);
-    let flow = trace::flow(&s, now_ms - flow_span_ms, now_ms, step_ms);
+    let upto_now: Vec<Scan> = s.into_iter().filter(|x| x.ts_ms < now_ms).collect();
+    let flow = trace::flow(&upto_now, flow_edges);
     Ok((occ, flow))
 }
 

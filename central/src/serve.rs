@@ -39,6 +39,8 @@ pub enum ServeError {
         path: std::path::PathBuf,
         message: String,
     },
+    #[error("{0}")]
+    Site(String),
     #[error("API cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -51,6 +53,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         path: cfg.data_dir.clone(),
         source,
     })?;
+    let site = crate::site::Site::from_config(&cfg.site).map_err(ServeError::Site)?;
     // Opening may connect to PostgreSQL, whose client blocks: off the runtime.
     let store: Arc<dyn Store> = {
         let cfg = cfg.clone();
@@ -126,6 +129,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         cfg: cfg.alerts.clone(),
         silent_after: Duration::from_secs(cfg.ingest.box_silent_s),
         max_stay_ms: i64::try_from(cfg.trace.max_stay_h * 3_600_000).unwrap_or(i64::MAX),
+        site: site.clone(),
         backlog,
     };
     let alert_task = tokio::spawn(engine.run(alert_rx, token.clone()));
@@ -151,6 +155,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         gallery_rx,
         token.clone(),
     ));
+    let site_name = site.name().to_string();
     let api_state = crate::api::ApiState {
         store: store.clone(),
         registry: registry_for_api,
@@ -162,6 +167,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         backup_dir: cfg.data_dir.clone(),
         galleries: gallery_tx,
         galleries_allowed: crate::gallery::tls_only(&cfg),
+        site,
     };
     let retention = tokio::spawn(retain(store.clone(), cfg.retention.clone(), token.clone()));
     let api_stop = token.clone();
@@ -170,7 +176,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     }));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let events = crate::store::blocking(&store, |s| s.len()).await?;
-    tracing::info!(message = "Central running.", events, data_dir = %cfg.data_dir.display());
+    tracing::info!(message = "Central running.", events, data_dir = %cfg.data_dir.display(), time_zone = site_name);
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
     // Half the unit's WatchdogSec (systemd passes it as WATCHDOG_USEC), else every 10 s.

@@ -215,6 +215,16 @@ pub trait Store: Send + Sync {
         }
         Ok(out)
     }
+    /// One page of the events table: at most `limit` (up to [`page::PAGE_MAX`]) events the
+    /// filter selects, in time order, after `after` (the `next` of the page before).
+    fn events_page(
+        &self,
+        filter: &EventFilter,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+    /// How many events the filter selects, exactly.
+    fn events_count(&self, filter: &EventFilter) -> Result<u64, StoreError>;
     /// Every box's sequence state.
     fn seq_states(&self) -> Result<Vec<(BoxId, SeqState)>, StoreError>;
     /// Revokes every code of `subject` issued before `issued_before` (Unix seconds). A later
@@ -377,10 +387,12 @@ pub fn postgres_options(cfg: &crate::config::StoreConfig) -> Result<PostgresOpti
 }
 
 pub mod codes;
+pub mod page;
 pub mod portable;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+pub use self::page::{Cursor, EventFilter, Page};
 pub use self::portable::BackupSummary;
 pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::sqlite::SqliteStore;

@@ -266,21 +266,21 @@ pub fn occupancy(scans: &[Scan], now_ms: i64, max_stay_ms: i64) -> Occupancy {
 /// One interval of flow: its start (ms), admitted ins, admitted outs.
 pub type FlowBucket = (i64, u64, u64);
 
-/// Admitted ins and outs per interval `[from + k*step, from + (k+1)*step)`.
-pub fn flow(scans: &[Scan], from_ms: i64, to_ms: i64, step_ms: i64) -> Vec<FlowBucket> {
-    if step_ms <= 0 || to_ms <= from_ms {
-        return Vec::new();
-    }
-    let n = usize::try_from((to_ms - from_ms + step_ms - 1) / step_ms).unwrap_or(0);
-    let mut out: Vec<FlowBucket> = (0..n)
-        .map(|k| (from_ms + k as i64 * step_ms, 0, 0))
+/// Admitted ins and outs per interval `[edges[k], edges[k + 1])` (the site's local hours,
+/// [`crate::site::Site::hour_edges`]); `edges` ascend. Each bucket is named by its start.
+pub fn flow(scans: &[Scan], edges: &[i64]) -> Vec<FlowBucket> {
+    let mut out: Vec<FlowBucket> = edges
+        .windows(2)
+        .filter(|w| w[0] < w[1])
+        .map(|w| (w[0], 0, 0))
         .collect();
-    for s in scans
-        .iter()
-        .filter(|s| s.admitted && s.ts_ms >= from_ms && s.ts_ms < to_ms)
-    {
-        let k = usize::try_from((s.ts_ms - from_ms) / step_ms).unwrap_or(0);
-        if let Some(b) = out.get_mut(k) {
+    let Some(&end) = edges.last() else {
+        return out;
+    };
+    for s in scans.iter().filter(|s| s.admitted && s.ts_ms < end) {
+        // The last bucket that starts at or before the scan.
+        let k = out.partition_point(|b| b.0 <= s.ts_ms);
+        if let Some(b) = k.checked_sub(1).and_then(|k| out.get_mut(k)) {
             match s.direction {
                 Direction::In => b.1 += 1,
                 Direction::Out => b.2 += 1,

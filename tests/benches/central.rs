@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checkpoint_central::query::{self, ContactParams};
-use checkpoint_central::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
+use checkpoint_central::store::{EventFilter, PostgresOptions, PostgresStore, SqliteStore, Store};
 use checkpoint_e2e::broker::Mosquitto;
 use checkpoint_e2e::central::CentralProc;
 use checkpoint_e2e::postgres::Cluster;
@@ -263,6 +263,7 @@ fn timed(runs: usize, mut f: impl FnMut(&mut fastrand::Rng) -> usize) -> (f64, f
 /// `pg_url`: a PostgreSQL store, vacuumed and analysed after the fill as autovacuum would have
 /// done on a live server by the time anyone queries a day's events.
 fn queries_on(label: &str, store: &dyn Store, n: u64, shallow: bool, pg_url: Option<&str>) {
+    let utc = checkpoint_central::site::Site::utc();
     let people = 30_000u64;
     let span = 14 * 86_400i64;
     let fill_s = fill(store, n);
@@ -310,15 +311,51 @@ fn queries_on(label: &str, store: &dyn Store, n: u64, shallow: bool, pg_url: Opt
         let place = CheckpointId::new(format!("cp-{}", rng.u64(0..2000))).unwrap();
         let now = (T0 + rng.i64(86_400..span)) * 1000;
         let (o, flow) =
-            query::occupancy(store, &place, now, 12 * 3_600_000, 86_400_000, 3_600_000).unwrap();
+            query::occupancy(store, &place, now, 12 * 3_600_000, &utc.last_hours(now, 24)).unwrap();
         o.ins as usize + flow.len()
     });
     println!("| occupancy + 24 h flow of one place | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
-    let (p50, p99, rows) = timed(200, |rng| {
+    let day = |rng: &mut fastrand::Rng| {
         let from = (T0 + rng.i64(0..span - 86_400)) * 1000;
-        store.by_time(from, from + 86_400_000, 100).unwrap().len()
+        EventFilter {
+            from_ms: from,
+            to_ms: from + 86_400_000,
+            ..EventFilter::default()
+        }
+    };
+    let (p50, p99, rows) = timed(200, |rng| {
+        store
+            .events_page(&day(rng), None, 100)
+            .unwrap()
+            .events
+            .len()
     });
     println!("| events page (100 rows of a day) | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
+    let (p50, p99, rows) = timed(200, |rng| {
+        // Ten pages in: the cursor starts the read where the last page ended.
+        let f = day(rng);
+        let mut after = None;
+        for _ in 0..9 {
+            after = store.events_page(&f, after, 100).unwrap().next;
+        }
+        store.events_page(&f, after, 100).unwrap().events.len()
+    });
+    println!(
+        "| ten events pages in a row (the 10th's rows) | 200 | {p50:.2} | {p99:.2} | {rows:.0} |"
+    );
+    let (p50, p99, rows) = timed(200, |rng| {
+        let f = EventFilter {
+            place: Some(CheckpointId::new(format!("cp-{}", rng.u64(0..2000))).unwrap()),
+            direction: Some(Direction::In),
+            ..day(rng)
+        };
+        let shown = store.events_page(&f, None, 100).unwrap().events.len();
+        assert!(store.events_count(&f).unwrap() >= shown as u64);
+        shown
+    });
+    println!("| events page of one place and direction + exact count | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
+    let (p50, p99, rows) = timed(200, |rng| store.events_count(&day(rng)).unwrap() as usize);
+    println!("| exact count of a day's events | 200 | {p50:.2} | {p99:.2} | {rows:.0} |");
     println!();
 }
 

@@ -24,6 +24,19 @@ fn frames(spec: &BoxSpec, keys: &std::path::Path, people: &[&str]) {
     }
 }
 
+/// The start of the current hour in Asia/Kolkata (UTC+05:30 all year), as RFC 3339.
+fn kolkata_hour_now() -> String {
+    let offset = time::UtcOffset::from_hms(5, 30, 0).unwrap();
+    let t = time::OffsetDateTime::now_utc().to_offset(offset);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:00:00+05:30",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour()
+    )
+}
+
 fn drained(observer: &TestCentral, box_id: &str, last_seq: u64) -> bool {
     observer
         .telemetry()
@@ -52,7 +65,14 @@ fn two_boxes_through_crash_and_restart() {
     let mut broker = Mosquitto::start(&dir.path().join("broker"), Some(&pki));
     let keys = kiosk::keygen(&dir.path().join("keys"));
     let observer = TestCentral::connect_as("observer", &broker, Some(&pki), false);
-    let mut central = CentralProc::start(&dir.path().join("central"), &broker, Some(&pki));
+    // A zone half an hour off UTC: local hours start at :30 UTC.
+    let mut central = CentralProc::start_with(
+        &dir.path().join("central"),
+        &broker,
+        Some(&pki),
+        600,
+        "[site]\ntime_zone = \"Asia/Kolkata\"\n",
+    );
 
     let people_in = [
         "alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank",
@@ -237,7 +257,9 @@ zoe,Zoe,Art
         .filter(|p| *p != "alice")
         .collect();
     assert_eq!(met, everyone_else, "{contacts}");
+    let hour_before = kolkata_hour_now();
     let occ = central.query(&["occupancy", "--place", "library"]);
+    let hour_after = kolkata_hour_now();
     // Eight went in, four of them came out again.
     assert_eq!(
         (
@@ -247,6 +269,28 @@ zoe,Zoe,Art
         ),
         (Some(4), Some(8), Some(4)),
         "{occ}"
+    );
+    // Flow: the last 12 of the site's hours, each named by the instant its clocks read hh:00,
+    // the current hour last; all eight entries and four exits are in them.
+    let flow = occ["flow"].as_array().unwrap();
+    assert_eq!(flow.len(), 12, "{occ}");
+    for b in flow {
+        let start = b[0].as_str().unwrap();
+        assert!(start.ends_with(":00:00+05:30"), "{start} in {occ}");
+    }
+    let sum = |i: usize| flow.iter().map(|b| b[i].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum(1), sum(2)), (8, 4), "{occ}");
+    let current = flow[11][0].as_str().unwrap();
+    assert!(
+        current == hour_before || current == hour_after,
+        "{current}: {hour_before}"
+    );
+    assert!(
+        traj.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ts"].as_str().is_some_and(|t| t.ends_with("+05:30"))),
+        "{traj}"
     );
     let physics_in = central.query(&["events", "--department", "Physics", "--direction", "in"]);
     let who: HashSet<&str> = physics_in

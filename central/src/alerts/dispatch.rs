@@ -62,6 +62,8 @@ pub struct Engine {
     /// A box not heard from for this long counts as offline.
     pub silent_after: Duration,
     pub max_stay_ms: i64,
+    /// The site's zone, for the times in messages.
+    pub site: crate::site::Site,
     /// Readings whose alerts the last run did not handle (`Store::unhandled_readings`, read
     /// before ingest starts).
     pub backlog: Vec<Event>,
@@ -90,7 +92,7 @@ impl Engine {
         });
         let facilities: Vec<Recipient> =
             self.cfg.facilities.iter().map(|f| f.recipient()).collect();
-        Directory::new(people, places, facilities)
+        Directory::new(people, places, facilities).in_site(self.site.clone())
     }
 
     async fn log(&self, r: &NotificationRecord) {
@@ -407,7 +409,7 @@ impl Engine {
             };
             let max_stay_ms = self.max_stay_ms;
             let occ = blocking(&self.store, move |s| {
-                crate::query::occupancy(s, &id, now, max_stay_ms, 0, 3_600_000)
+                crate::query::occupancy(s, &id, now, max_stay_ms, &[])
             })
             .await;
             match occ {

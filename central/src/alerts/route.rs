@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::rules::{Alert, AlertKind};
 use crate::roster::{Person, Place};
@@ -60,6 +59,8 @@ pub struct Directory {
     pub people: HashMap<String, Person>,
     pub places: HashMap<String, Place>,
     pub facilities: Vec<Recipient>,
+    /// Times in messages are the site's.
+    pub site: crate::site::Site,
 }
 
 fn some(s: &str) -> Option<String> {
@@ -76,7 +77,14 @@ impl Directory {
                 .map(|p| (p.checkpoint.clone(), p))
                 .collect(),
             facilities,
+            site: crate::site::Site::utc(),
         }
+    }
+
+    /// The same, with times shown in `site`'s zone.
+    pub fn in_site(mut self, site: crate::site::Site) -> Self {
+        self.site = site;
+        self
     }
 
     fn person(&self, role: Role, id: &str) -> Result<Recipient, String> {
@@ -156,18 +164,7 @@ impl Directory {
 
     /// The message for one recipient role.
     pub fn render(&self, alert: &Alert, role: Role, lang: Language) -> String {
-        let when = OffsetDateTime::from_unix_timestamp(alert.ts_ms.div_euclid(1000))
-            .map(|t| {
-                format!(
-                    "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day(),
-                    t.hour(),
-                    t.minute()
-                )
-            })
-            .unwrap_or_default();
+        let when = self.site.minute(alert.ts_ms);
         let place = self.place_name(alert);
         let value = alert.value.map(|v| format!("{v:.1}")).unwrap_or_default();
         let count = alert.value.map(|v| format!("{v:.0}")).unwrap_or_default();
@@ -334,6 +331,12 @@ mod tests {
         assert_eq!(
             d.render(&offline, Role::Facilities, Language::En),
             "Box gate-1 is offline (2027-01-15 08:00 UTC)."
+        );
+        // In the site's zone, as the people there read their clocks.
+        let local = dir().in_site(crate::site::Site::named("Asia/Shanghai").unwrap());
+        assert_eq!(
+            local.render(&offline, Role::Facilities, Language::En),
+            "Box gate-1 is offline (2027-01-15 16:00 CST)."
         );
         let crowd = Alert {
             kind: AlertKind::Crowding,

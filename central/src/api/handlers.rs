@@ -19,7 +19,9 @@ pub(super) async fn trajectory(
         Ok((e, places_by_id(store.as_ref())?))
     })
     .await?;
-    Ok(Json(events.iter().map(|e| row(e, &places)).collect()))
+    Ok(Json(
+        events.iter().map(|e| row(e, &places, &st.site)).collect(),
+    ))
 }
 
 fn places_by_id(store: &dyn Store) -> Result<HashMap<String, Place>, crate::store::StoreError> {
@@ -30,7 +32,7 @@ fn places_by_id(store: &dyn Store) -> Result<HashMap<String, Place>, crate::stor
         .collect())
 }
 
-/// Filters of the in/out events table.
+/// Filters of the in/out events table, and the page wanted.
 #[derive(Debug, Default, Deserialize)]
 pub struct EventsQuery {
     pub person: Option<String>,
@@ -41,97 +43,84 @@ pub struct EventsQuery {
     pub decision: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Rows per page, at most [`EVENTS_LIMIT`]; default 100.
     pub limit: Option<usize>,
+    /// The `next` of the page before.
+    pub after: Option<String>,
 }
 
-/// Most rows one events query returns.
-pub const EVENTS_LIMIT: usize = 100_000;
+/// Most rows one page of events holds.
+pub const EVENTS_LIMIT: usize = crate::store::page::PAGE_MAX;
+
+fn one_of<T: serde::de::DeserializeOwned>(
+    name: &str,
+    v: &Option<String>,
+    allowed: [&str; 2],
+) -> Result<Option<T>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v.as_str()) => serde_json::from_value(serde_json::json!(v))
+            .map(Some)
+            .map_err(|e| bad(format!("{name}: {e}"))),
+        Some(_) => Err(bad(format!("{name} is {} or {}", allowed[0], allowed[1]))),
+    }
+}
 
 pub(super) async fn events(
     State(st): State<ApiState>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> Result<Json<Vec<TrajectoryRow>>, ApiError> {
+) -> Result<Json<EventsPage>, ApiError> {
     authorise(&st, &headers)?;
     let to = parse_ms(q.to.as_deref(), now_ms())?;
     let from = parse_ms(q.from.as_deref(), to - 86_400_000)?;
-    let limit = q.limit.unwrap_or(10_000).min(EVENTS_LIMIT);
-    let person = q
-        .person
-        .clone()
-        .map(SubjectId::new)
+    let limit = q.limit.unwrap_or(100).clamp(1, EVENTS_LIMIT);
+    let filter = crate::store::EventFilter {
+        from_ms: from,
+        to_ms: to,
+        person: q
+            .person
+            .clone()
+            .map(SubjectId::new)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?,
+        place: q
+            .place
+            .clone()
+            .map(CheckpointId::new)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?,
+        department: q.department.clone(),
+        class: q.class.clone(),
+        direction: one_of("direction", &q.direction, ["in", "out"])?,
+        decision: one_of("decision", &q.decision, ["admit", "deny"])?,
+    };
+    let after = q
+        .after
+        .as_deref()
+        .map(str::parse::<crate::store::Cursor>)
         .transpose()
-        .map_err(|e| bad(e.to_string()))?;
-    let place = q
-        .place
-        .clone()
-        .map(CheckpointId::new)
-        .transpose()
-        .map_err(|e| bad(e.to_string()))?;
-    for (name, v, allowed) in [
-        ("direction", &q.direction, ["in", "out"]),
-        ("decision", &q.decision, ["admit", "deny"]),
-    ] {
-        if let Some(v) = v {
-            if !allowed.contains(&v.as_str()) {
-                return Err(bad(format!("{name} is {} or {}", allowed[0], allowed[1])));
-            }
-        }
-    }
+        .map_err(bad)?;
     let store = st.store.clone();
-    let (rows, places) = blocking(move || {
-        let people: HashMap<String, Person> = if q.department.is_some() || q.class.is_some() {
-            store
-                .people()?
-                .into_iter()
-                .map(|p| (p.id.clone(), p))
-                .collect()
-        } else {
-            HashMap::new()
+    let (page, total, places) = blocking(move || {
+        let page = store.events_page(&filter, after, limit)?;
+        // The exact count with the first page; later pages need not count again.
+        let total = match after {
+            None => Some(store.events_count(&filter)?),
+            Some(_) => None,
         };
-        let keep = |e: &Event| {
-            let who = e.subject.as_ref().and_then(|s| people.get(s.as_str()));
-            place.as_ref().is_none_or(|c| &e.checkpoint == c)
-                && q.direction
-                    .as_ref()
-                    .is_none_or(|d| &wire(&e.direction) == d)
-                && q.decision.as_ref().is_none_or(|d| &wire(&e.decision) == d)
-                && q.department
-                    .as_ref()
-                    .is_none_or(|d| who.is_some_and(|p| &p.department == d))
-                && q.class
-                    .as_ref()
-                    .is_none_or(|c| who.is_some_and(|p| &p.class == c))
-        };
-        // Read the narrowest index range the filters allow; over time alone, stop at the limit.
-        let evs = match (&person, &place) {
-            (Some(p), _) => {
-                let mut v = store.by_person(p, from, to)?;
-                v.retain(|e| keep(e));
-                v.truncate(limit);
-                v
-            }
-            (None, Some(c)) => {
-                let mut v = store.by_place(c, from, to)?;
-                v.retain(|e| keep(e));
-                v.truncate(limit);
-                v
-            }
-            (None, None) => {
-                let mut v = Vec::new();
-                store.scan_time(from, to, &mut |e| {
-                    if v.len() < limit && keep(&e) {
-                        v.push(e);
-                    }
-                    v.len() < limit
-                })?;
-                v
-            }
-        };
-        Ok((evs, places_by_id(store.as_ref())?))
+        Ok((page, total, places_by_id(store.as_ref())?))
     })
     .await?;
-    Ok(Json(rows.iter().map(|e| row(e, &places)).collect()))
+    Ok(Json(EventsPage {
+        rows: page
+            .events
+            .iter()
+            .map(|e| row(e, &places, &st.site))
+            .collect(),
+        total,
+        next: page.next.map(|c| c.to_string()),
+    }))
 }
 
 /// What an import did (or, in a dry run, would do).
@@ -286,7 +275,7 @@ pub(super) async fn contacts(
                     .meetings
                     .iter()
                     .take(10)
-                    .map(|m| (m.checkpoint.to_string(), rfc3339_ms(m.ts_ms)))
+                    .map(|m| (m.checkpoint.to_string(), st.site.rfc3339(m.ts_ms)))
                     .collect(),
             })
             .collect(),
@@ -303,11 +292,11 @@ pub(super) async fn occupancy(
     let store = st.store.clone();
     let max_stay = i64::try_from(st.max_stay_s).unwrap_or(0) * 1000;
     let now = now_ms();
-    let hour = 3_600_000;
+    // The last 12 of the site's hours, the current one included.
+    let edges = st.site.last_hours(now, 12);
     let p = place.clone();
     let (occ, flow) =
-        blocking(move || query::occupancy(store.as_ref(), &p, now, max_stay, 12 * hour, hour))
-            .await?;
+        blocking(move || query::occupancy(store.as_ref(), &p, now, max_stay, &edges)).await?;
     Ok(Json(OccupancyDto {
         place: place.to_string(),
         inside: occ.inside,
@@ -316,7 +305,7 @@ pub(super) async fn occupancy(
         auto_checked_out: occ.auto_checked_out,
         flow: flow
             .into_iter()
-            .map(|(t, i, o)| (rfc3339_ms(t), i, o))
+            .map(|(t, i, o)| (st.site.rfc3339(t), i, o))
             .collect(),
     }))
 }
@@ -373,7 +362,7 @@ pub(super) async fn revoke(
     tracing::info!(message = "Pass codes revoked.", subject = %subject, issued_before = before);
     Ok(Json(RevocationDto {
         subject: subject.to_string(),
-        issued_before: Some(rfc3339_ms(i64::from(before) * 1000)),
+        issued_before: Some(st.site.rfc3339(i64::from(before) * 1000)),
     }))
 }
 
@@ -388,7 +377,7 @@ pub(super) async fn revocations(
         list.into_iter()
             .map(|(s, b)| RevocationDto {
                 subject: s.to_string(),
-                issued_before: Some(rfc3339_ms(i64::from(b) * 1000)),
+                issued_before: Some(st.site.rfc3339(i64::from(b) * 1000)),
             })
             .collect(),
     ))
@@ -479,11 +468,19 @@ pub(super) async fn notifications(
     State(st): State<ApiState>,
     headers: HeaderMap,
     Query(q): Query<LimitQuery>,
-) -> Result<Json<Vec<crate::alerts::log::NotificationRecord>>, ApiError> {
+) -> Result<Json<Vec<NotificationRow>>, ApiError> {
     authorise(&st, &headers)?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let store = st.store.clone();
+    let records =
+        blocking(move || crate::alerts::log::kept::notifications(store.as_ref(), limit)).await?;
     Ok(Json(
-        blocking(move || crate::alerts::log::kept::notifications(store.as_ref(), limit)).await?,
+        records
+            .into_iter()
+            .map(|record| NotificationRow {
+                time: st.site.rfc3339(record.last_ms),
+                record,
+            })
+            .collect(),
     ))
 }

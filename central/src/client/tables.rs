@@ -64,36 +64,40 @@ pub fn contacts(rows: &[ContactRow], out: Output) -> String {
     )
 }
 
+const EVENT_HEADER: [&str; 8] = [
+    "time",
+    "person",
+    "checkpoint",
+    "place",
+    "direction",
+    "decision",
+    "reason",
+    "temp",
+];
+
+fn event_cells(r: &TrajectoryRow) -> Vec<String> {
+    vec![
+        r.ts.clone(),
+        r.subject.clone().unwrap_or_default(),
+        r.checkpoint.clone(),
+        r.place.clone().unwrap_or_default(),
+        r.direction.clone(),
+        r.decision.clone(),
+        r.reason.clone(),
+        r.temperature_c
+            .map(|t| format!("{t:.1}"))
+            .unwrap_or_default(),
+    ]
+}
+
 /// The events table (or CSV / JSON).
 pub fn events(rows: &[TrajectoryRow], out: Output) -> String {
-    print(
-        rows,
-        &[
-            "time",
-            "person",
-            "checkpoint",
-            "place",
-            "direction",
-            "decision",
-            "reason",
-            "temp",
-        ],
-        |r| {
-            vec![
-                r.ts.clone(),
-                r.subject.clone().unwrap_or_default(),
-                r.checkpoint.clone(),
-                r.place.clone().unwrap_or_default(),
-                r.direction.clone(),
-                r.decision.clone(),
-                r.reason.clone(),
-                r.temperature_c
-                    .map(|t| format!("{t:.1}"))
-                    .unwrap_or_default(),
-            ]
-        },
-        out,
-    )
+    print(rows, &EVENT_HEADER, event_cells, out)
+}
+
+/// One page of an events export as CSV, with the header when it is the first.
+pub fn events_csv(rows: &[TrajectoryRow], first: bool) -> String {
+    super::csv_lines(first.then_some(&EVENT_HEADER[..]), rows, event_cells)
 }
 
 /// The boxes table (or CSV / JSON).
@@ -134,7 +138,7 @@ pub fn boxes(rows: &[BoxRow], out: Output) -> String {
 }
 
 /// The notification log table (or CSV / JSON).
-pub fn notifications(rows: &[crate::alerts::log::NotificationRecord], out: Output) -> String {
+pub fn notifications(rows: &[crate::api::NotificationRow], out: Output) -> String {
     print(
         rows,
         &[
@@ -147,9 +151,10 @@ pub fn notifications(rows: &[crate::alerts::log::NotificationRecord], out: Outpu
             "attempts",
             "error",
         ],
-        |r| {
+        |row| {
+            let r = &row.record;
             vec![
-                crate::api::rfc3339_ms(r.last_ms),
+                row.time.clone(),
                 r.alert_key.clone(),
                 if r.raised { "raised" } else { "resolved" }.to_string(),
                 r.channel.clone(),

@@ -15,6 +15,7 @@ fn example_parses() {
         Some(3)
     );
     assert_eq!(cfg.alerts.facilities[0].id, "facilities-desk");
+    assert_eq!(cfg.site.time_zone.as_deref(), Some("Asia/Shanghai"));
     let small = CentralConfig::parse(EMBEDDED_EXAMPLE).unwrap();
     assert!(matches!(small.source(), Some(Source::Embedded(_))));
     assert_eq!(cfg.ingest.gap_grace_s, 600);
@@ -34,6 +35,11 @@ fn problems_are_listed_with_paths() {
     assert!(err.contains("bogus"), "{err}");
     let err = CentralConfig::parse("data_dir = \"/x\"\n[api]\ntoken_file = \"/t\"\n").unwrap_err();
     assert!(err.contains("[embedded_broker]"), "{err}");
+    let err = CentralConfig::parse(
+        "data_dir = \"/x\"\n[site]\ntime_zone = \"Mars/Olympus\"\n[api]\ntoken_file = \"/t\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("site.time_zone: \"Mars/Olympus\""), "{err}");
 }
 
 #[test]

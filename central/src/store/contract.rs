@@ -63,7 +63,7 @@ fn seqs(v: &[Event]) -> Vec<(String, u64)> {
 /// Every contract test, in order, each on fresh data.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Fixture>) {
     type Test = fn(&dyn Fixture);
-    let tests: [(&str, Test); 13] = [
+    let tests: [(&str, Test); 14] = [
         (
             "idempotent insert and conflicts",
             insert_is_idempotent_and_keeps_conflicts_apart,
@@ -78,6 +78,10 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Fixture>) {
             dependants_have_trajectories_and_scans,
         ),
         ("scans match the events", scans_match_the_events),
+        (
+            "events table: filters, pages, counts",
+            the_events_table_filters_pages_and_counts_exactly,
+        ),
         (
             "readings wait for the engine",
             readings_wait_for_the_engine_once_each,
@@ -243,6 +247,166 @@ pub fn dependants_have_trajectories_and_scans(f: &dyn Fixture) {
     assert_eq!(child.len(), 1);
     assert!(child[0].admitted);
     assert_eq!(child[0].checkpoint, cid("gate"));
+}
+
+/// Every filter of the events table, alone and combined, paged in small pages: the rows and the
+/// count are exactly what filtering all events here gives, in time order, none twice.
+pub fn the_events_table_filters_pages_and_counts_exactly(f: &dyn Fixture) {
+    use super::page::{EventFilter, PAGE_MAX};
+    let s = f.open();
+    let departments = ["Physics", "Law", "Art"];
+    let people: Vec<Person> = (0..30)
+        .map(|i| Person {
+            class: format!("k{}", i % 4),
+            ..person(&format!("p{i}"), departments[i % 3])
+        })
+        .collect();
+    s.replace_people(&people).unwrap();
+    let mut rng = 11u64;
+    let mut next = |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let mut all = Vec::new();
+    for i in 0..600u64 {
+        // Several events share a minute (and so a millisecond): pages must split them right.
+        let who = match next(10) {
+            0 => None,
+            _ => Some(format!("p{}", next(32))),
+        };
+        let mut e = ev(
+            &format!("b{}", i % 3),
+            i / 3 + 1,
+            who.as_deref(),
+            &format!("cp{}", next(4)),
+            (next(120)) as i64,
+        );
+        if next(2) == 0 {
+            e.direction = Direction::Out;
+        }
+        if next(5) == 0 {
+            e.decision = Decision::Deny;
+            e.reason = Reason::Expired;
+        }
+        if e.subject.is_some() && next(6) == 0 {
+            e.dependants = vec![sid(&format!("p{}", next(30)))];
+        }
+        all.push(e);
+    }
+    for chunk in all.chunks(100) {
+        s.insert(chunk).unwrap();
+    }
+    // The expected order: time, then the order of storing.
+    let mut by_time: Vec<(usize, &Event)> = all.iter().enumerate().collect();
+    by_time.sort_by_key(|(i, e)| (event_ms(e), *i));
+    let dept = |e: &Event| {
+        e.subject
+            .as_ref()
+            .and_then(|w| people.iter().find(|p| p.id == w.as_str()))
+    };
+    let base = EventFilter {
+        from_ms: T0 + 10 * MIN,
+        to_ms: T0 + 100 * MIN,
+        ..EventFilter::default()
+    };
+    let filters = [
+        base.clone(),
+        EventFilter {
+            person: Some(sid("p3")),
+            ..base.clone()
+        },
+        EventFilter {
+            place: Some(cid("cp2")),
+            direction: Some(Direction::Out),
+            ..base.clone()
+        },
+        EventFilter {
+            department: Some("Law".into()),
+            decision: Some(Decision::Deny),
+            ..base.clone()
+        },
+        EventFilter {
+            class: Some("k1".into()),
+            place: Some(cid("cp0")),
+            ..base.clone()
+        },
+        EventFilter {
+            person: Some(sid("p5")),
+            direction: Some(Direction::In),
+            department: Some(departments[5 % 3].into()),
+            ..base.clone()
+        },
+        EventFilter {
+            place: Some(cid("nowhere")),
+            ..base.clone()
+        },
+    ];
+    let mut nonempty = 0;
+    for filter in &filters {
+        let want: Vec<(String, u64)> = by_time
+            .iter()
+            .map(|(_, e)| *e)
+            .filter(|e| {
+                let t = event_ms(e);
+                let named =
+                    |w: &SubjectId| e.subject.as_ref() == Some(w) || e.dependants.contains(w);
+                t >= filter.from_ms
+                    && t < filter.to_ms
+                    && filter.person.as_ref().is_none_or(named)
+                    && filter.place.as_ref().is_none_or(|c| &e.checkpoint == c)
+                    && filter.direction.is_none_or(|d| e.direction == d)
+                    && filter.decision.is_none_or(|d| e.decision == d)
+                    && filter
+                        .department
+                        .as_ref()
+                        .is_none_or(|d| dept(e).is_some_and(|p| &p.department == d))
+                    && filter
+                        .class
+                        .as_ref()
+                        .is_none_or(|c| dept(e).is_some_and(|p| &p.class == c))
+            })
+            .map(|e| (e.box_id.to_string(), e.seq))
+            .collect();
+        assert_eq!(
+            s.events_count(filter).unwrap(),
+            want.len() as u64,
+            "{filter:?}"
+        );
+        let mut got = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = s.events_page(filter, after, 7).unwrap();
+            assert!(page.events.len() <= 7);
+            got.extend(seqs(&page.events));
+            pages += 1;
+            assert!(pages <= 200, "paging ends");
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "{filter:?}");
+        nonempty += usize::from(!want.is_empty());
+        // One page that holds exactly everything says nothing follows.
+        let whole = s.events_page(filter, None, want.len().max(1)).unwrap();
+        assert_eq!(seqs(&whole.events), want);
+        assert_eq!(whole.next, None, "{filter:?}");
+    }
+    assert!(
+        s.events_count(&filters[0]).unwrap() > 300 && nonempty >= 5,
+        "the test covers a real range"
+    );
+    // A page never holds more than the most one may, however many are asked for.
+    let wide = EventFilter {
+        from_ms: i64::MIN,
+        to_ms: i64::MAX,
+        ..EventFilter::default()
+    };
+    let page = s.events_page(&wide, None, usize::MAX).unwrap();
+    assert_eq!(page.events.len(), all.len().min(PAGE_MAX));
 }
 
 pub fn scans_match_the_events(f: &dyn Fixture) {

@@ -30,11 +30,12 @@ use postgres::{GenericClient, IsolationLevel};
 use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::page::{Cursor, EventFilter, Page};
 use super::portable::{
     self, BackupSummary, Item, KeptDoc, Received, Revocation, Sequence, Unhandled,
 };
 use super::rows::{self as decode, Cols};
-use super::{codes, Doc, Docs, Inserted, SeqState, Store, StoreError};
+use super::{codes, page, Doc, Docs, Inserted, SeqState, Store, StoreError};
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
@@ -896,6 +897,16 @@ struct PassColumns {
     admitted: Vec<bool>,
 }
 
+/// A statement's parameters as the client binds them.
+fn args(list: &[page::Arg]) -> Vec<&(dyn ToSql + Sync)> {
+    list.iter()
+        .map(|a| match a {
+            page::Arg::Int(i) => i as &(dyn ToSql + Sync),
+            page::Arg::Text(t) => t as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
 fn put_seq_state(c: &mut impl GenericClient, b: &str, st: &SeqState) -> Result<(), StoreError> {
     let json = serde_json::to_string(st).map_err(|e| StoreError::Corrupt {
         key: format!("sequences/{b}"),
@@ -1300,6 +1311,28 @@ impl Store for PostgresStore {
         put_seq_state(&mut tx, box_id.as_str(), &st)?;
         tx.commit()?;
         Ok(st)
+    }
+
+    fn events_page(
+        &self,
+        filter: &EventFilter,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let st = page::page_statement(filter, after, limit, page::Dialect::Postgres);
+        let rows = self.read_rows(&st.sql, &args(&st.args))?;
+        let rows = rows
+            .iter()
+            .map(page::page_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page::page_of(rows, limit))
+    }
+
+    fn events_count(&self, filter: &EventFilter) -> Result<u64, StoreError> {
+        let st = page::count_statement(filter, page::Dialect::Postgres);
+        let rows = self.read_rows(&st.sql, &args(&st.args))?;
+        let n: i64 = rows.first().map_or(Ok(0), |r| r.try_get(0))?;
+        Ok(n.max(0) as u64)
     }
 
     fn len(&self) -> Result<u64, StoreError> {

@@ -77,6 +77,7 @@ fn private_file(path: &Path) -> Result<File, StoreError> {
             ))
         })
 }
+use super::page::{Cursor, EventFilter, Page};
 use super::{Doc, Docs, Inserted, SeqState, Store, StoreError};
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
@@ -522,6 +523,19 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(st)
         })
+    }
+
+    fn events_page(
+        &self,
+        filter: &EventFilter,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.read(|tx| read::events_page(tx, filter, after, limit))
+    }
+
+    fn events_count(&self, filter: &EventFilter) -> Result<u64, StoreError> {
+        self.read(|tx| read::events_count(tx, filter))
     }
 
     fn len(&self) -> Result<u64, StoreError> {

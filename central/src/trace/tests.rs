@@ -240,7 +240,11 @@ fn flow_buckets() {
         s("a", "x", Out, 15),
         s("c", "x", In, 31),
     ];
-    let f = flow(&scans, 0, 30 * MIN, 10 * MIN);
+    let f = flow(&scans, &[0, 10 * MIN, 20 * MIN, 30 * MIN]);
     assert_eq!(f, vec![(0, 2, 0), (10 * MIN, 0, 1), (20 * MIN, 0, 0)]);
-    assert!(flow(&scans, 0, 0, MIN).is_empty());
+    // Buckets of other lengths (an hour where the clocks changed) and scans outside them.
+    let f = flow(&scans, &[MIN, 15 * MIN, 31 * MIN]);
+    assert_eq!(f, vec![(MIN, 1, 0), (15 * MIN, 0, 1)]);
+    assert!(flow(&scans, &[0]).is_empty());
+    assert!(flow(&scans, &[]).is_empty());
 }

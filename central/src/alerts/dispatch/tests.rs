@@ -62,6 +62,7 @@ fn engine(store: Arc<SqliteStore>, channel: Arc<Flaky>) -> Engine {
         cfg,
         silent_after: Duration::from_secs(3600),
         max_stay_ms: 3_600_000,
+        site: crate::site::Site::utc(),
         backlog: Vec::new(),
     }
 }

@@ -5,6 +5,7 @@ use checkpoint_protocol::records::Event;
 use rusqlite::{params, Connection};
 
 use crate::roster::{Person, Place};
+use crate::store::page::{self, Cursor, EventFilter, Page};
 use crate::store::portable::{Item, KeptDoc, Received, Revocation, Sequence, Unhandled};
 use crate::store::rows as decode;
 use crate::store::{Doc, Docs, StoreError};
@@ -94,6 +95,38 @@ fn scans(
         out.push(decode::scan_of(r)?);
     }
     Ok(out)
+}
+
+pub(super) fn events_page(
+    conn: &Connection,
+    f: &EventFilter,
+    after: Option<Cursor>,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    let st = page::page_statement(f, after, limit, page::Dialect::Sqlite);
+    let mut stmt = conn.prepare_cached(&st.sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(st.args.iter().map(value)))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(page::page_row(r)?);
+    }
+    Ok(page::page_of(out, limit))
+}
+
+pub(super) fn events_count(conn: &Connection, f: &EventFilter) -> Result<u64, StoreError> {
+    let st = page::count_statement(f, page::Dialect::Sqlite);
+    let mut stmt = conn.prepare_cached(&st.sql)?;
+    let n: i64 = stmt.query_row(rusqlite::params_from_iter(st.args.iter().map(value)), |r| {
+        r.get(0)
+    })?;
+    Ok(n.max(0) as u64)
+}
+
+fn value(a: &page::Arg) -> rusqlite::types::Value {
+    match a {
+        page::Arg::Int(i) => rusqlite::types::Value::Integer(*i),
+        page::Arg::Text(t) => rusqlite::types::Value::Text(t.clone()),
+    }
 }
 
 pub(super) fn scans_by_person(

@@ -81,6 +81,8 @@ pub struct PostgresStore {
     /// the pool, so writers always find a connection.
     readers: Mutex<Vec<Reader>>,
     max_readers: usize,
+    /// The connection ingest's batches are written on (see [`Writer`]).
+    writer: Mutex<Option<Writer>>,
     /// Interned names whose rows are committed.
     names: Mutex<HashMap<(u8, String), i32>>,
     roster_generation: AtomicU64,
@@ -100,11 +102,13 @@ impl Drop for PostgresStore {
     /// async runtime's thread (the last reference may go anywhere): closed on a thread of its own.
     fn drop(&mut self) {
         let readers = std::mem::take(&mut *self.readers.lock().unwrap_or_else(|e| e.into_inner()));
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(pool) = self.pool.take() {
             let _ = std::thread::Builder::new()
                 .name("pg-close".into())
                 .spawn(move || {
                     drop(readers);
+                    drop(writer);
                     drop(pool)
                 });
         }
@@ -225,6 +229,7 @@ impl PostgresStore {
             pool: Some(pool),
             readers: Mutex::new(Vec::new()),
             max_readers: (opts.pool_size / 2) as usize,
+            writer: Mutex::new(None),
             names: Mutex::new(HashMap::new()),
             roster_generation: AtomicU64::new(0),
             label,
@@ -372,15 +377,45 @@ impl PostgresStore {
         events: &[Event],
         received_ms: i64,
     ) -> Result<Vec<Inserted>, StoreError> {
-        let mut c = self.conn()?;
-        let mut tx = c.transaction()?;
+        // The writer with its prepared statements: planning a statement over every partition
+        // costs more than running it, so each is planned once per connection.
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = match slot.take() {
+            Some(w) => w,
+            None => Writer {
+                conn: self.conn()?,
+                statements: HashMap::new(),
+            },
+        };
+        let result = self.insert_on(&mut w, events, received_ms);
+        // A failed connection goes back to the pool, not to the writer's slot.
+        if result.is_ok() {
+            *slot = Some(w);
+        }
+        result
+    }
+
+    fn insert_on(
+        &self,
+        w: &mut Writer,
+        events: &[Event],
+        received_ms: i64,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let Writer { conn, statements } = w;
+        let mut tx = conn.transaction()?;
+        // Every read here is by key, and the plans are kept: one made while a partition was
+        // nearly empty would scan it whole once it is full (measured: a hash join over every
+        // event of the day for each batch's duplicate check). Index reads are always right.
+        tx.batch_execute("SET LOCAL enable_seqscan = off")?;
         let mut fresh = HashMap::new();
         let boxes: BTreeSet<&str> = events.iter().map(|e| e.box_id.as_str()).collect();
         let box_no = self.intern(&mut tx, 1, &boxes, &mut fresh)?;
         // One writer per box at a time, in a fixed order (no deadlock between workers).
         let mut locks: Vec<i32> = box_no.values().copied().collect();
         locks.sort_unstable();
-        tx.execute(
+        run(
+            &mut tx,
+            statements,
             "SELECT pg_advisory_xact_lock(1, b) FROM unnest($1::int[]) AS l(b) ORDER BY b",
             &[&locks],
         )?;
@@ -394,18 +429,24 @@ impl PostgresStore {
             .collect::<Result<_, _>>()?;
         let ids: Vec<Vec<u8>> = events.iter().map(|e| e.id.as_bytes().to_vec()).collect();
         let mut held: HashMap<(i32, i64), Vec<u8>> = HashMap::new();
-        for r in tx.query(
-            "SELECT e.box, e.seq, e.id FROM events e \
-             JOIN unnest($1::int[], $2::bigint[]) AS k(box, seq) ON e.box = k.box AND e.seq = k.seq",
+        for r in rows(
+            &mut tx,
+            statements,
+            "SELECT e.box, e.seq, e.id FROM events e JOIN unnest($1::int[], $2::bigint[]) \
+             AS k(box, seq) ON e.box = k.box AND e.seq = k.seq",
             &[&bx, &sq],
         )? {
             held.insert((r.get(0), r.get(1)), r.get(2));
         }
-        let mut known_ids: BTreeSet<Vec<u8>> = tx
-            .query("SELECT id FROM events WHERE id = ANY($1)", &[&ids])?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let mut known_ids: BTreeSet<Vec<u8>> = rows(
+            &mut tx,
+            statements,
+            "SELECT id FROM events WHERE id = ANY($1)",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
         let mut out = Vec::with_capacity(events.len());
         let mut new: Vec<usize> = Vec::new();
         for (i, e) in events.iter().enumerate() {
@@ -417,7 +458,9 @@ impl PostgresStore {
                         key: format!("{}/{}", e.box_id, e.seq),
                         message: err.to_string(),
                     })?;
-                    tx.execute(
+                    run(
+                        &mut tx,
+                        statements,
                         "INSERT INTO conflicts (id, received, record) VALUES ($1, $2, $3) \
                          ON CONFLICT (id) DO NOTHING",
                         &[&ids[i], &received_ms, &json],
@@ -435,7 +478,16 @@ impl PostgresStore {
             out.push(r);
         }
         if !new.is_empty() {
-            self.write_new(&mut tx, events, &new, &bx, &sq, received_ms, &mut fresh)?;
+            self.write_new(
+                &mut tx,
+                statements,
+                events,
+                &new,
+                &bx,
+                &sq,
+                received_ms,
+                &mut fresh,
+            )?;
         }
         tx.commit()?;
         self.names
@@ -449,6 +501,7 @@ impl PostgresStore {
     fn write_new(
         &self,
         tx: &mut postgres::Transaction<'_>,
+        statements: &mut Statements,
         events: &[Event],
         new: &[usize],
         bx: &[i32],
@@ -472,14 +525,15 @@ impl PostgresStore {
         let site_no = self.intern(tx, 0, &sites.iter().map(String::as_str).collect(), fresh)?;
         let cp_no = self.intern(tx, 2, &cps.iter().map(String::as_str).collect(), fresh)?;
         let who_no = self.intern(tx, 3, &people.iter().map(String::as_str).collect(), fresh)?;
-        let pks: Vec<i64> = tx
-            .query(
-                "SELECT nextval('events_pk') FROM generate_series(1, $1::int)",
-                &[&(new.len() as i32)],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let pks: Vec<i64> = rows(
+            tx,
+            statements,
+            "SELECT nextval('events_pk') FROM generate_series(1, $1::int)",
+            &[&(new.len() as i32)],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
         let mut cols = EventColumns::default();
         let mut passes = PassColumns::default();
         let mut readings: (Vec<i64>, Vec<i32>, Vec<i64>) = Default::default();
@@ -572,7 +626,9 @@ impl PostgresStore {
             &c.id,
             &c.dependants,
         ];
-        tx.execute(
+        run(
+            tx,
+            statements,
             "INSERT INTO events (received, pk, ts, seq, box, site, checkpoint, subject, ts_ns, \
              flags, direction, method, pass_status, decision, reason, clock_synced, temperature, \
              id, dependants) SELECT $1::bigint, * FROM unnest($2::bigint[], $3::bigint[], \
@@ -582,7 +638,9 @@ impl PostgresStore {
             &params,
         )?;
         let p = &passes;
-        tx.execute(
+        run(
+            tx,
+            statements,
             "INSERT INTO passes (received, ts, event, subject, checkpoint, direction, admitted) \
              SELECT $1::bigint, * FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::int[], \
              $6::smallint[], $7::bool[])",
@@ -597,14 +655,18 @@ impl PostgresStore {
             ],
         )?;
         if !readings.0.is_empty() {
-            tx.execute(
+            run(
+                tx,
+                statements,
                 "INSERT INTO readings (event, box, seq) SELECT * FROM unnest($1::bigint[], \
                  $2::int[], $3::bigint[]) ON CONFLICT DO NOTHING",
                 &[&readings.0, &readings.1, &readings.2],
             )?;
         }
         let (dcp, dbits): (Vec<i32>, Vec<i16>) = directions.into_iter().unzip();
-        tx.execute(
+        run(
+            tx,
+            statements,
             "UPDATE checkpoints c SET directions = c.directions | v.bits \
              FROM unnest($1::int[], $2::smallint[]) AS v(id, bits) \
              WHERE c.id = v.id AND c.directions & v.bits <> v.bits",
@@ -614,7 +676,9 @@ impl PostgresStore {
         let names: BTreeSet<String> = new.iter().map(|&i| events[i].box_id.to_string()).collect();
         let names: Vec<String> = names.into_iter().collect();
         let mut states: HashMap<String, SeqState> = HashMap::new();
-        for r in tx.query(
+        for r in rows(
+            tx,
+            statements,
             "SELECT box, state FROM sequences WHERE box = ANY($1)",
             &[&names],
         )? {
@@ -641,7 +705,9 @@ impl PostgresStore {
             })?);
             boxes.push(b.clone());
         }
-        tx.execute(
+        run(
+            tx,
+            statements,
             "INSERT INTO sequences (box, state) SELECT * FROM unnest($1::text[], $2::text[]) \
              ON CONFLICT (box) DO UPDATE SET state = excluded.state",
             &[&boxes, &jsons],
@@ -895,6 +961,50 @@ struct PassColumns {
     cp: Vec<i32>,
     direction: Vec<i16>,
     admitted: Vec<bool>,
+}
+
+/// Statements prepared on one connection, by their text.
+type Statements = HashMap<&'static str, postgres::Statement>;
+
+/// The connection batches are written on, kept with its prepared statements.
+struct Writer {
+    conn: r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>,
+    statements: Statements,
+}
+
+fn prepared(
+    tx: &mut postgres::Transaction<'_>,
+    statements: &mut Statements,
+    sql: &'static str,
+) -> Result<postgres::Statement, StoreError> {
+    if let Some(st) = statements.get(sql) {
+        return Ok(st.clone());
+    }
+    let st = tx.prepare(sql)?;
+    statements.insert(sql, st.clone());
+    Ok(st)
+}
+
+/// Executes `sql`, prepared once on this connection.
+fn run(
+    tx: &mut postgres::Transaction<'_>,
+    statements: &mut Statements,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let st = prepared(tx, statements, sql)?;
+    Ok(tx.execute(&st, params)?)
+}
+
+/// Queries `sql`, prepared once on this connection.
+fn rows(
+    tx: &mut postgres::Transaction<'_>,
+    statements: &mut Statements,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<postgres::Row>, StoreError> {
+    let st = prepared(tx, statements, sql)?;
+    Ok(tx.query(&st, params)?)
 }
 
 /// A statement's parameters as the client binds them.
@@ -1550,6 +1660,15 @@ impl PostgresStore {
             .map(|e| db_seq(e.seq))
             .collect::<Result<_, _>>()?;
         let all: Vec<usize> = (0..events.len()).collect();
-        self.write_new(tx, events, &all, &bx, &sq, received_ms, fresh)
+        self.write_new(
+            tx,
+            &mut HashMap::new(),
+            events,
+            &all,
+            &bx,
+            &sq,
+            received_ms,
+            fresh,
+        )
     }
 }

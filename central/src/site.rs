@@ -53,8 +53,13 @@ impl Site {
         match c.time_zone.as_deref().map(str::trim) {
             Some(name) => Site::named(name),
             None => {
-                let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
-                let name = tz.iana_name().unwrap_or("UTC").to_string();
+                let (tz, name) = match TimeZone::try_system() {
+                    Ok(tz) => {
+                        let name = tz.iana_name().unwrap_or("the machine's zone").to_string();
+                        (tz, name)
+                    }
+                    Err(_) => (TimeZone::UTC, "UTC".to_string()),
+                };
                 Ok(Site { tz, name })
             }
         }

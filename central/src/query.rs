@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use checkpoint_protocol::ids::{CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 
-use crate::store::{Store, StoreError};
-use crate::trace::{self, Contact, FlowBucket, Occupancy, Scan};
+use crate::store::{Store, StoreError, Window};
+use crate::trace::{self, Contact, FlowBucket, Occupancy, Scan, Stay};
 
 /// How contacts are searched.
 #[derive(Debug, Clone, Copy)]
@@ -32,20 +32,57 @@ pub fn trajectory(
     store.by_person(person, from_ms, to_ms)
 }
 
-/// Index reads of one contacts query, remembered. A place's scans are kept per window read;
-/// a later ask inside a window already read is answered from it. Depth 2 reads each first-degree
-/// contact's windows merged per place first ([`Reads::prefetch`]), so the many overlapping asks
-/// of one query cost one read per merged window instead of one each.
+/// Reads of one contacts query, remembered, and made in batches: before a person's contacts
+/// are worked out, every window they will ask about (±window around each of their scans, and
+/// the maximum stay before each of their stays) is merged per place and read in one call for
+/// scans ([`Store::scans_at`]) and one for stays ([`Store::stays_at`]). Depth 2 does the same
+/// for all first-degree contacts at once.
 struct Reads<'a> {
     store: &'a dyn Store,
     /// Per place: windows `[from, to)` read, each with its scans in time order.
-    places: HashMap<CheckpointId, Vec<(i64, i64, Vec<Scan>)>>,
+    scans: HashMap<CheckpointId, Vec<(i64, i64, Vec<Scan>)>>,
+    /// Per place: windows `[from, to)` read, each with the stays that began in it.
+    stays: HashMap<CheckpointId, Vec<(i64, i64, Vec<Stay>)>>,
     people: HashMap<SubjectId, Vec<Scan>>,
     two_way: HashMap<CheckpointId, bool>,
 }
 
 /// Windows closer than this are read as one.
 const MERGE_GAP_MS: i64 = 60_000;
+
+/// The part of a window already read, if one covers `[from, to)`.
+fn covered<T: Clone>(
+    reads: Option<&Vec<(i64, i64, Vec<T>)>>,
+    from: i64,
+    to: i64,
+    at: impl Fn(&T) -> i64,
+) -> Option<Vec<T>> {
+    let (_, _, items) = reads?.iter().find(|(f, t, _)| *f <= from && to <= *t)?;
+    let lo = items.partition_point(|x| at(x) < from);
+    let hi = items.partition_point(|x| at(x) < to);
+    Some(items[lo..hi].to_vec())
+}
+
+fn read_before<T>(reads: Option<&Vec<(i64, i64, Vec<T>)>>, w: &Window) -> bool {
+    reads.is_some_and(|ws| ws.iter().any(|(f, t, _)| *f <= w.1 && w.2 <= *t))
+}
+
+/// Windows per place, sorted and merged where they touch (or nearly).
+fn merged(wanted: HashMap<CheckpointId, Vec<(i64, i64)>>) -> Vec<Window> {
+    let mut out = Vec::new();
+    for (cp, mut ws) in wanted {
+        ws.sort_unstable();
+        let mut run: Vec<(i64, i64)> = Vec::new();
+        for (f, t) in ws {
+            match run.last_mut() {
+                Some(last) if f <= last.1.saturating_add(MERGE_GAP_MS) => last.1 = last.1.max(t),
+                _ => run.push((f, t)),
+            }
+        }
+        out.extend(run.into_iter().map(|(f, t)| (cp.clone(), f, t)));
+    }
+    out
+}
 
 impl Reads<'_> {
     fn two_way(&mut self, cp: &CheckpointId) -> Result<bool, StoreError> {
@@ -66,70 +103,84 @@ impl Reads<'_> {
         Ok(v)
     }
 
-    fn place(&mut self, cp: &CheckpointId, from: i64, to: i64) -> Result<Vec<Scan>, StoreError> {
-        if let Some(read) = self
-            .places
-            .get(cp)
-            .and_then(|ws| ws.iter().find(|(f, t, _)| *f <= from && to <= *t))
-        {
-            let scans = &read.2;
-            let lo = scans.partition_point(|s| s.ts_ms < from);
-            let hi = scans.partition_point(|s| s.ts_ms < to);
-            return Ok(scans[lo..hi].to_vec());
+    /// The person's stays (their own scans, at two-way places).
+    fn presence(
+        &mut self,
+        scans: &[Scan],
+        p: &ContactParams,
+    ) -> Result<Vec<(CheckpointId, i64, i64)>, StoreError> {
+        let mut places: Vec<&CheckpointId> = scans.iter().map(|s| &s.checkpoint).collect();
+        places.sort_unstable();
+        places.dedup();
+        let mut two_way: HashMap<CheckpointId, bool> = HashMap::new();
+        for cp in places {
+            two_way.insert(cp.clone(), self.two_way(cp)?);
+        }
+        Ok(trace::presence(scans, p.max_stay_ms, p.now_ms, &mut |cp| {
+            two_way.get(cp).copied().unwrap_or(false)
+        }))
+    }
+
+    fn scans_in(&mut self, cp: &CheckpointId, from: i64, to: i64) -> Result<Vec<Scan>, StoreError> {
+        if let Some(v) = covered(self.scans.get(cp), from, to, |s: &Scan| s.ts_ms) {
+            return Ok(v);
         }
         let v = self.store.scans_by_place(cp, from, to)?;
-        self.places
+        self.scans
             .entry(cp.clone())
             .or_default()
             .push((from, to, v.clone()));
         Ok(v)
     }
 
-    /// Reads, merged per place, every window the first-degree contacts `who` will ask about:
-    /// ±window around each of their scans and their stays widened by the maximum stay.
+    fn stays_in(&mut self, cp: &CheckpointId, from: i64, to: i64) -> Result<Vec<Stay>, StoreError> {
+        if let Some(v) = covered(self.stays.get(cp), from, to, |s: &Stay| s.start_ms) {
+            return Ok(v);
+        }
+        let window = [(cp.clone(), from, to)];
+        let v = self.store.stays_at(&window)?.pop().unwrap_or_default();
+        self.stays
+            .entry(cp.clone())
+            .or_default()
+            .push((from, to, v.clone()));
+        Ok(v)
+    }
+
+    /// Reads in two calls every window the contacts of `who` will ask about.
     fn prefetch(&mut self, who: &[SubjectId], p: &ContactParams) -> Result<(), StoreError> {
-        let mut wanted: HashMap<CheckpointId, Vec<(i64, i64)>> = HashMap::new();
+        let mut near: HashMap<CheckpointId, Vec<(i64, i64)>> = HashMap::new();
+        let mut stayed: HashMap<CheckpointId, Vec<(i64, i64)>> = HashMap::new();
         for w in who {
             let scans = self.person(w, p)?;
             for s in &scans {
-                wanted.entry(s.checkpoint.clone()).or_default().push((
+                near.entry(s.checkpoint.clone()).or_default().push((
                     s.ts_ms - p.window_ms,
                     s.ts_ms.saturating_add(p.window_ms).saturating_add(1),
                 ));
             }
-            let mut failure = None;
-            let stays = {
-                let mut two_way = |cp: &CheckpointId| -> bool {
-                    self.two_way(cp).unwrap_or_else(|e| {
-                        failure.get_or_insert(e);
-                        false
-                    })
-                };
-                trace::presence(&scans, p.max_stay_ms, p.now_ms, &mut two_way)
-            };
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            for (cp, a0, a1) in stays {
-                wanted.entry(cp).or_default().push((
-                    a0 - p.max_stay_ms,
-                    a1.saturating_add(p.max_stay_ms).saturating_add(1),
-                ));
+            for (cp, a0, a1) in self.presence(&scans, p)? {
+                stayed
+                    .entry(cp)
+                    .or_default()
+                    .push((a0.saturating_sub(p.max_stay_ms), a1));
             }
         }
-        for (cp, mut ws) in wanted {
-            ws.sort_unstable();
-            let mut merged: Vec<(i64, i64)> = Vec::new();
-            for (f, t) in ws {
-                match merged.last_mut() {
-                    Some(last) if f <= last.1.saturating_add(MERGE_GAP_MS) => {
-                        last.1 = last.1.max(t)
-                    }
-                    _ => merged.push((f, t)),
-                }
+        let near: Vec<Window> = merged(near)
+            .into_iter()
+            .filter(|w| !read_before(self.scans.get(&w.0), w))
+            .collect();
+        if !near.is_empty() {
+            for ((cp, f, t), v) in near.iter().zip(self.store.scans_at(&near)?) {
+                self.scans.entry(cp.clone()).or_default().push((*f, *t, v));
             }
-            for (f, t) in merged {
-                self.place(&cp, f, t)?;
+        }
+        let stayed: Vec<Window> = merged(stayed)
+            .into_iter()
+            .filter(|w| !read_before(self.stays.get(&w.0), w))
+            .collect();
+        if !stayed.is_empty() {
+            for ((cp, f, t), v) in stayed.iter().zip(self.store.stays_at(&stayed)?) {
+                self.stays.entry(cp.clone()).or_default().push((*f, *t, v));
             }
         }
         Ok(())
@@ -141,39 +192,40 @@ fn first_degree(
     person: &SubjectId,
     p: &ContactParams,
 ) -> Result<Vec<Contact>, StoreError> {
+    reads.prefetch(std::slice::from_ref(person), p)?;
     let mine = reads.person(person, p)?;
+    let stays = reads.presence(&mine, p)?;
     let failure: RefCell<Option<StoreError>> = RefCell::new(None);
     let reads = RefCell::new(reads);
     let fail = |e: StoreError| {
         failure.borrow_mut().get_or_insert(e);
-        Vec::new()
     };
-    let mut nearby = |cp: &CheckpointId, from: i64, to: i64| -> Vec<Scan> {
+    let found = trace::encounters(person, &mine, p.window_ms, &mut |cp, from, to| {
         reads
             .borrow_mut()
-            .place(cp, from, to.saturating_add(1))
-            .unwrap_or_else(fail)
+            .scans_in(cp, from, to.saturating_add(1))
+            .unwrap_or_else(|e| {
+                fail(e);
+                Vec::new()
+            })
+    });
+    let rules = trace::Rules {
+        window_ms: p.window_ms,
+        max_stay_ms: p.max_stay_ms,
+        now_ms: p.now_ms,
     };
-    let mut two_way = |cp: &CheckpointId| -> bool {
-        reads.borrow_mut().two_way(cp).unwrap_or_else(|e| {
-            failure.borrow_mut().get_or_insert(e);
-            false
-        })
-    };
-    let list = trace::contacts(
-        person,
-        &mine,
-        &trace::Rules {
-            window_ms: p.window_ms,
-            max_stay_ms: p.max_stay_ms,
-            now_ms: p.now_ms,
-        },
-        &mut nearby,
-        &mut two_way,
-    );
+    let overlap = trace::overlaps(person, &stays, &rules, &mut |cp, from, to| {
+        reads
+            .borrow_mut()
+            .stays_in(cp, from, to)
+            .unwrap_or_else(|e| {
+                fail(e);
+                Vec::new()
+            })
+    });
     match failure.into_inner() {
         Some(e) => Err(e),
-        None => Ok(list),
+        None => Ok(trace::merge(found, overlap)),
     }
 }
 
@@ -184,20 +236,10 @@ pub fn contacts(
     person: &SubjectId,
     p: &ContactParams,
 ) -> Result<Vec<Contact>, StoreError> {
-    contacts_reading(store, person, p, true)
-}
-
-/// [`contacts`], with or without reading depth 2's windows merged first (the answer is the same;
-/// a test holds them to it).
-fn contacts_reading(
-    store: &dyn Store,
-    person: &SubjectId,
-    p: &ContactParams,
-    prefetch: bool,
-) -> Result<Vec<Contact>, StoreError> {
     let mut reads = Reads {
         store,
-        places: HashMap::new(),
+        scans: HashMap::new(),
+        stays: HashMap::new(),
         people: HashMap::new(),
         two_way: HashMap::new(),
     };
@@ -206,14 +248,22 @@ fn contacts_reading(
         return Ok(first);
     }
     let firsts: Vec<SubjectId> = first.iter().map(|c| c.subject.clone()).collect();
-    if prefetch {
-        reads.prefetch(&firsts, p)?;
-    }
-    let mut seen: HashSet<SubjectId> = firsts.iter().cloned().collect();
+    reads.prefetch(&firsts, p)?;
+    second_degree(person, first, &mut |who| first_degree(&mut reads, who, p))
+}
+
+/// Adds to `first` (the person's first-degree contacts) the contacts of each that are neither
+/// the person nor first-degree, as degree 2 with the contact they met, and ranks them all.
+pub fn second_degree<E>(
+    person: &SubjectId,
+    first: Vec<Contact>,
+    first_degree: &mut dyn FnMut(&SubjectId) -> Result<Vec<Contact>, E>,
+) -> Result<Vec<Contact>, E> {
+    let mut seen: HashSet<SubjectId> = first.iter().map(|c| c.subject.clone()).collect();
     seen.insert(person.clone());
     let mut second: Vec<Contact> = Vec::new();
     for c in &first {
-        for mut cc in first_degree(&mut reads, &c.subject, p)? {
+        for mut cc in first_degree(&c.subject)? {
             if seen.insert(cc.subject.clone()) {
                 cc.degree = 2;
                 cc.via = Some(c.subject.clone());
@@ -250,54 +300,4 @@ pub fn occupancy(
     let upto_now: Vec<Scan> = s.into_iter().filter(|x| x.ts_ms < now_ms).collect();
     let flow = trace::flow(&upto_now, flow_edges);
     Ok((occ, flow))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::contract::{ev, MIN, T0};
-    use checkpoint_protocol::records::Direction;
-
-    /// Depth 2 with merged reads answers exactly what one read per ask does.
-    #[test]
-    fn merged_reads_answer_the_same_as_one_read_per_ask() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::SqliteStore::open(&dir.path().join("c.sqlite"), 1 << 20).unwrap();
-        let mut rng = 7u64;
-        let mut next = |n: u64| {
-            rng = rng
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (rng >> 33) % n
-        };
-        let mut evs = Vec::new();
-        for i in 0..3000u64 {
-            let who = format!("p{}", next(300));
-            let cp = format!("cp{}", next(20));
-            let mut e = ev("b1", i + 1, Some(&who), &cp, (i / 2) as i64);
-            if next(2) == 0 {
-                e.direction = Direction::Out;
-            }
-            evs.push(e);
-        }
-        store.insert(&evs).unwrap();
-        let p = ContactParams {
-            from_ms: T0,
-            to_ms: T0 + 2000 * MIN,
-            window_ms: 5 * MIN,
-            max_stay_ms: 120 * MIN,
-            now_ms: T0 + 1000 * MIN,
-            depth: 2,
-        };
-        for who in ["p0", "p7", "p33"] {
-            let person = SubjectId::new(who).unwrap();
-            let merged = contacts_reading(&store, &person, &p, true).unwrap();
-            let plain = contacts_reading(&store, &person, &p, false).unwrap();
-            assert!(
-                merged.iter().any(|c| c.degree == 2),
-                "{who}: depth 2 found someone"
-            );
-            assert_eq!(merged, plain, "{who}");
-        }
-    }
 }

@@ -25,7 +25,10 @@ use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::roster::{Person, Place};
-use crate::trace::Scan;
+use crate::trace::{Scan, Stay};
+
+/// A place and a time range `[from_ms, to_ms)`.
+pub type Window = (CheckpointId, i64, i64);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -196,6 +199,18 @@ pub trait Store: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Scan>, StoreError>;
+    /// [`Store::scans_by_place`] for each window `(checkpoint, from_ms, to_ms)`, answered in
+    /// the windows' order: the reads of one contacts query in one call.
+    fn scans_at(&self, windows: &[Window]) -> Result<Vec<Vec<Scan>>, StoreError> {
+        windows
+            .iter()
+            .map(|(cp, from, to)| self.scans_by_place(cp, *from, *to))
+            .collect()
+    }
+    /// The stays (kept at ingest: admitted `in` passes with the time of the same person's next
+    /// admitted pass there) that began at each window's checkpoint in `[from_ms, to_ms)`, in
+    /// time order per window, answered in the windows' order.
+    fn stays_at(&self, windows: &[Window]) -> Result<Vec<Vec<Stay>>, StoreError>;
     /// Visits events with `from_ms <= ts < to_ms` in time order until `visit` returns false,
     /// so a filtered query reads only as far as it needs.
     fn scan_time(

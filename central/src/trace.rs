@@ -115,23 +115,62 @@ pub fn presence(
     out
 }
 
-/// First-degree contacts of `person`.
-///
-/// `scans` are the person's scans; `nearby(checkpoint, from_ms, to_ms)` returns every scan at
-/// that checkpoint in the range (the store's place index); `two_way(checkpoint)` tells whether
-/// a place records both directions, so that its scans make stays (presence overlap).
-pub fn contacts(
+/// A stay as the store keeps it: an admitted `in` at a two-way place, and when the same
+/// person's next admitted pass there happened (`None`: none yet). Kept at ingest (see
+/// [`stays`]); what it overlaps is computed at query time ([`Stay::end`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stay {
+    pub subject: SubjectId,
+    pub start_ms: i64,
+    pub until_ms: Option<i64>,
+}
+
+impl Stay {
+    /// Where the stay ends: at the next pass, at `max_stay` after it began at the latest, and
+    /// one still open now (the same as [`presence`]).
+    pub fn end(&self, max_stay_ms: i64, now_ms: i64) -> i64 {
+        let longest = self.start_ms.saturating_add(max_stay_ms);
+        match self.until_ms {
+            Some(u) => u.min(longest),
+            None => longest.min(now_ms).max(self.start_ms),
+        }
+    }
+}
+
+/// The stays of `scans` (any people, any places, in time order): each admitted `in` lasts until
+/// the same person's next admitted pass at that place. What the store derives at ingest, as a
+/// pure function; [`presence`] of one person's scans is the same intervals with their ends.
+pub fn stays(scans: &[Scan]) -> Vec<(CheckpointId, Stay)> {
+    let mut open: HashMap<(&SubjectId, &CheckpointId), usize> = HashMap::new();
+    let mut out: Vec<(CheckpointId, Stay)> = Vec::new();
+    for s in scans.iter().filter(|s| s.admitted) {
+        if let Some(k) = open.remove(&(&s.subject, &s.checkpoint)) {
+            out[k].1.until_ms = Some(s.ts_ms);
+        }
+        if s.direction == Direction::In {
+            open.insert((&s.subject, &s.checkpoint), out.len());
+            out.push((
+                s.checkpoint.clone(),
+                Stay {
+                    subject: s.subject.clone(),
+                    start_ms: s.ts_ms,
+                    until_ms: None,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Encounters of `person` (first half of [`contacts`]): for each of the person's scans, everyone
+/// else `nearby(checkpoint, from_ms, to_ms)` (both ends included) within ±`window_ms`; repeat
+/// scans of the same person there within the window are one encounter.
+pub fn encounters(
     person: &SubjectId,
     scans: &[Scan],
-    rules: &Rules,
+    window_ms: i64,
     nearby: &mut dyn FnMut(&CheckpointId, i64, i64) -> Vec<Scan>,
-    two_way: &mut dyn FnMut(&CheckpointId) -> bool,
-) -> Vec<Contact> {
-    let Rules {
-        window_ms,
-        max_stay_ms,
-        now_ms,
-    } = *rules;
+) -> BTreeMap<SubjectId, Contact> {
     let mut found: BTreeMap<SubjectId, Contact> = BTreeMap::new();
     // When the encounter with someone at a place began (the person's scan time).
     let mut began: HashMap<(SubjectId, CheckpointId), i64> = HashMap::new();
@@ -150,14 +189,9 @@ pub fn contacts(
                     began.insert(key, s.ts_ms);
                 }
             }
-            let c = found.entry(o.subject.clone()).or_insert_with(|| Contact {
-                subject: o.subject.clone(),
-                degree: 1,
-                via: None,
-                encounters: 0,
-                overlap_s: 0,
-                meetings: Vec::new(),
-            });
+            let c = found
+                .entry(o.subject.clone())
+                .or_insert_with(|| contact(o.subject.clone(), Vec::new()));
             c.encounters += 1;
             c.meetings.push(Meeting {
                 checkpoint: s.checkpoint.clone(),
@@ -165,51 +199,98 @@ pub fn contacts(
             });
         }
     }
-    // Presence overlap, for everyone met and for anyone present at the same places: the places'
-    // scans during the person's stays name the candidates.
-    let mut mine = presence(scans, max_stay_ms, now_ms, two_way);
+    found
+}
+
+/// Presence overlap (second half of [`contacts`]): for each of the person's stays `mine`
+/// (`(checkpoint, start, end)` from [`presence`]), everyone else's stays there that began in
+/// `[start - max_stay, end)` (`theirs(checkpoint, from_ms, to_ms)`, the only ones that can
+/// overlap), summed per person with where and when they first overlapped.
+pub fn overlaps(
+    person: &SubjectId,
+    mine: &[(CheckpointId, i64, i64)],
+    rules: &Rules,
+    theirs: &mut dyn FnMut(&CheckpointId, i64, i64) -> Vec<Stay>,
+) -> BTreeMap<SubjectId, (i64, Meeting)> {
+    let mut mine = mine.to_vec();
     mine.sort_by_key(|(_, a0, _)| *a0);
-    // Anyone whose stay overlaps one of the person's was scanned at that place within
-    // `max_stay` of it, so that window's scans give their stays there exactly.
     let mut overlap: BTreeMap<SubjectId, (i64, Meeting)> = BTreeMap::new();
     for (cp, a0, a1) in &mine {
-        let mut theirs: BTreeMap<SubjectId, Vec<Scan>> = BTreeMap::new();
-        for o in nearby(cp, a0 - max_stay_ms, a1 + max_stay_ms) {
-            if &o.subject != person {
-                theirs.entry(o.subject.clone()).or_default().push(o);
-            }
-        }
-        for (other, mut their_scans) in theirs {
-            their_scans.sort_by_key(|s| s.ts_ms);
-            for (_, b0, b1) in presence(&their_scans, max_stay_ms, now_ms, &mut |_| true) {
-                let (lo, hi) = ((*a0).max(b0), (*a1).min(b1));
-                if hi > lo {
-                    let e = overlap.entry(other.clone()).or_insert((
-                        0,
-                        Meeting {
-                            checkpoint: cp.clone(),
-                            ts_ms: lo,
-                        },
-                    ));
-                    e.0 += hi - lo;
-                }
+        let mut stays = theirs(cp, a0.saturating_sub(rules.max_stay_ms), *a1);
+        stays.sort_by_key(|st| st.start_ms);
+        for st in stays.iter().filter(|st| &st.subject != person) {
+            let b1 = st.end(rules.max_stay_ms, rules.now_ms);
+            let (lo, hi) = ((*a0).max(st.start_ms), (*a1).min(b1));
+            if hi > lo {
+                let e = overlap.entry(st.subject.clone()).or_insert((
+                    0,
+                    Meeting {
+                        checkpoint: cp.clone(),
+                        ts_ms: lo,
+                    },
+                ));
+                e.0 += hi - lo;
             }
         }
     }
+    overlap
+}
+
+fn contact(subject: SubjectId, meetings: Vec<Meeting>) -> Contact {
+    Contact {
+        subject,
+        degree: 1,
+        via: None,
+        encounters: 0,
+        overlap_s: 0,
+        meetings,
+    }
+}
+
+/// [`encounters`] and [`overlaps`] as one ranked list of first-degree contacts.
+pub fn merge(
+    mut found: BTreeMap<SubjectId, Contact>,
+    overlap: BTreeMap<SubjectId, (i64, Meeting)>,
+) -> Vec<Contact> {
     for (other, (overlap_ms, first_meeting)) in overlap {
-        let c = found.entry(other.clone()).or_insert_with(|| Contact {
-            subject: other,
-            degree: 1,
-            via: None,
-            encounters: 0,
-            overlap_s: 0,
-            meetings: vec![first_meeting],
-        });
+        let c = found
+            .entry(other.clone())
+            .or_insert_with(|| contact(other, vec![first_meeting]));
         c.overlap_s = overlap_ms / 1000;
     }
     let mut list: Vec<Contact> = found.into_values().collect();
     rank(&mut list);
     list
+}
+
+/// First-degree contacts of `person`, from scans alone (the reference the store's answers are
+/// held to).
+///
+/// `scans` are the person's scans; `nearby(checkpoint, from_ms, to_ms)` returns every scan at
+/// that checkpoint in the range (both ends included); `two_way(checkpoint)` tells whether a
+/// place records both directions, so that its scans make stays (presence overlap). Others'
+/// stays come from the place's scans within the maximum stay of the person's.
+pub fn contacts(
+    person: &SubjectId,
+    scans: &[Scan],
+    rules: &Rules,
+    nearby: &mut dyn FnMut(&CheckpointId, i64, i64) -> Vec<Scan>,
+    two_way: &mut dyn FnMut(&CheckpointId) -> bool,
+) -> Vec<Contact> {
+    let found = encounters(person, scans, rules.window_ms, nearby);
+    let mine = presence(scans, rules.max_stay_ms, rules.now_ms, two_way);
+    let max_stay_ms = rules.max_stay_ms;
+    let mut theirs = |cp: &CheckpointId, from: i64, to: i64| -> Vec<Stay> {
+        // A stay that began by `to` ends by `to + max_stay`: its closing pass is in this read.
+        let mut scans = nearby(cp, from, to.saturating_add(max_stay_ms));
+        scans.sort_by_key(|s| s.ts_ms);
+        stays(&scans)
+            .into_iter()
+            .filter(|(_, st)| st.start_ms >= from && st.start_ms < to)
+            .map(|(_, st)| st)
+            .collect()
+    };
+    merge(found, overlaps(person, &mine, rules, &mut theirs))
 }
 
 /// Most encounters first, then most overlap, then by id for a stable order.

@@ -13,6 +13,8 @@ use super::{event_ms, Doc, Docs, Inserted, Store};
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
+mod tracing;
+
 /// Where a backend keeps the data under test.
 pub trait Fixture {
     /// The store under test. Called again after the previous one is dropped, it opens the same
@@ -63,7 +65,7 @@ fn seqs(v: &[Event]) -> Vec<(String, u64)> {
 /// Every contract test, in order, each on fresh data.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Fixture>) {
     type Test = fn(&dyn Fixture);
-    let tests: [(&str, Test); 14] = [
+    let tests: [(&str, Test); 15] = [
         (
             "idempotent insert and conflicts",
             insert_is_idempotent_and_keeps_conflicts_apart,
@@ -78,6 +80,10 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Fixture>) {
             dependants_have_trajectories_and_scans,
         ),
         ("scans match the events", scans_match_the_events),
+        (
+            "stays and contacts equal the reference",
+            tracing::stays_and_contacts_equal_the_reference,
+        ),
         (
             "events table: filters, pages, counts",
             the_events_table_filters_pages_and_counts_exactly,

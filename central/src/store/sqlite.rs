@@ -78,9 +78,9 @@ fn private_file(path: &Path) -> Result<File, StoreError> {
         })
 }
 use super::page::{Cursor, EventFilter, Page};
-use super::{Doc, Docs, Inserted, SeqState, Store, StoreError};
+use super::{Doc, Docs, Inserted, SeqState, Store, StoreError, Window};
 use crate::roster::{Person, Place};
-use crate::trace::Scan;
+use crate::trace::{Scan, Stay};
 
 mod insert;
 mod read;
@@ -410,6 +410,10 @@ impl Store for SqliteStore {
         to_ms: i64,
     ) -> Result<Vec<Scan>, StoreError> {
         self.read(|tx| read::scans_by_place(tx, checkpoint, from_ms, to_ms))
+    }
+
+    fn stays_at(&self, windows: &[Window]) -> Result<Vec<Vec<Stay>>, StoreError> {
+        self.read(|tx| read::stays_at(tx, windows))
     }
 
     fn scan_time(

@@ -248,3 +248,40 @@ fn flow_buckets() {
     assert!(flow(&scans, &[0]).is_empty());
     assert!(flow(&scans, &[]).is_empty());
 }
+
+/// The stays the store keeps (`stays`, ended by `Stay::end`) are the intervals `presence`
+/// computes from the same scans, for any order of ins and outs.
+#[test]
+fn stays_end_where_presence_does() {
+    let mut rng = 3u64;
+    let mut next = |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    for round in 0..200 {
+        let mut scans: Vec<Scan> = (0..next(12) as i64)
+            .map(|i| {
+                let mut x = s(
+                    "alice",
+                    ["a", "b", "c"][next(3) as usize],
+                    if next(2) == 0 { In } else { Out },
+                    i * 40 + next(30) as i64,
+                );
+                x.admitted = next(5) != 0;
+                x
+            })
+            .collect();
+        scans.sort_by_key(|x| x.ts_ms);
+        let (max, now) = (120 * MIN, (300 + next(300) as i64) * MIN);
+        let mut want = presence(&scans, max, now, &mut |_| true);
+        let mut got: Vec<(CheckpointId, i64, i64)> = stays(&scans)
+            .into_iter()
+            .map(|(cp, st)| (cp, st.start_ms, st.end(max, now)))
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "round {round}: {scans:?}");
+    }
+}

@@ -52,6 +52,9 @@ impl PostgresStore {
             )?;
             tx.execute("DELETE FROM readings WHERE event = ANY($1)", &[&gone])?;
         }
+        // Links to passes that are gone lead nowhere: a person back after the retention period
+        // starts a new chain.
+        tx.execute("DELETE FROM last_pass WHERE received < $1", &[&cutoff_ms])?;
         let remaining = limit - gone.len() as i64;
         if remaining > 0 {
             n += tx.execute(

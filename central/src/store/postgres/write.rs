@@ -1,6 +1,8 @@
 //! Writing: the batch insert with its duplicate checks, the kept writer and its prepared
 //! statements, and the roster, documents and sequence state.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 impl PostgresStore {
@@ -228,6 +230,7 @@ impl PostgresStore {
                     .direction
                     .push(i16_code(codes::direction(e.direction)));
                 passes.admitted.push(e.decision == Decision::Admit);
+                passes.until.push(None);
             }
             *directions.entry(cp).or_insert(0) |= crate::store::direction_bit(e.direction) as i16;
             if e.temperature_c.is_some() {
@@ -269,13 +272,14 @@ impl PostgresStore {
              $15::smallint[], $16::bool[], $17::real[], $18::bytea[], $19::text[])",
             &params,
         )?;
+        let late = link_stays(tx, statements, &mut passes, received_ms)?;
         let p = &passes;
         run(
             tx,
             statements,
-            "INSERT INTO passes (received, ts, event, subject, checkpoint, direction, admitted) \
-             SELECT $1::bigint, * FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::int[], \
-             $6::smallint[], $7::bool[])",
+            "INSERT INTO passes (received, ts, event, subject, checkpoint, direction, admitted, \
+             until) SELECT $1::bigint, * FROM unnest($2::bigint[], $3::bigint[], $4::int[], \
+             $5::int[], $6::smallint[], $7::bool[], $8::bigint[])",
             &[
                 &received_ms,
                 &p.ts,
@@ -284,8 +288,26 @@ impl PostgresStore {
                 &p.cp,
                 &p.direction,
                 &p.admitted,
+                &p.until,
             ],
         )?;
+        if !late.0.is_empty() {
+            // Passes that arrived after a later one of the same person at the same place (two
+            // boxes at one place, one catching up): their stays are derived again whole.
+            run(
+                tx,
+                statements,
+                "WITH k AS (SELECT * FROM unnest($1::int[], $2::int[]) AS k(subject, checkpoint)), \
+                 r AS (SELECT q.received, q.subject, q.ts, q.event, q.direction, q.until, \
+                 lead(q.ts) OVER (PARTITION BY q.subject, q.checkpoint ORDER BY q.ts, q.event) \
+                 AS next FROM passes q JOIN k ON q.subject = k.subject \
+                 AND q.checkpoint = k.checkpoint WHERE q.admitted) \
+                 UPDATE passes p SET until = r.next FROM r WHERE r.direction = 0 \
+                 AND r.until IS DISTINCT FROM r.next AND p.received = r.received \
+                 AND p.subject = r.subject AND p.ts = r.ts AND p.event = r.event",
+                &[&late.0, &late.1],
+            )?;
+        }
         if !readings.0.is_empty() {
             run(
                 tx,
@@ -410,6 +432,146 @@ pub(super) struct PassColumns {
     cp: Vec<i32>,
     direction: Vec<i16>,
     admitted: Vec<bool>,
+    until: Vec<Option<i64>>,
+}
+
+/// Stored passes whose stay now ends at one of the batch's, as columns.
+#[derive(Default)]
+struct Ends {
+    subject: Vec<i32>,
+    ts: Vec<i64>,
+    event: Vec<i64>,
+    received: Vec<i64>,
+    until: Vec<i64>,
+}
+
+/// Each person's and place's newest pass of the batch, as columns (for `last_pass`).
+#[derive(Default)]
+struct Newest {
+    subject: Vec<i32>,
+    cp: Vec<i32>,
+    ts: Vec<i64>,
+    event: Vec<i64>,
+    direction: Vec<i16>,
+}
+
+impl Newest {
+    fn push(&mut self, subject: i32, cp: i32, p: &PassColumns, k: usize) {
+        self.subject.push(subject);
+        self.cp.push(cp);
+        self.ts.push(p.ts[k]);
+        self.event.push(p.event[k]);
+        self.direction.push(p.direction[k]);
+    }
+}
+
+/// Links the batch's admitted passes into stays before they are written (see
+/// `migrations/postgres/V3__stays.sql`): each `in` ends at the same person's next admitted pass
+/// at that place, found in the batch or, for the first of each person and place, as the next
+/// one's predecessor in `last_pass`. Updates the stored predecessors and `last_pass`; returns
+/// the `(subject, checkpoint)` pairs whose passes came before one already stored, for the
+/// caller to derive again once written.
+fn link_stays(
+    tx: &mut postgres::Transaction<'_>,
+    statements: &mut Statements,
+    p: &mut PassColumns,
+    received_ms: i64,
+) -> Result<(Vec<i32>, Vec<i32>), StoreError> {
+    let in_code = i16_code(codes::direction(
+        checkpoint_protocol::records::Direction::In,
+    ));
+    // Per person and place, the batch's admitted passes in (ts, event) order.
+    let mut chains: BTreeMap<(i32, i32), Vec<usize>> = BTreeMap::new();
+    for k in (0..p.ts.len()).filter(|&k| p.admitted[k]) {
+        chains.entry((p.subject[k], p.cp[k])).or_default().push(k);
+    }
+    if chains.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    for chain in chains.values_mut() {
+        chain.sort_by_key(|&k| (p.ts[k], p.event[k]));
+    }
+    let (ks, kc): (Vec<i32>, Vec<i32>) = chains.keys().copied().unzip();
+    let mut last: HashMap<(i32, i32), (i64, i64, i64, i16)> = HashMap::new();
+    for r in rows(
+        tx,
+        statements,
+        "SELECT l.subject, l.checkpoint, l.ts, l.event, l.received, l.direction FROM last_pass l \
+         JOIN unnest($1::int[], $2::int[]) AS k(subject, checkpoint) \
+         ON l.subject = k.subject AND l.checkpoint = k.checkpoint",
+        &[&ks, &kc],
+    )? {
+        last.insert(
+            (r.get(0), r.get(1)),
+            (r.get(2), r.get(3), r.get(4), r.get(5)),
+        );
+    }
+    let mut late = (Vec::new(), Vec::new());
+    let mut ends = Ends::default();
+    let mut newest = Newest::default();
+    for (&(subject, cp), chain) in &chains {
+        let (Some(&first), Some(&tail)) = (chain.first(), chain.last()) else {
+            continue;
+        };
+        newest.push(subject, cp, p, tail);
+        match last.get(&(subject, cp)) {
+            Some(&(ts, event, _, _)) if (p.ts[first], p.event[first]) <= (ts, event) => {
+                late.0.push(subject);
+                late.1.push(cp);
+                continue;
+            }
+            Some(&(ts, event, received, direction)) if direction == in_code => {
+                ends.subject.push(subject);
+                ends.ts.push(ts);
+                ends.event.push(event);
+                ends.received.push(received);
+                ends.until.push(p.ts[first]);
+            }
+            _ => {}
+        }
+        for w in chain.windows(2) {
+            if p.direction[w[0]] == in_code {
+                p.until[w[0]] = Some(p.ts[w[1]]);
+            }
+        }
+    }
+    if !ends.subject.is_empty() {
+        run(
+            tx,
+            statements,
+            "UPDATE passes p SET until = u.until FROM unnest($1::int[], $2::bigint[], \
+             $3::bigint[], $4::bigint[], $5::bigint[]) AS u(subject, ts, event, received, until) \
+             WHERE p.received = u.received AND p.subject = u.subject AND p.ts = u.ts \
+             AND p.event = u.event",
+            &[
+                &ends.subject,
+                &ends.ts,
+                &ends.event,
+                &ends.received,
+                &ends.until,
+            ],
+        )?;
+    }
+    run(
+        tx,
+        statements,
+        "INSERT INTO last_pass (subject, checkpoint, ts, event, received, direction) \
+         SELECT k.subject, k.checkpoint, k.ts, k.event, $1::bigint, k.direction \
+         FROM unnest($2::int[], $3::int[], $4::bigint[], $5::bigint[], $6::smallint[]) \
+         AS k(subject, checkpoint, ts, event, direction) \
+         ON CONFLICT (subject, checkpoint) DO UPDATE SET ts = excluded.ts, \
+         event = excluded.event, received = excluded.received, direction = excluded.direction \
+         WHERE (last_pass.ts, last_pass.event) < (excluded.ts, excluded.event)",
+        &[
+            &received_ms,
+            &newest.subject,
+            &newest.cp,
+            &newest.ts,
+            &newest.event,
+            &newest.direction,
+        ],
+    )?;
+    Ok(late)
 }
 
 /// Statements prepared on one connection, by their text.

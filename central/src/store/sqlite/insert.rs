@@ -184,19 +184,18 @@ fn store_event(
     for d in &e.dependants {
         people.push(names.id(tx, Interned::Subject, d.as_str())?);
     }
+    let direction = codes::direction(e.direction);
     for who in people {
+        let until = if admitted {
+            link_stay(tx, who, cp, ms, pk, direction)?
+        } else {
+            None
+        };
         tx.prepare_cached(
-            "INSERT OR IGNORE INTO passes (subject, ts, event, checkpoint, direction, admitted) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO passes (subject, ts, event, checkpoint, direction, admitted, \
+             until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![
-            who,
-            ms,
-            pk,
-            cp,
-            codes::direction(e.direction),
-            admitted
-        ])?;
+        .execute(params![who, ms, pk, cp, direction, admitted, until])?;
     }
     names.direction(tx, cp, direction_bit(e.direction))?;
     if e.temperature_c.is_some() {
@@ -204,6 +203,57 @@ fn store_event(
             .execute([pk])?;
     }
     Ok(Inserted::New)
+}
+
+/// Keeps the stays true for a new admitted pass `(who, ms, pk)` at `cp`, before it is written:
+/// the same person's previous admitted pass there, if an `in`, now ends here; returns when this
+/// one ends if it is an `in` (the next admitted pass there, when one arrived earlier: a backlog).
+/// Order is `(ts, event)`, as the reads give it.
+fn link_stay(
+    tx: &Connection,
+    who: i64,
+    cp: i64,
+    ms: i64,
+    pk: i64,
+    direction: i64,
+) -> Result<Option<i64>, StoreError> {
+    let before: Option<(i64, i64, i64, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT ts, event, direction, until FROM passes WHERE subject = ?1 AND ts <= ?3 \
+             AND (ts < ?3 OR event < ?4) AND checkpoint = ?2 AND admitted \
+             ORDER BY ts DESC, event DESC LIMIT 1",
+        )?
+        .query_row(params![who, cp, ms, pk], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let in_code = codes::direction(checkpoint_protocol::records::Direction::In);
+    let mut next = None;
+    let mut next_known = false;
+    if let Some((ts, event, d, until)) = before {
+        if d == in_code {
+            tx.prepare_cached(
+                "UPDATE passes SET until = ?4 WHERE subject = ?1 AND ts = ?2 AND event = ?3",
+            )?
+            .execute(params![who, ts, event, ms])?;
+            // What ended that stay, if anything did, comes after this pass.
+            next = until;
+            next_known = true;
+        }
+    }
+    if direction != in_code {
+        return Ok(None);
+    }
+    if !next_known {
+        next = tx
+            .prepare_cached(
+                "SELECT ts FROM passes WHERE subject = ?1 AND ts >= ?3 AND (ts > ?3 OR event > ?4) \
+                 AND checkpoint = ?2 AND admitted ORDER BY ts, event LIMIT 1",
+            )?
+            .query_row(params![who, cp, ms, pk], |r| r.get(0))
+            .optional()?;
+    }
+    Ok(next)
 }
 
 /// One batch, one transaction, committed durably before it returns.

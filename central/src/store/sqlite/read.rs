@@ -1,15 +1,17 @@
 //! Reads: events back from their typed columns, scans for tracing, the dump a backup writes.
 
+use std::collections::HashMap;
+
 use checkpoint_protocol::ids::{CheckpointId, SubjectId};
-use checkpoint_protocol::records::Event;
+use checkpoint_protocol::records::{Direction, Event};
 use rusqlite::{params, Connection};
 
 use crate::roster::{Person, Place};
 use crate::store::page::{self, Cursor, EventFilter, Page};
 use crate::store::portable::{Item, KeptDoc, Received, Revocation, Sequence, Unhandled};
 use crate::store::rows as decode;
-use crate::store::{Doc, Docs, StoreError};
-use crate::trace::Scan;
+use crate::store::{codes, Doc, Docs, StoreError, Window};
+use crate::trace::{Scan, Stay};
 
 /// `SELECT` of every event column over `events e`, then `rest`.
 fn select_events(rest: &str) -> String {
@@ -159,6 +161,54 @@ pub(super) fn scans_by_place(
         ),
         params![checkpoint.as_str(), from_ms, to_ms],
     )
+}
+
+/// The stays that began in each window: one range of the place index each, the people's names
+/// looked up once per person at the end.
+pub(super) fn stays_at(
+    conn: &Connection,
+    windows: &[Window],
+) -> Result<Vec<Vec<Stay>>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT p.subject, p.ts, p.until FROM passes p \
+         WHERE p.checkpoint = (SELECT id FROM checkpoints WHERE name = ?1) \
+         AND p.ts >= ?2 AND p.ts < ?3 AND p.direction = ?4 AND p.admitted \
+         ORDER BY p.ts, p.subject",
+    )?;
+    let in_code = codes::direction(Direction::In);
+    let mut raw: Vec<Vec<(i64, i64, Option<i64>)>> = Vec::with_capacity(windows.len());
+    for (cp, from, to) in windows {
+        let mut rows = st.query(params![cp.as_str(), from, to, in_code])?;
+        let mut w = Vec::new();
+        while let Some(r) = rows.next()? {
+            w.push((r.get(0)?, r.get(1)?, r.get(2)?));
+        }
+        raw.push(w);
+    }
+    let mut names: HashMap<i64, SubjectId> = HashMap::new();
+    let mut name_of = conn.prepare_cached("SELECT name FROM subjects WHERE id = ?1")?;
+    let mut out = Vec::with_capacity(raw.len());
+    for w in raw {
+        let mut stays = Vec::with_capacity(w.len());
+        for (sid, start_ms, until_ms) in w {
+            let subject = match names.get(&sid) {
+                Some(s) => s.clone(),
+                None => {
+                    let n: String = name_of.query_row([sid], |r| r.get(0))?;
+                    let s = SubjectId::new(n).map_err(|e| corrupt("subjects", e))?;
+                    names.insert(sid, s.clone());
+                    s
+                }
+            };
+            stays.push(Stay {
+                subject,
+                start_ms,
+                until_ms,
+            });
+        }
+        out.push(stays);
+    }
+    Ok(out)
 }
 
 pub(super) fn scan_time(

@@ -134,3 +134,44 @@ fn a_store_that_cannot_be_opened_names_its_file() {
     let e = SqliteStore::open(&path, 1 << 20).unwrap_err().to_string();
     assert!(e.contains("missing-dir"), "{e}");
 }
+
+/// A database of the first schema (passes without stays) gets its stays derived on open.
+#[test]
+fn the_stays_migration_derives_the_stays_of_a_version_1_database() {
+    use checkpoint_protocol::records::Direction;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    let s = open(&path);
+    let mut evs = Vec::new();
+    for (i, (who, dir)) in [
+        ("alice", Direction::In),
+        ("bob", Direction::In),
+        ("alice", Direction::Out),
+        ("alice", Direction::In),
+        ("bob", Direction::Out),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = ev("b1", i as u64 + 1, Some(who), "lib", i as i64 * 10);
+        e.direction = dir;
+        evs.push(e);
+    }
+    s.insert(&evs).unwrap();
+    let lib: CheckpointId = "lib".parse().unwrap();
+    let window = [(lib, 0, i64::MAX)];
+    let before = s.stays_at(&window).unwrap();
+    assert_eq!(before[0].len(), 3, "{before:?}");
+    s.write(|w| {
+        w.conn.execute_batch(
+            "DROP INDEX passes_place; ALTER TABLE passes DROP COLUMN until; \
+             CREATE INDEX passes_place ON passes (checkpoint, ts, subject, direction, admitted); \
+             DELETE FROM refinery_schema_history WHERE version = 2;",
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    drop(s);
+    let s = open(&path);
+    assert_eq!(s.stays_at(&window).unwrap(), before);
+}

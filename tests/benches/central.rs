@@ -279,6 +279,31 @@ fn queries_on(label: &str, store: &dyn Store, n: u64, shallow: bool, pg_url: Opt
         bytes as f64 / 1e9,
         bytes as f64 / n as f64
     );
+    if let Some(url) = pg_url {
+        // Where the bytes are: each table's heap and its indexes, over all day partitions.
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let rows = c
+            .query(
+                "SELECT coalesce(i.inhparent::regclass::text, c.relname) AS t, \
+                 sum(pg_table_size(c.oid))::bigint, sum(pg_indexes_size(c.oid))::bigint \
+                 FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid \
+                 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace \
+                 GROUP BY 1 ORDER BY sum(pg_total_relation_size(c.oid)) DESC LIMIT 6",
+                &[],
+            )
+            .unwrap();
+        println!("| table | heap bytes per event | index bytes per event |");
+        println!("|---|---:|---:|");
+        for r in rows {
+            let (t, heap, idx): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            println!(
+                "| {t} | {:.0} | {:.0} |",
+                heap as f64 / n as f64,
+                idx as f64 / n as f64
+            );
+        }
+        println!();
+    }
     println!("| query | runs | p50 ms | p99 ms | mean rows |");
     println!("|---|---:|---:|---:|---:|");
     let person =

@@ -11,6 +11,10 @@
 //!   transaction-scoped advisory lock per box, so workers sharing the database cannot both store
 //!   one box's event.
 //! - A batch is a handful of set-based statements (arrays, `unnest`), not one per event.
+//! - Stays (`passes.until`) link through `last_pass`, each person's latest admitted pass per
+//!   place, so a new pass finds its predecessor by key rather than in every day partition; a
+//!   pass older than one already stored there has its person's stays at that place derived
+//!   again with `lead()`.
 //!
 //! # Durability
 //! A batch is one transaction; `insert` returns after its commit (PostgreSQL's own WAL and

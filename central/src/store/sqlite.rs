@@ -8,6 +8,9 @@
 //!   and time. `received` (central's clock) is what retention reads.
 //! - `passes`: one row per person an event names, the holder and each dependant, keyed
 //!   `(subject, ts, event)` with an index `(checkpoint, ts, …)` covering what tracing reads.
+//!   An admitted `in` carries `until`, the time of the same person's next admitted pass at
+//!   that place (its stay ends there): set on the earlier pass when the next one is written,
+//!   found forward when a pass arrives after its successor (a backlog).
 //! - `checkpoints.directions`: bit 0 once an `in` is stored there, bit 1 an `out`.
 //! - `conflicts`, `sequences`, `readings`, `revocations`, `people`, `places`, `docs`.
 //!

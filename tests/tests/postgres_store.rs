@@ -137,22 +137,7 @@ fn the_stays_migration_derives_the_stays_of_a_version_2_database() {
     let cluster = Cluster::start();
     let url = cluster.database();
     let s = PostgresStore::open(&options(&url)).unwrap();
-    let mut evs = Vec::new();
-    for (i, (who, dir)) in [
-        ("alice", Direction::In),
-        ("bob", Direction::In),
-        ("alice", Direction::Out),
-        ("alice", Direction::In),
-        ("bob", Direction::Out),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut e = ev("b1", i as u64 + 1, Some(who), "lib", i as i64 * 10);
-        e.direction = dir;
-        evs.push(e);
-    }
-    s.insert(&evs).unwrap();
+    s.insert(&contract::three_stays_at_lib()).unwrap();
     let window = [("lib".parse().unwrap(), 0, i64::MAX)];
     let before = s.stays_at(&window).unwrap();
     assert_eq!(before[0].len(), 3, "{before:?}");

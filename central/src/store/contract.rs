@@ -50,6 +50,25 @@ pub fn ev(b: &str, seq: u64, who: Option<&str>, cp: &str, minute: i64) -> Event 
     }
 }
 
+/// Alice in, Bob in, Alice out, Alice in, Bob out at `lib`: three stays, one still open (what
+/// the stays migrations are tested with).
+pub fn three_stays_at_lib() -> Vec<Event> {
+    [
+        ("alice", Direction::In),
+        ("bob", Direction::In),
+        ("alice", Direction::Out),
+        ("alice", Direction::In),
+        ("bob", Direction::Out),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (who, dir))| Event {
+        direction: dir,
+        ..ev("b1", i as u64 + 1, Some(who), "lib", i as i64 * 10)
+    })
+    .collect()
+}
+
 fn sid(s: &str) -> SubjectId {
     SubjectId::new(s).unwrap()
 }

@@ -450,69 +450,11 @@ impl Store for PostgresStore {
     }
 
     fn scans_at(&self, windows: &[Window]) -> Result<Vec<Vec<Scan>>, StoreError> {
-        let (cps, from, to) = window_columns(windows);
-        let sql = format!(
-            "SELECT w.i, {} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY \
-             AS w(cp, f, t, i) JOIN passes p ON p.checkpoint = \
-             (SELECT id FROM checkpoints WHERE name = w.cp) AND p.ts >= w.f AND p.ts < w.t {} \
-             ORDER BY w.i, p.ts, p.event, p.subject",
-            decode::SCAN_COLUMNS,
-            decode::SCAN_JOINS
-        );
-        let mut out: Vec<Vec<Scan>> = vec![Vec::new(); windows.len()];
-        for r in self.read_rows(&sql, &[&cps, &from, &to])? {
-            let i: i64 = r.try_get(0)?;
-            let scan = decode::scan_of(&Shifted(&r))?;
-            if let Some(w) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
-                w.push(scan);
-            }
-        }
-        Ok(out)
+        self.scans_in_windows(windows)
     }
 
     fn stays_at(&self, windows: &[Window]) -> Result<Vec<Vec<Stay>>, StoreError> {
-        let (cps, from, to) = window_columns(windows);
-        let rows = self.read_rows(
-            "SELECT w.i, p.subject, p.ts, p.until FROM unnest($1::text[], $2::bigint[], \
-             $3::bigint[]) WITH ORDINALITY AS w(cp, f, t, i) JOIN passes p ON p.checkpoint = \
-             (SELECT id FROM checkpoints WHERE name = w.cp) AND p.ts >= w.f AND p.ts < w.t \
-             WHERE p.direction = 0 AND p.admitted ORDER BY w.i, p.ts, p.subject",
-            &[&cps, &from, &to],
-        )?;
-        let ids = rows
-            .iter()
-            .map(|r| r.try_get::<_, i32>(1))
-            .collect::<Result<BTreeSet<i32>, _>>()?;
-        let ids: Vec<i32> = ids.into_iter().collect();
-        let mut names: HashMap<i32, SubjectId> = HashMap::new();
-        for r in self.read_rows("SELECT id, name FROM subjects WHERE id = ANY($1)", &[&ids])? {
-            let name: String = r.try_get(1)?;
-            let s = SubjectId::new(name).map_err(|e| StoreError::Corrupt {
-                key: "subjects".into(),
-                message: e.to_string(),
-            })?;
-            names.insert(r.try_get(0)?, s);
-        }
-        let mut out: Vec<Vec<Stay>> = vec![Vec::new(); windows.len()];
-        for r in &rows {
-            let i: i64 = r.try_get(0)?;
-            let sid: i32 = r.try_get(1)?;
-            let subject = names
-                .get(&sid)
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: "passes".into(),
-                    message: format!("subject {sid} has no name"),
-                })?;
-            if let Some(w) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
-                w.push(Stay {
-                    subject,
-                    start_ms: r.try_get(2)?,
-                    until_ms: r.try_get(3)?,
-                });
-            }
-        }
-        Ok(out)
+        self.stays_in_windows(windows)
     }
 
     fn scan_time(
@@ -781,34 +723,5 @@ impl Store for PostgresStore {
             .query_one("SELECT pg_database_size(current_database())", &[])?
             .get(0);
         Ok(n.max(0) as u64)
-    }
-}
-
-/// Windows as the three arrays `unnest` takes.
-fn window_columns(windows: &[Window]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
-    let cps = windows.iter().map(|(cp, _, _)| cp.as_str()).collect();
-    let from = windows.iter().map(|(_, f, _)| *f).collect();
-    let to = windows.iter().map(|(_, _, t)| *t).collect();
-    (cps, from, to)
-}
-
-/// A row read from its second column on: what precedes a decoder's columns.
-struct Shifted<'r>(&'r postgres::Row);
-
-impl Cols for Shifted<'_> {
-    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        self.0.int(i + 1)
-    }
-    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        self.0.text(i + 1)
-    }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
-        self.0.bytes(i + 1)
-    }
-    fn real(&self, i: usize) -> Result<Option<f64>, StoreError> {
-        self.0.real(i + 1)
-    }
-    fn flag(&self, i: usize) -> Result<bool, StoreError> {
-        self.0.flag(i + 1)
     }
 }

@@ -138,26 +138,11 @@ fn a_store_that_cannot_be_opened_names_its_file() {
 /// A database of the first schema (passes without stays) gets its stays derived on open.
 #[test]
 fn the_stays_migration_derives_the_stays_of_a_version_1_database() {
-    use checkpoint_protocol::records::Direction;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE);
     let s = open(&path);
-    let mut evs = Vec::new();
-    for (i, (who, dir)) in [
-        ("alice", Direction::In),
-        ("bob", Direction::In),
-        ("alice", Direction::Out),
-        ("alice", Direction::In),
-        ("bob", Direction::Out),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut e = ev("b1", i as u64 + 1, Some(who), "lib", i as i64 * 10);
-        e.direction = dir;
-        evs.push(e);
-    }
-    s.insert(&evs).unwrap();
+    s.insert(&crate::store::contract::three_stays_at_lib())
+        .unwrap();
     let lib: CheckpointId = "lib".parse().unwrap();
     let window = [(lib, 0, i64::MAX)];
     let before = s.stays_at(&window).unwrap();

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SiteId};
-use checkpoint_protocol::passcode::PassStatus;
 use checkpoint_protocol::records::Direction;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -17,6 +16,7 @@ mod files;
 mod hardware;
 mod validate;
 
+pub use crate::decide::{Mode, PolicyConfig};
 pub use checkpoint_link::Transport;
 pub use face::FaceSection;
 pub use hardware::{CameraConfig, GateConfig, ThermometerConfig};
@@ -87,74 +87,6 @@ impl Default for QrSection {
             strategies_per_frame: default_strategies_per_frame(),
         }
     }
-}
-
-/// How a factor that fails is treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Not checked.
-    Off,
-    /// Admit and flag the event.
-    Soft,
-    /// Deny.
-    Hard,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    #[serde(default = "default_fever")]
-    pub fever_threshold_c: f32,
-    /// Readings outside this range are "no reading", not a temperature.
-    #[serde(default = "default_body_range")]
-    pub plausible_c: [f32; 2],
-    #[serde(default = "default_admit_statuses")]
-    pub admit_statuses: Vec<PassStatus>,
-    #[serde(default = "default_skew")]
-    pub clock_skew_s: u32,
-    /// 0 turns anti-passback off.
-    #[serde(default)]
-    pub anti_passback_s: u64,
-    #[serde(default = "default_cooldown")]
-    pub duplicate_cooldown_ms: u64,
-    #[serde(default = "default_hard")]
-    pub pass: Mode,
-    /// A face the gallery does not recognise: `hard` denies it, `soft` admits and flags it
-    /// (the event still names nobody).
-    #[serde(default = "default_hard")]
-    pub face: Mode,
-    #[serde(default = "default_off")]
-    pub temperature: Mode,
-    #[serde(default = "default_soft")]
-    pub anti_passback: Mode,
-    #[serde(default = "default_soft")]
-    pub trust_stale: Mode,
-}
-
-fn default_fever() -> f32 {
-    37.3
-}
-fn default_body_range() -> [f32; 2] {
-    [34.0, 42.5]
-}
-fn default_admit_statuses() -> Vec<PassStatus> {
-    vec![PassStatus::Green]
-}
-fn default_skew() -> u32 {
-    30
-}
-fn default_cooldown() -> u64 {
-    3000
-}
-fn default_hard() -> Mode {
-    Mode::Hard
-}
-fn default_soft() -> Mode {
-    Mode::Soft
-}
-fn default_off() -> Mode {
-    Mode::Off
 }
 
 /// What the outbox does when appending would exceed its byte bound.

@@ -1,6 +1,7 @@
 //! The admission decision: a pure function of the verified credential, the temperature reading,
 //! the person's previous admit and the policy. No clock, no hardware, no I/O: the door loop
-//! gathers the inputs and acts on the outcome.
+//! gathers the inputs and acts on the outcome. The policy's types are its own: the daemon
+//! configuration embeds [`PolicyConfig`] as its `[policy]` section.
 //!
 //! The credential is a pass code (with its verification result) or a face (the identity the
 //! matcher settled on, or nobody). Factors are checked in a fixed order — credential (pass code
@@ -12,8 +13,76 @@ use std::collections::HashMap;
 use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::passcode::{PassClaims, PassStatus, RejectReason, Rejection};
 use checkpoint_protocol::records::{Decision, Flag, Reason};
+use serde::Deserialize;
 
-use crate::config::{Mode, PolicyConfig};
+/// How a factor that fails is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Not checked.
+    Off,
+    /// Admit and flag the event.
+    Soft,
+    /// Deny.
+    Hard,
+}
+
+/// The admission policy: the daemon configuration's `[policy]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default = "default_fever")]
+    pub fever_threshold_c: f32,
+    /// Readings outside this range are "no reading", not a temperature.
+    #[serde(default = "default_body_range")]
+    pub plausible_c: [f32; 2],
+    #[serde(default = "default_admit_statuses")]
+    pub admit_statuses: Vec<PassStatus>,
+    #[serde(default = "default_skew")]
+    pub clock_skew_s: u32,
+    /// 0 turns anti-passback off.
+    #[serde(default)]
+    pub anti_passback_s: u64,
+    #[serde(default = "default_cooldown")]
+    pub duplicate_cooldown_ms: u64,
+    #[serde(default = "default_hard")]
+    pub pass: Mode,
+    /// A face the gallery does not recognise: `hard` denies it, `soft` admits and flags it
+    /// (the event still names nobody).
+    #[serde(default = "default_hard")]
+    pub face: Mode,
+    #[serde(default = "default_off")]
+    pub temperature: Mode,
+    #[serde(default = "default_soft")]
+    pub anti_passback: Mode,
+    #[serde(default = "default_soft")]
+    pub trust_stale: Mode,
+}
+
+fn default_fever() -> f32 {
+    37.3
+}
+fn default_body_range() -> [f32; 2] {
+    [34.0, 42.5]
+}
+fn default_admit_statuses() -> Vec<PassStatus> {
+    vec![PassStatus::Green]
+}
+fn default_skew() -> u32 {
+    30
+}
+fn default_cooldown() -> u64 {
+    3000
+}
+fn default_hard() -> Mode {
+    Mode::Hard
+}
+fn default_soft() -> Mode {
+    Mode::Soft
+}
+fn default_off() -> Mode {
+    Mode::Off
+}
 
 /// What the person showed.
 #[derive(Debug, Clone, Copy)]
@@ -164,6 +233,21 @@ impl Passback {
         self.last.retain(|_, t| now.saturating_sub(*t) < window);
         self.last.insert(subject, now);
     }
+
+    /// Forgets admits older than the window.
+    pub fn forget(&mut self, now: i64, window_s: u64) {
+        let window = i64::try_from(window_s).unwrap_or(i64::MAX);
+        self.last.retain(|_, t| now.saturating_sub(*t) < window);
+    }
+
+    /// People remembered.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
 }
 
 /// Counts a code once while it stays in front of the camera: a code seen again within the
@@ -184,14 +268,28 @@ impl Debounce {
 
     /// Whether `text` seen at `now_ms` is a new attempt.
     pub fn fresh(&mut self, text: &str, now_ms: u64) -> bool {
-        let cooldown = self.cooldown_ms;
-        self.seen
-            .retain(|_, t| now_ms.saturating_sub(*t) < cooldown);
+        self.forget(now_ms);
         let fresh = !self.seen.contains_key(text);
-        if cooldown > 0 {
+        if self.cooldown_ms > 0 {
             self.seen.insert(text.to_string(), now_ms);
         }
         fresh
+    }
+
+    /// Forgets sightings older than the cooldown.
+    pub fn forget(&mut self, now_ms: u64) {
+        let cooldown = self.cooldown_ms;
+        self.seen
+            .retain(|_, t| now_ms.saturating_sub(*t) < cooldown);
+    }
+
+    /// Codes remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 }
 

@@ -187,16 +187,8 @@ impl GalleryStore {
     }
 }
 
-/// What one frame says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Look {
-    /// No face, or none close enough and centred: not an attempt.
-    Nobody,
-    /// A face in position; more frames are needed before it is someone or nobody.
-    Gathering,
-    /// The frames agreed: someone (`Some`), or a face the gallery does not know (`None`).
-    Settled(Option<SubjectId>),
-}
+/// What one frame says: the door core's [`Look`].
+pub use crate::door::Look;
 
 pub struct FaceStage {
     engine: FaceEngine,
@@ -204,8 +196,6 @@ pub struct FaceStage {
     streak: Streak,
     min_face_px: f32,
     centre_tolerance: f32,
-    /// The same person (or an unknown face) settled on again within this counts once.
-    pub cooldown_ms: u64,
 }
 
 impl std::fmt::Debug for FaceStage {
@@ -235,7 +225,6 @@ impl FaceStage {
             }),
             min_face_px: cfg.min_face_px as f32,
             centre_tolerance: cfg.centre_tolerance,
-            cooldown_ms: cfg.cooldown_ms,
         })
     }
 

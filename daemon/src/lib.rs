@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration, validated with every problem reported at once.
 //! - [`decide`]: the pure admission policy, plus anti-passback and duplicate suppression.
+//! - [`door`]: the door's rules as a pure state machine (inputs with their time in, effects out).
 //! - [`qr`]: QR decoding of frames with a preprocessing chain, panic isolation and a time budget.
 //! - `face` (feature `face`): faces at the door: the gallery in force and the per-frame look;
 //!   `enroll`: the `enroll` and `identify` commands.
@@ -15,7 +16,8 @@
 //! - [`outbox`]: the sled store-and-forward queue and its durability contract.
 //! - [`trust`]: the keys and revocations in force, persisted as the last good copy.
 //! - [`uplink`]: MQTT over mutual TLS: events out, acks and trust material in, telemetry.
-//! - [`pipeline`]: wiring: builds the stages from the config and runs them until shutdown.
+//! - [`pipeline`]: wiring: builds the stages from the config and runs them until shutdown; the
+//!   door thread (`pipeline/door.rs`) is the I/O shell around [`door`].
 //! - [`doctor`]: the installer's checklist.
 //! - [`scan`]: the `scan` command: image files in, decoded and verified codes out as JSON lines.
 
@@ -24,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod doctor;
+pub mod door;
 #[cfg(feature = "face")]
 pub mod enroll;
 #[cfg(feature = "face")]

@@ -7,17 +7,16 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use image::{GrayImage, RgbImage};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::camera::{self, CameraError};
+use crate::camera;
 use crate::clock::ClockWatch;
-use crate::config::{CameraConfig, DaemonConfig, Mode};
+use crate::config::{DaemonConfig, Mode};
 use crate::gate::{self, GateError};
 use crate::outbox::{Outbox, OutboxError};
 use crate::stats::{self, Stats};
@@ -27,7 +26,8 @@ use crate::uplink::{self, UplinkError};
 
 mod door;
 
-pub use door::Door;
+pub use crate::camera::Frame;
+pub use door::{AttemptOutcome, Door, DoorState};
 
 /// Longest the door loop may take to finish its attempt at shutdown. systemd's
 /// `TimeoutStopSec` is longer.
@@ -54,15 +54,6 @@ pub enum PipelineError {
     Face(#[from] crate::face::FaceStageError),
     #[error("shutdown: {0}")]
     Shutdown(String),
-}
-
-/// A camera frame and when it was taken.
-#[derive(Debug)]
-pub struct Frame {
-    pub image: GrayImage,
-    /// Colour, when face recognition is on.
-    pub rgb: Option<RgbImage>,
-    pub captured: Instant,
 }
 
 pub fn outbox_dir(cfg: &DaemonConfig) -> PathBuf {
@@ -115,12 +106,15 @@ pub async fn run(
         let (cfg, stats, token) = (cfg.camera.clone(), stats.clone(), token.clone());
         std::thread::Builder::new()
             .name("camera".into())
-            .spawn(move || camera_loop(&cfg, colour, &frames_tx, &stats, &token))
+            .spawn(move || camera::feed(&cfg, colour, &frames_tx, &stats, &token))
             .map_err(|e| PipelineError::Shutdown(format!("cannot start the camera thread: {e}")))?
     };
     let door = Door {
-        identity: cfg.identity.clone(),
-        policy: cfg.policy.clone(),
+        setup: crate::door::DoorSetup {
+            identity: cfg.identity.clone(),
+            policy: cfg.policy.clone(),
+            face_cooldown_ms: cfg.face.enabled.then_some(cfg.face.cooldown_ms),
+        },
         qr: crate::qr::QrConfig {
             max_side: cfg.qr.max_side,
             budget: Duration::from_millis(cfg.qr.frame_budget_ms),
@@ -228,90 +222,4 @@ fn face_stage(
         gallery = %cfg.gallery_path().display(),
     );
     Ok((Some(stage), Some(gallery)))
-}
-
-fn camera_loop(
-    cfg: &CameraConfig,
-    colour: bool,
-    tx: &SyncSender<Frame>,
-    stats: &Stats,
-    token: &CancellationToken,
-) {
-    // A replay must not lose frames (each may be an attempt); a live camera drops stale frames
-    // rather than queueing them behind a busy decoder.
-    let lossless = matches!(cfg, CameraConfig::Sim { .. });
-    let mut logged = false;
-    while !token.is_cancelled() {
-        let mut cam = match camera::build(cfg, colour) {
-            Ok(c) => {
-                tracing::info!(message = "Camera open.", camera = %c.describe());
-                stats.set_camera(stats::ok());
-                logged = false;
-                c
-            }
-            Err(error) => {
-                if !logged {
-                    tracing::error!(message = "Camera unavailable; retrying.", %error);
-                    logged = true;
-                }
-                stats.set_camera(stats::fault(&error));
-                sleep_unless_cancelled(Duration::from_secs(5), token);
-                continue;
-            }
-        };
-        while !token.is_cancelled() {
-            match cam.frame() {
-                Ok(Some(picture)) => {
-                    let frame = Frame {
-                        image: picture.luma,
-                        rgb: picture.rgb,
-                        captured: Instant::now(),
-                    };
-                    let sent = if lossless {
-                        tx.send(frame).map_err(|_| ())
-                    } else {
-                        match tx.try_send(frame) {
-                            Ok(()) | Err(TrySendError::Full(_)) => Ok(()),
-                            Err(TrySendError::Disconnected(_)) => Err(()),
-                        }
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {
-                    tracing::info!(message = "Camera replay finished.");
-                    while !token.is_cancelled() {
-                        sleep_unless_cancelled(Duration::from_secs(1), token);
-                    }
-                    return;
-                }
-                Err(error @ CameraError::Frame { .. }) => {
-                    tracing::warn!(message = "Bad camera frame.", %error);
-                }
-                Err(error) => {
-                    tracing::error!(message = "Camera failed; reopening.", %error);
-                    stats.set_camera(stats::fault(&error));
-                    sleep_unless_cancelled(Duration::from_secs(1), token);
-                    break;
-                }
-            }
-        }
-    }
-}
-
-fn sleep_unless_cancelled(d: Duration, token: &CancellationToken) {
-    let end = Instant::now() + d;
-    while !token.is_cancelled() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits for the next frame; a helper so the door loop can tick the gate between frames.
-pub(crate) fn next_frame(rx: &mpsc::Receiver<Frame>, wait: Duration) -> Result<Option<Frame>, ()> {
-    match rx.recv_timeout(wait) {
-        Ok(f) => Ok(Some(f)),
-        Err(RecvTimeoutError::Timeout) => Ok(None),
-        Err(RecvTimeoutError::Disconnected) => Err(()),
-    }
 }

@@ -251,7 +251,7 @@ fn pump(sender: &mut Sender, client: &AsyncClient, shared: &Shared) {
         }
         Err(_) => false,
     };
-    if let Err(error) = sender.pump(&shared.outbox, Instant::now(), &mut publish) {
+    if let Err(error) = sender::pump(sender, &*shared.outbox, Instant::now(), &mut publish) {
         tracing::error!(message = "Cannot read the outbox.", %error);
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use checkpoint_daemon::clock::ClockWatch;
 use checkpoint_daemon::config::{ClockCheck, DaemonConfig, WhenFull};
+use checkpoint_daemon::door::DoorSetup;
 use checkpoint_daemon::gate::SimGate;
 use checkpoint_daemon::outbox::Outbox;
 use checkpoint_daemon::pipeline::{Door, Frame};
@@ -63,8 +64,11 @@ fn door(dir: &std::path::Path, key: &IssuerKey) -> Door {
     .unwrap();
     std::fs::write(dir.join("passcode.pub"), key.public().to_pem().unwrap()).unwrap();
     Door {
-        identity: cfg.identity,
-        policy: cfg.policy,
+        setup: DoorSetup {
+            identity: cfg.identity,
+            policy: cfg.policy,
+            face_cooldown_ms: None,
+        },
         qr: QrConfig {
             max_side: cfg.qr.max_side,
             budget: Duration::from_millis(cfg.qr.frame_budget_ms),

@@ -45,7 +45,10 @@ fn minimal_config_gets_defaults() {
     let cfg = DaemonConfig::parse(MINIMAL).unwrap();
     assert!(matches!(cfg.thermometer, ThermometerConfig::Disabled));
     assert_eq!(cfg.policy.fever_threshold_c, 37.3);
-    assert_eq!(cfg.policy.admit_statuses, vec![PassStatus::Green]);
+    assert_eq!(
+        cfg.policy.admit_statuses,
+        vec![checkpoint_protocol::passcode::PassStatus::Green]
+    );
     assert_eq!(cfg.outbox.when_full, WhenFull::RefuseNew);
     assert_eq!(cfg.uplink.drain_per_s, 50);
     assert_eq!(cfg.identity.direction, Direction::Out);

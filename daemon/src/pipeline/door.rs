@@ -1,26 +1,25 @@
-//! The door loop: frame in, decision out. For each new code in a frame — or, with face
-//! recognition on and no code in view, each face the frames settled on (someone, or an unknown
-//! face) — it verifies, reads the thermometer, decides, stores the event durably in the outbox
-//! and only then signals the gate. Failures of one stage are logged and counted; the loop keeps
-//! going.
+//! The door thread: the I/O around the door's rules ([`crate::door`]). It decodes each frame,
+//! hands the codes (and, when the core asks, the face stage's verdict) to the core with the time,
+//! and carries out the effects in order: a measurement (thermometer, clock state, event id) is
+//! answered before anything after it, the outbox append is flushed before the gate moves. What
+//! counts as an attempt, and what is decided, is the core's; failures of one stage here are
+//! logged and counted, and the loop keeps going.
 
-use std::sync::mpsc::Receiver;
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checkpoint_protocol::ids::SubjectId;
-use checkpoint_protocol::passcode;
-use checkpoint_protocol::records::{self, Decision, Event, Method, Schema};
+use checkpoint_protocol::records::{self, Decision, Event, Reason};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{next_frame, Frame};
+use crate::camera::Frame;
 use crate::clock::ClockWatch;
-use crate::config::{Identity, PolicyConfig};
-use crate::decide::{self, Credential, Debounce, Inputs, Passback};
-use crate::gate::{Gate, Signal};
+use crate::door::{unix_ms, DoorCore, DoorSetup, Effect, Input, Measurement};
+use crate::gate::Gate;
 use crate::outbox::Outbox;
 use crate::qr::{self, QrConfig};
 use crate::stats::{self, Stats};
@@ -31,8 +30,8 @@ use crate::trust::Trust;
 const WATCHDOG_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Door {
-    pub identity: Identity,
-    pub policy: PolicyConfig,
+    /// The core's setup; its face cooldown applies only when `face` is present.
+    pub setup: DoorSetup,
     pub qr: QrConfig,
     /// See [`qr::Rotation`].
     pub strategies_per_frame: usize,
@@ -50,19 +49,10 @@ pub struct Door {
     pub face: Option<crate::face::FaceStage>,
 }
 
-/// What the person showed.
-#[derive(Debug, Clone, Copy)]
-enum Shown<'a> {
-    Code(&'a str),
-    /// A face the frames settled on: someone, or nobody the gallery knows.
-    #[cfg_attr(not(feature = "face"), allow(dead_code))]
-    Face(Option<&'a SubjectId>),
-}
-
 impl std::fmt::Debug for Door {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Door")
-            .field("box_id", &self.identity.box_id)
+            .field("box_id", &self.setup.identity.box_id)
             .finish_non_exhaustive()
     }
 }
@@ -70,27 +60,21 @@ impl std::fmt::Debug for Door {
 /// The result of one attempt, for the caller (and the benchmark).
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
+    /// `None` when the event could not be stored.
     pub seq: Option<u64>,
     pub decision: Decision,
-    pub reason: records::Reason,
+    pub reason: Reason,
 }
 
-/// State the loop carries between attempts.
+/// State the loop carries between frames.
 #[derive(Debug)]
 pub struct DoorState {
+    core: DoorCore,
     reader: Reader,
-    debounce: Debounce,
-    passback: Passback,
     thermo_health: SensorHealth,
-    /// A person (or an unknown face) still in front of the camera counts once.
-    #[cfg_attr(not(feature = "face"), allow(dead_code))]
-    face_debounce: Debounce,
     /// Face-stage failures logged so far (the first few, then every hundredth).
     #[cfg_attr(not(feature = "face"), allow(dead_code))]
     face_errors: u64,
-    /// When a code was last decoded or located: a person showing a code is not also an attempt
-    /// by face while the code's cooldown lasts (rqrr's second opinion may read it frames later).
-    code_seen_ms: Option<u64>,
 }
 
 /// How the door reads codes.
@@ -109,15 +93,23 @@ enum Reader {
 
 impl Door {
     pub fn state(&self) -> DoorState {
-        DoorState {
-            reader: self.reader(),
-            debounce: Debounce::new(self.policy.duplicate_cooldown_ms),
-            passback: Passback::default(),
-            thermo_health: SensorHealth::default(),
-            face_debounce: Debounce::new(self.face_cooldown_ms()),
-            face_errors: 0,
-            code_seen_ms: None,
+        let mut setup = self.setup.clone();
+        if !self.has_face() {
+            setup.face_cooldown_ms = None;
         }
+        DoorState {
+            core: DoorCore::new(setup),
+            reader: self.reader(),
+            thermo_health: SensorHealth::default(),
+            face_errors: 0,
+        }
+    }
+
+    fn has_face(&self) -> bool {
+        #[cfg(feature = "face")]
+        return self.face.is_some();
+        #[cfg(not(feature = "face"))]
+        false
     }
 
     fn reader(&self) -> Reader {
@@ -137,14 +129,6 @@ impl Door {
             }
         }
         Reader::Inline(qr::Rotation::new(self.strategies_per_frame))
-    }
-
-    fn face_cooldown_ms(&self) -> u64 {
-        #[cfg(feature = "face")]
-        if let Some(f) = &self.face {
-            return f.cooldown_ms;
-        }
-        0
     }
 
     /// Runs until the token is cancelled, then puts the gate in its safe state.
@@ -168,6 +152,7 @@ impl Door {
                 }
                 Ok(None) => {
                     self.late_codes(&mut state);
+                    state.core.handle(Input::Tick, OffsetDateTime::now_utc());
                 }
                 Err(()) => {
                     if !camera_gone && !token.is_cancelled() {
@@ -186,8 +171,9 @@ impl Door {
         }
     }
 
-    /// Decodes a frame and handles every new code in it, and every code rqrr's second opinion
-    /// has read since the last call (attributed to the frame it was read in).
+    /// Decodes a frame and hands the core its codes, every code rqrr's second opinion has read
+    /// since the last call (attributed to the frame it was read in), and then the face stage's
+    /// verdict when the core asks for it.
     pub fn frame(&mut self, state: &mut DoorState, frame: &Frame) -> Vec<AttemptOutcome> {
         let decoded = match &mut state.reader {
             Reader::Inline(rotation) => qr::decode_rotating(&frame.image, &self.qr, rotation),
@@ -200,26 +186,19 @@ impl Door {
             }
         };
         self.stats.frame(Instant::now(), decoded.elapsed);
-        if decoded.undecoded > 0 {
-            // Someone shows a code rqrr may yet read: not an attempt by face meanwhile.
-            state.code_seen_ms = Some(unix_ms(OffsetDateTime::now_utc()));
-        }
         let mut out = self.codes(state, &decoded, frame.captured);
         out.extend(self.late_codes(state));
-        #[cfg(feature = "face")]
-        {
-            let now_ms = unix_ms(OffsetDateTime::now_utc());
-            let code_in_view = state.code_seen_ms.is_some_and(|t| {
-                now_ms.saturating_sub(t) < self.policy.duplicate_cooldown_ms.max(1)
-            });
-            if let Some(o) = self.face_frame(state, frame, code_in_view, now_ms) {
-                out.push(o);
-            }
-        }
+        let effects = state.core.handle(
+            Input::FrameEnd {
+                captured: frame.captured,
+            },
+            OffsetDateTime::now_utc(),
+        );
+        out.extend(self.apply(state, effects, Some(frame)));
         out
     }
 
-    /// Attempts for the new codes of one decoded frame.
+    /// Hands the core the codes of one decoded frame.
     fn codes(
         &mut self,
         state: &mut DoorState,
@@ -232,21 +211,25 @@ impl Door {
                 panics = decoded.panics
             );
         }
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
-        let mut out = Vec::new();
-        if !decoded.codes.is_empty() {
-            state.code_seen_ms = Some(now_ms);
+        if decoded.codes.is_empty() && decoded.undecoded == 0 {
+            return Vec::new();
         }
-        for code in &decoded.codes {
-            let payload = code.payload();
-            if state.debounce.fresh(&payload, now_ms) {
-                out.push(self.attempt(state, Shown::Code(&payload), captured));
-            }
-        }
-        out
+        let now = OffsetDateTime::now_utc();
+        let trust = self.trust.current();
+        let effects = state.core.handle(
+            Input::Codes {
+                payloads: decoded.payloads(),
+                located: decoded.undecoded > 0,
+                captured,
+                trust: &trust.store,
+                trust_stale: self.trust.stale(now),
+            },
+            now,
+        );
+        self.apply(state, effects, None)
     }
 
-    /// Attempts for the codes rqrr's second opinion has read since the last look.
+    /// Hands the core the codes rqrr's second opinion has read since the last look.
     pub fn late_codes(&mut self, state: &mut DoorState) -> Vec<AttemptOutcome> {
         let answers = match &state.reader {
             Reader::Split { second, .. } => second.answers(),
@@ -259,31 +242,89 @@ impl Door {
         out
     }
 
-    /// The face stage on one frame. A code in view (decoded within its cooldown) takes
-    /// precedence: the face is not looked at.
-    #[cfg(feature = "face")]
-    fn face_frame(
+    /// Carries out the core's effects in order. An answer the core asked for (a measurement, a
+    /// face verdict) is handed in at once, and its effects are carried out before the rest.
+    fn apply(
         &mut self,
         state: &mut DoorState,
-        frame: &Frame,
-        code_in_view: bool,
-        now_ms: u64,
-    ) -> Option<AttemptOutcome> {
-        use crate::face::Look;
-        let (face, rgb) = (self.face.as_mut()?, frame.rgb.as_ref()?);
-        if code_in_view {
-            face.reset();
-            return None;
-        }
-        match face.look(rgb) {
-            Ok(Look::Settled(who)) => {
-                let key = who.as_ref().map_or("?", |s| s.as_str()).to_string();
-                state
-                    .face_debounce
-                    .fresh(&key, now_ms)
-                    .then(|| self.attempt(state, Shown::Face(who.as_ref()), frame.captured))
+        effects: Vec<Effect>,
+        #[cfg_attr(not(feature = "face"), allow(unused_variables))] frame: Option<&Frame>,
+    ) -> Vec<AttemptOutcome> {
+        let mut queue = VecDeque::from(effects);
+        let mut out = Vec::new();
+        while let Some(effect) = queue.pop_front() {
+            let answer = match effect {
+                Effect::Measure => {
+                    let m = self.measure(state);
+                    Some(Input::Measured(m))
+                }
+                Effect::LookForFace => {
+                    #[cfg(feature = "face")]
+                    {
+                        frame.and_then(|f| self.look(state, f))
+                    }
+                    #[cfg(not(feature = "face"))]
+                    None
+                }
+                Effect::ResetFace => {
+                    #[cfg(feature = "face")]
+                    if let Some(face) = self.face.as_mut() {
+                        face.reset();
+                    }
+                    None
+                }
+                Effect::Append { event, captured } => {
+                    out.push(self.append(&event, captured));
+                    None
+                }
+                Effect::Signal(signal) => {
+                    if let Err(error) = self.gate.signal(signal, Instant::now()) {
+                        tracing::error!(message = "Gate failed.", %error);
+                        self.stats.set_gate(stats::fault(&error));
+                    }
+                    None
+                }
+                Effect::WakeUplink => {
+                    self.appended.notify_one();
+                    None
+                }
+            };
+            if let Some(input) = answer {
+                let more = state.core.handle(input, OffsetDateTime::now_utc());
+                for e in more.into_iter().rev() {
+                    queue.push_front(e);
+                }
             }
-            Ok(Look::Nobody | Look::Gathering) => None,
+        }
+        out
+    }
+
+    fn measure(&mut self, state: &mut DoorState) -> Measurement {
+        let temperature_c = self.thermometer.as_mut().and_then(|t| {
+            let r = t.read();
+            state.thermo_health.record(&r);
+            self.stats.set_thermometer(state.thermo_health.health());
+            if let Err(error) = &r {
+                tracing::warn!(message = "Thermometer read failed.", %error);
+            }
+            r.ok()
+        });
+        Measurement {
+            temperature_c,
+            clock_synced: self.clock.synced(),
+            id: Uuid::now_v7(),
+        }
+    }
+
+    /// The face stage on one colour frame, as an input for the core.
+    #[cfg(feature = "face")]
+    fn look(&mut self, state: &mut DoorState, frame: &Frame) -> Option<Input<'static>> {
+        let (face, rgb) = (self.face.as_mut()?, frame.rgb.as_ref()?);
+        match face.look(rgb) {
+            Ok(look) => Some(Input::Face {
+                look,
+                captured: frame.captured,
+            }),
             Err(error) => {
                 state.face_errors += 1;
                 if state.face_errors <= 5 || state.face_errors.is_multiple_of(100) {
@@ -294,77 +335,15 @@ impl Door {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(box_id = %self.identity.box_id))]
-    fn attempt(
-        &mut self,
-        state: &mut DoorState,
-        shown: Shown<'_>,
-        captured: Instant,
-    ) -> AttemptOutcome {
-        let now = OffsetDateTime::now_utc();
-        let now_unix = now.unix_timestamp();
-        let trust = self.trust.current();
-        let verification;
-        let (credential, method) = match shown {
-            Shown::Code(text) => {
-                verification =
-                    passcode::verify(text, &trust.store, now_unix, self.policy.clock_skew_s);
-                (Credential::Pass(&verification), Method::Qr)
-            }
-            Shown::Face(who) => (Credential::Face(who), Method::Face),
-        };
-        let temperature_c = match self.thermometer.as_mut() {
-            Some(t) => {
-                let r = t.read();
-                state.thermo_health.record(&r);
-                self.stats.set_thermometer(state.thermo_health.health());
-                if let Err(error) = &r {
-                    tracing::warn!(message = "Thermometer read failed.", %error);
-                }
-                r.ok()
-            }
-            None => None,
-        };
-        let recognised = match credential {
-            Credential::Pass(Ok(c)) => Some(&c.subject),
-            Credential::Face(who) => who,
-            Credential::Pass(Err(_)) => None,
-        };
-        let last_admit = recognised.and_then(|s| state.passback.last_admit(s));
-        let outcome = decide::decide(
-            &Inputs {
-                credential,
-                temperature_c,
-                last_admit,
-                trust_stale: self.trust.stale(now),
-                now: now_unix,
-            },
-            &self.policy,
-        );
-        let event = |seq: u64| Event {
-            schema: Schema,
-            id: Uuid::now_v7(),
-            seq,
-            site: self.identity.site.clone(),
-            box_id: self.identity.box_id.clone(),
-            checkpoint: self.identity.checkpoint.clone(),
-            direction: self.identity.direction,
-            method,
-            subject: outcome.subject.clone(),
-            dependants: outcome.dependants.clone(),
-            pass_status: outcome.pass_status,
-            decision: outcome.decision,
-            reason: outcome.reason,
-            flags: outcome.flags.clone(),
-            temperature_c: outcome.temperature_c,
-            ts: now,
-            clock_synced: self.clock.synced(),
-        };
-        // Durable before the door moves.
-        let seq = match self
-            .outbox
-            .append(unix_ms(now), |seq| records::encode(&event(seq)))
-        {
+    /// Stores one decided event durably (flushed before this returns).
+    #[tracing::instrument(skip_all, fields(box_id = %self.setup.identity.box_id))]
+    fn append(&mut self, event: &Event, captured: Instant) -> AttemptOutcome {
+        let seq = match self.outbox.append(unix_ms(event.ts), |seq| {
+            records::encode(&Event {
+                seq,
+                ..event.clone()
+            })
+        }) {
             Ok(a) => {
                 if !a.stored {
                     tracing::error!(message = "Outbox full: event not stored.", seq = a.seq);
@@ -377,40 +356,29 @@ impl Door {
                 None
             }
         };
-        let signal = match outcome.decision {
-            Decision::Admit => Signal::Admit,
-            Decision::Deny => Signal::Deny,
-        };
-        if let Err(error) = self.gate.signal(signal, Instant::now()) {
-            tracing::error!(message = "Gate failed.", %error);
-            self.stats.set_gate(stats::fault(&error));
-        }
-        if outcome.decision == Decision::Admit {
-            if let Some(s) = &outcome.subject {
-                state
-                    .passback
-                    .admitted(s.clone(), now_unix, self.policy.anti_passback_s);
-            }
-        }
-        self.appended.notify_one();
         self.stats.attempt();
         tracing::info!(
             message = "Attempt.",
             seq,
-            method = ?method,
-            decision = ?outcome.decision,
-            reason = ?outcome.reason,
-            flags = ?outcome.flags,
+            method = ?event.method,
+            decision = ?event.decision,
+            reason = ?event.reason,
+            flags = ?event.flags,
             latency_ms = captured.elapsed().as_millis() as u64,
         );
         AttemptOutcome {
             seq,
-            decision: outcome.decision,
-            reason: outcome.reason,
+            decision: event.decision,
+            reason: event.reason,
         }
     }
 }
 
-pub fn unix_ms(t: OffsetDateTime) -> u64 {
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+/// Waits for the next frame; a helper so the door loop can tick the gate between frames.
+fn next_frame(rx: &Receiver<Frame>, wait: Duration) -> Result<Option<Frame>, ()> {
+    match rx.recv_timeout(wait) {
+        Ok(f) => Ok(Some(f)),
+        Err(RecvTimeoutError::Timeout) => Ok(None),
+        Err(RecvTimeoutError::Disconnected) => Err(()),
+    }
 }

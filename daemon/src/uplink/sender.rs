@@ -1,5 +1,7 @@
-//! Which outbox events to publish now. State only, no network: the uplink calls
-//! [`Sender::pump`] with a `publish` callback whenever it is connected and something may be due.
+//! Which outbox events to publish now. State only, no network and no outbox: a pump asks the
+//! sender what it [`Sender::want`]s read, [`Sender::offer`]s it the rows, publishes what comes
+//! back and reports each one [`Sender::published`]. [`pump`] is that loop over the outbox; the
+//! uplink runs it whenever it is connected and something may be due.
 //!
 //! Per connection, events stored before it are the *backlog* and later ones are *live*:
 //! - live events are published as soon as they are stored, in sequence order;
@@ -39,6 +41,7 @@ pub struct Sender {
     inflight: BTreeMap<u64, Instant>,
     /// Published since start and not yet acknowledged, in any connection.
     sent: Sent,
+    round: Round,
 }
 
 /// A set of sequence numbers as disjoint inclusive ranges (`first -> last`); publication order
@@ -112,6 +115,25 @@ pub struct Pumped {
     pub resent: usize,
 }
 
+/// What the sender asks to be read from the outbox next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Up to `max` stored events from `from` on: live ones.
+    Live { from: u64, max: usize },
+    /// These events again, oldest first (a missing one was acknowledged or dropped meanwhile).
+    Resend(Vec<u64>),
+    /// Up to `max` stored events from `from` on; those from the live mark on are not backlog.
+    Backlog { from: u64, max: usize },
+}
+
+/// One pump's progress: what it asked last and what it has published.
+#[derive(Debug, Default)]
+struct Round {
+    asked: Option<Want>,
+    live_done: bool,
+    done: Pumped,
+}
+
 impl Sender {
     pub fn new(drain_per_s: u32, resend_after: Duration, now: Instant) -> Self {
         Sender {
@@ -124,12 +146,13 @@ impl Sender {
             backlog_next: 0,
             inflight: BTreeMap::new(),
             sent: Sent::default(),
+            round: Round::default(),
         }
     }
 
     /// A new connection: everything stored so far is backlog.
     pub fn connected(&mut self, last_seq: u64, now: Instant) {
-        self.live_from = last_seq + 1;
+        self.live_from = last_seq.saturating_add(1);
         self.live_next = self.live_from;
         self.backlog_next = 0;
         self.inflight.clear();
@@ -162,92 +185,184 @@ impl Sender {
         self.backlog_next < self.live_from
     }
 
-    /// Publishes what is due. `publish` returns `false` when the client cannot take more now;
-    /// the event is then tried again on the next pump.
-    pub fn pump(
-        &mut self,
-        outbox: &Outbox,
-        now: Instant,
-        publish: &mut dyn FnMut(u64, Vec<u8>) -> bool,
-    ) -> Result<Pumped, OutboxError> {
-        let mut done = Pumped::default();
+    /// Starts a pump at `now`: the budget refills (one second of burst at most).
+    pub fn begin(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
         self.refilled = now;
+        self.round = Round::default();
+    }
 
-        // Live first, unthrottled.
-        'live: loop {
-            let batch = outbox.pending(self.live_next, BATCH)?;
-            if batch.is_empty() {
-                break;
+    /// What to read next in this pump: live events first (unthrottled, at most `4 × BATCH` per
+    /// pump), then resends that are due, then the backlog within the budget. `None`: nothing
+    /// more is due now.
+    pub fn want(&mut self, now: Instant) -> Option<Want> {
+        let want = if !self.round.live_done {
+            Want::Live {
+                from: self.live_next,
+                max: BATCH.min(4 * BATCH - self.round.done.live),
             }
-            for (seq, record) in batch {
-                if !publish(seq, record) {
-                    return Ok(done);
-                }
-                self.inflight.insert(seq, now);
-                self.sent.insert(seq);
-                self.live_next = seq + 1;
-                done.live += 1;
-                if done.live >= 4 * BATCH {
-                    break 'live;
-                }
+        } else if let Some(due) = self.due(now) {
+            Want::Resend(due)
+        } else if self.tokens >= 1.0 && self.backlog_pending() {
+            Want::Backlog {
+                from: self.backlog_next,
+                max: (self.tokens as usize).clamp(1, BATCH),
             }
+        } else {
+            return None;
+        };
+        self.round.asked = Some(want.clone());
+        Some(want)
+    }
+
+    /// Resends due now, as many as the budget allows.
+    fn due(&self, now: Instant) -> Option<Vec<u64>> {
+        if self.tokens < 1.0 {
+            return None;
         }
-
-        // Resends of unacknowledged events, oldest first.
         let due: Vec<u64> = self
             .inflight
             .iter()
             .filter(|(_, sent)| now.saturating_duration_since(**sent) >= self.resend_after)
             .map(|(s, _)| *s)
+            .take(self.tokens as usize)
             .collect();
-        for seq in due {
-            if self.tokens < 1.0 {
-                return Ok(done);
-            }
-            match outbox.get(seq)? {
-                None => {
-                    // Acknowledged through another path, or dropped by the full policy.
-                    self.inflight.remove(&seq);
-                }
-                Some(record) => {
-                    if !publish(seq, record) {
-                        return Ok(done);
-                    }
-                    self.tokens -= 1.0;
-                    self.inflight.insert(seq, now);
-                    self.sent.insert(seq);
-                    done.resent += 1;
-                }
-            }
-        }
-
-        // The backlog, within the budget.
-        while self.tokens >= 1.0 && self.backlog_pending() {
-            let want = (self.tokens as usize).clamp(1, BATCH);
-            let batch = outbox.pending(self.backlog_next, want)?;
-            let batch: Vec<_> = batch
-                .into_iter()
-                .filter(|(s, _)| *s < self.live_from)
-                .collect();
-            if batch.is_empty() {
-                self.backlog_next = self.live_from;
-                break;
-            }
-            for (seq, record) in batch {
-                if !publish(seq, record) {
-                    return Ok(done);
-                }
-                self.tokens -= 1.0;
-                self.inflight.insert(seq, now);
-                self.sent.insert(seq);
-                self.backlog_next = seq + 1;
-                done.backlog += 1;
-            }
-        }
-        Ok(done)
+        (!due.is_empty()).then_some(due)
     }
+
+    /// The rows read for the last [`Sender::want`] (`None` for an event no longer stored):
+    /// returns what to publish, in order. Each one the client takes is reported with
+    /// [`Sender::published`]; the first it refuses ends the pump and is offered again next time.
+    pub fn offer(&mut self, rows: Vec<(u64, Option<Vec<u8>>)>) -> Vec<(u64, Vec<u8>)> {
+        let Some(asked) = self.round.asked.take() else {
+            return Vec::new();
+        };
+        match asked {
+            Want::Live { max, .. } => {
+                let rows: Vec<_> = rows
+                    .into_iter()
+                    .filter_map(|(s, r)| Some((s, r?)))
+                    .filter(|(s, _)| *s >= self.live_next)
+                    .take(max)
+                    .collect();
+                if rows.is_empty() || self.round.done.live + rows.len() >= 4 * BATCH {
+                    self.round.live_done = true;
+                }
+                self.round.asked = Some(Want::Live { from: 0, max });
+                rows
+            }
+            Want::Resend(seqs) => {
+                let mut out = Vec::new();
+                for (seq, row) in rows {
+                    if !seqs.contains(&seq) {
+                        continue;
+                    }
+                    match row {
+                        // Acknowledged through another path, or dropped by the full policy.
+                        None => {
+                            self.inflight.remove(&seq);
+                        }
+                        Some(r) => out.push((seq, r)),
+                    }
+                }
+                self.round.asked = Some(Want::Resend(Vec::new()));
+                out
+            }
+            Want::Backlog { max, .. } => {
+                let rows: Vec<_> = rows
+                    .into_iter()
+                    .filter_map(|(s, r)| Some((s, r?)))
+                    .filter(|(s, _)| *s >= self.backlog_next && *s < self.live_from)
+                    .take(max)
+                    .collect();
+                if rows.is_empty() {
+                    self.backlog_next = self.live_from;
+                }
+                self.round.asked = Some(Want::Backlog { from: 0, max });
+                rows
+            }
+        }
+    }
+
+    /// The client took the event `seq` offered last.
+    pub fn published(&mut self, seq: u64, now: Instant) {
+        match &self.round.asked {
+            Some(Want::Live { .. }) => {
+                self.live_next = seq.saturating_add(1);
+                self.round.done.live += 1;
+            }
+            Some(Want::Resend(_)) => {
+                self.tokens -= 1.0;
+                self.round.done.resent += 1;
+            }
+            Some(Want::Backlog { .. }) => {
+                self.tokens -= 1.0;
+                self.backlog_next = seq.saturating_add(1);
+                self.round.done.backlog += 1;
+            }
+            None => return,
+        }
+        self.inflight.insert(seq, now);
+        self.sent.insert(seq);
+    }
+
+    /// What this pump has published.
+    pub fn pumped(&self) -> Pumped {
+        self.round.done
+    }
+}
+
+/// Where the rows come from: the outbox, for the uplink.
+pub trait Rows {
+    type Error;
+    /// Up to `max` stored events from `from` on, in sequence order.
+    fn pending(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, Self::Error>;
+    fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, Self::Error>;
+}
+
+impl Rows for Outbox {
+    type Error = OutboxError;
+    fn pending(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, OutboxError> {
+        Outbox::pending(self, from, max)
+    }
+    fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, OutboxError> {
+        Outbox::get(self, seq)
+    }
+}
+
+/// One pump: reads what the sender asks for and publishes what it returns. `publish` returns
+/// `false` when the client cannot take more now; the event is then offered again next pump.
+pub fn pump<R: Rows>(
+    sender: &mut Sender,
+    rows: &R,
+    now: Instant,
+    publish: &mut dyn FnMut(u64, Vec<u8>) -> bool,
+) -> Result<Pumped, R::Error> {
+    sender.begin(now);
+    while let Some(want) = sender.want(now) {
+        let read = match want {
+            Want::Live { from, max } | Want::Backlog { from, max } => rows
+                .pending(from, max)?
+                .into_iter()
+                .map(|(s, r)| (s, Some(r)))
+                .collect(),
+            Want::Resend(seqs) => {
+                let mut read = Vec::with_capacity(seqs.len());
+                for seq in seqs {
+                    read.push((seq, rows.get(seq)?));
+                }
+                read
+            }
+        };
+        for (seq, record) in sender.offer(read) {
+            if !publish(seq, record) {
+                return Ok(sender.pumped());
+            }
+            sender.published(seq, now);
+        }
+    }
+    Ok(sender.pumped())
 }
 
 #[cfg(test)]
@@ -265,7 +380,7 @@ mod tests {
 
     fn pump(s: &mut Sender, ob: &Outbox, now: Instant) -> Vec<u64> {
         let mut sent = Vec::new();
-        s.pump(ob, now, &mut |seq, rec| {
+        super::pump(s, ob, now, &mut |seq, rec| {
             assert_eq!(rec, format!("e{seq}").into_bytes());
             sent.push(seq);
             true
@@ -327,7 +442,7 @@ mod tests {
         s.connected(0, t0);
         ob.append(0, |s| format!("e{s}").into_bytes()).unwrap();
         let mut refused = 0;
-        s.pump(&ob, t0, &mut |_, _| {
+        super::pump(&mut s, &ob, t0, &mut |_, _| {
             refused += 1;
             false
         })
@@ -373,6 +488,83 @@ mod tests {
             s.acked(&[(5, 5), (8, 9), (u64::MAX, u64::MAX)]),
             vec![(5, 5)]
         );
+    }
+
+    #[test]
+    fn the_sender_asks_and_is_offered_rows() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(2, Duration::from_secs(10), t0);
+        s.connected(5, t0);
+        let rows = |seqs: &[u64]| -> Vec<(u64, Option<Vec<u8>>)> {
+            seqs.iter().map(|s| (*s, Some(vec![*s as u8]))).collect()
+        };
+        s.begin(t0);
+        assert_eq!(
+            s.want(t0),
+            Some(Want::Live {
+                from: 6,
+                max: BATCH
+            })
+        );
+        assert_eq!(s.offer(vec![]), vec![], "nothing live");
+        assert_eq!(s.want(t0), Some(Want::Backlog { from: 0, max: 1 }));
+        // Rows outside what was asked (live ones here) are not backlog.
+        assert_eq!(s.offer(rows(&[1, 6])), vec![(1, vec![1])]);
+        s.published(1, t0);
+        assert_eq!(s.want(t0), None, "the budget is spent");
+        assert_eq!(s.pumped().backlog, 1);
+
+        // Ten seconds on: the unacknowledged event is due again, within the refilled budget.
+        let t1 = t0 + Duration::from_secs(10);
+        s.begin(t1);
+        assert_eq!(
+            s.want(t1),
+            Some(Want::Live {
+                from: 6,
+                max: BATCH
+            })
+        );
+        assert_eq!(s.offer(rows(&[6])), vec![(6, vec![6])]);
+        s.published(6, t1);
+        assert_eq!(
+            s.want(t1),
+            Some(Want::Live {
+                from: 7,
+                max: BATCH
+            })
+        );
+        assert_eq!(s.offer(vec![]), vec![]);
+        assert_eq!(s.want(t1), Some(Want::Resend(vec![1])));
+        // Acknowledged meanwhile: forgotten, not published.
+        assert_eq!(s.offer(vec![(1, None)]), vec![]);
+        assert_eq!(s.inflight(), 1);
+        assert_eq!(s.want(t1), Some(Want::Backlog { from: 2, max: 2 }));
+        assert_eq!(s.offer(rows(&[2, 3])), vec![(2, vec![2]), (3, vec![3])]);
+        // The client took the first only: the second is asked for again next time.
+        s.published(2, t1);
+        s.begin(t1 + Duration::from_secs(1));
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(
+            s.want(t2),
+            Some(Want::Live {
+                from: 7,
+                max: BATCH
+            })
+        );
+        s.offer(vec![]);
+        assert_eq!(s.want(t2), Some(Want::Backlog { from: 3, max: 2 }));
+        assert_eq!(s.pumped(), Pumped::default());
+    }
+
+    #[test]
+    fn an_offer_without_a_want_publishes_nothing() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(10, Duration::from_secs(10), t0);
+        s.connected(0, t0);
+        s.begin(t0);
+        assert_eq!(s.offer(vec![(1, Some(vec![1]))]), vec![]);
+        s.published(1, t0);
+        assert_eq!(s.inflight(), 0);
     }
 
     #[test]

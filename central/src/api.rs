@@ -1,5 +1,6 @@
 //! The HTTP API: JSON over HTTP, bound to localhost by default, every request carrying the bearer
-//! token from the token file. No storage logic here: handlers call [`crate::query`] on a blocking
+//! token from the token file (checked once, by a layer in front of every route, before the
+//! request is parsed). No storage logic here: handlers call [`crate::query`] on a blocking
 //! thread and map the result to response types, which are also what the CLI deserialises.
 
 use std::net::SocketAddr;
@@ -179,6 +180,17 @@ fn now_ms() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
+/// Every route is behind this: the token is checked before anything of the request (path,
+/// query string, body) is parsed.
+async fn require_token(
+    State(st): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    authorise(&st, req.headers())?;
+    Ok(next.run(req).await)
+}
+
 fn authorise(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get("authorization")
@@ -280,6 +292,10 @@ pub fn router(state: ApiState) -> Router {
                 ),
             ),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .with_state(state)
 }
 

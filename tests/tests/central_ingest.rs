@@ -346,6 +346,19 @@ zoe,Zoe,Art
         String::from_utf8_lossy(&denied.stderr).contains("401"),
         "{denied:?}"
     );
+    // Without the token nothing of a request is looked at: not a bad query string, not a body
+    // far over the limit (its length alone would be 413), not a wrong token of the right length.
+    for request in [
+        "GET /api/v1/trajectory?person=%ZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string(),
+        "POST /api/v1/roster/people HTTP/1.1\r\nHost: x\r\nContent-Length: 900000000\r\nConnection: close\r\n\r\nperson_id".to_string(),
+        format!(
+            "GET /api/v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            "x".repeat(std::fs::read_to_string(&central.token_file).unwrap().trim().len())
+        ),
+    ] {
+        let status = raw_status(&central.api, &request);
+        assert_eq!(status, 401, "{request}");
+    }
 
     assert!(
         central.terminate().unwrap().success(),
@@ -599,4 +612,18 @@ fn gaps_exactly_where_events_were_dropped() {
         st.highest(),
         "stored + lost = every number"
     );
+}
+
+/// Sends `request` as it is and returns the response's status code.
+fn raw_status(api: &str, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = api.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    let line = String::from_utf8_lossy(&head);
+    line[9..12].parse().unwrap()
 }

@@ -17,10 +17,8 @@ pub struct GalleryPublished {
 pub(super) async fn publish_gallery(
     State(st): State<ApiState>,
     Path(box_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<GalleryPublished>, ApiError> {
-    authorise(&st, &headers)?;
     st.galleries_allowed
         .clone()
         .map_err(|why| ApiError(StatusCode::CONFLICT, why))?;

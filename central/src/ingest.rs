@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use checkpoint_link::sync::Recover;
 use checkpoint_link::Net;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Ack, Event, SeqRange, MAX_ACK_RANGES};
@@ -252,7 +253,7 @@ pub async fn run(
                             tracing::warn!(message = "Sequence gap: events lost.", box_id = %b, first, last);
                             registry.sequence(&b, &st);
                             gaps.replace(&b, st);
-                            lock(&counters).gaps_lost += (last - first).saturating_add(1);
+                            counters.lock_or_recover().gaps_lost += (last - first).saturating_add(1);
                         }
                         Ok(Err(error)) => tracing::error!(message = "Cannot record a gap.", %error),
                         Err(error) => tracing::error!(message = "Gap task failed.", %error),
@@ -335,10 +336,6 @@ async fn sign_gallery(
     .map_err(|e| e.to_string())
 }
 
-fn lock(c: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
-    c.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A batch on its way into the store (off the runtime), with its events for the acks.
 struct Write {
     events: Arc<Vec<Event>>,
@@ -404,7 +401,7 @@ async fn finish(
         Err(error) => {
             // Not stored, not acked: the boxes keep the events and resend them. Pausing lets a
             // full disk or a stalled device recover instead of failing every message at once.
-            lock(counters).store_failures += events.len() as u64;
+            counters.lock_or_recover().store_failures += events.len() as u64;
             tracing::error!(
                 message = "The store refused a batch; not acked, boxes will resend. Pausing ingest.",
                 events = events.len(),
@@ -417,7 +414,7 @@ async fn finish(
     };
     let mut per_box: HashMap<&BoxId, Vec<u64>> = HashMap::new();
     {
-        let mut c = lock(counters);
+        let mut c = counters.lock_or_recover();
         for (e, o) in events.iter().zip(&outcomes) {
             match o {
                 Inserted::New => {
@@ -448,7 +445,7 @@ async fn finish(
                 )
                 .await
             {
-                Ok(()) => lock(counters).acks_sent += 1,
+                Ok(()) => counters.lock_or_recover().acks_sent += 1,
                 // The box resends after its timeout and gets the ack then.
                 Err(error) => tracing::warn!(message = "Ack not sent.", box_id = %b, %error),
             }

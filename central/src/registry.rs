@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use checkpoint_link::sync::Recover;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{BoxState, Status, Telemetry};
 
@@ -31,7 +32,7 @@ pub struct Registry {
 
 impl Registry {
     fn with<R>(&self, b: &BoxId, f: impl FnOnce(&mut BoxEntry) -> R) -> R {
-        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut boxes = self.boxes.lock_or_recover();
         let entry = boxes.entry(b.clone()).or_insert_with(|| BoxEntry {
             state: None,
             version: None,
@@ -69,7 +70,7 @@ impl Registry {
 
     /// What central holds of the box's sequence (from ingest).
     pub fn sequence(&self, b: &BoxId, st: &crate::store::SeqState) {
-        let mut boxes = self.boxes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut boxes = self.boxes.lock_or_recover();
         if let Some(e) = boxes.get_mut(b) {
             e.contiguous = st.contiguous;
             e.gaps = st.gaps();
@@ -91,6 +92,6 @@ impl Registry {
     }
 
     pub fn snapshot(&self) -> BTreeMap<BoxId, BoxEntry> {
-        self.boxes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.boxes.lock_or_recover().clone()
     }
 }

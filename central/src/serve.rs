@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use checkpoint_link::sync::Recover;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CentralConfig;
@@ -191,7 +192,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
             _ = &mut shutdown => break None,
             r = &mut task => break Some(r),
             _ = report.tick() => {
-                let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let c = counters.lock_or_recover().clone();
                 tracing::info!(message = "Ingest.", received = c.received, stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected, gaps_lost = c.gaps_lost, store_failures = c.store_failures);
             }
             // The ingest task is alive (its end breaks this loop) and the runtime turns.
@@ -225,7 +226,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         // The supervisor stops the broker with SIGTERM and waits for it (at most ~10 s).
         let _ = tokio::time::timeout(Duration::from_secs(12), t).await;
     }
-    let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let c = counters.lock_or_recover().clone();
     tracing::info!(message = "Stopped.", stored = c.stored, duplicates = c.duplicates, rejected = ?c.rejected);
     Ok(())
 }

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use checkpoint_link::sync::Recover;
 use checkpoint_protocol::gallery::signed as signed_gallery;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::passcode::{IssuerKey, TrustStore};
@@ -84,7 +85,7 @@ impl ConfigSigner {
 
     /// The next serial, saved durably before it is returned. Blocking (fsync).
     pub fn next_serial(&self, now: OffsetDateTime) -> Result<u64, SigningError> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock_or_recover();
         let now_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let next = last.saturating_add(1).max(now_ms);
         checkpoint_link::files::write_atomically(&self.serial_path, next.to_string().as_bytes())

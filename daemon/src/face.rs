@@ -14,6 +14,7 @@ use checkpoint_face::decode::{Face, Params};
 use checkpoint_face::engine::{FaceEngine, FaceError};
 use checkpoint_face::gallery::{Gallery, GalleryError};
 use checkpoint_face::matcher::{MatchPolicy, Streak, Verdict};
+use checkpoint_link::sync::RecoverRw;
 use checkpoint_protocol::gallery::signed as signed_gallery;
 use checkpoint_protocol::ids::{BoxId, SubjectId};
 use checkpoint_protocol::signed::{self, Fresh, Refused};
@@ -117,14 +118,11 @@ impl GalleryStore {
 
     /// The serial of the gallery in force; `None` for a local file.
     pub fn serial(&self) -> Option<u64> {
-        *self.serial.read().unwrap_or_else(|e| e.into_inner())
+        *self.serial.read_or_recover()
     }
 
     pub fn current(&self) -> Arc<Gallery> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.read_or_recover().clone()
     }
 
     /// Applies a signed gallery envelope received from central: signature, box, serial and
@@ -177,12 +175,8 @@ impl GalleryStore {
         };
         save(&self.path, bytes)?;
         save(&serial_path(&self.path), env.serial.to_string().as_bytes())?;
-        *self.serial.write().unwrap_or_else(|e| e.into_inner()) = Some(env.serial);
-        let g = Arc::new(g);
-        match self.current.write() {
-            Ok(mut c) => *c = g,
-            Err(poisoned) => *poisoned.into_inner() = g,
-        }
+        *self.serial.write_or_recover() = Some(env.serial);
+        *self.current.write_or_recover() = Arc::new(g);
         Ok(Applied::Updated)
     }
 }

@@ -24,6 +24,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use checkpoint_link::sync::Recover;
+
 use crate::config::WhenFull;
 
 const LAST_SEQ_KEY: &[u8] = b"\x00last_seq";
@@ -159,7 +161,7 @@ impl Outbox {
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
         // A panic while holding the lock cannot leave the counters half-updated in a way that
         // matters more than losing the daemon, so recover the guard.
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+        self.counters.lock_or_recover()
     }
 
     /// Assigns the next sequence number, builds the record with it and stores it durably.

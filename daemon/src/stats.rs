@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use checkpoint_link::sync::Recover;
 use checkpoint_protocol::records::{Health, HealthState};
 
 /// Frames counted for the rate.
@@ -75,12 +76,8 @@ impl Stats {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub fn frame(&self, now: Instant, decode: Duration) {
-        let mut i = self.lock();
+        let mut i = self.inner.lock_or_recover();
         i.frames.push_back(now);
         while i
             .frames
@@ -96,23 +93,23 @@ impl Stats {
     }
 
     pub fn attempt(&self) {
-        self.lock().attempts += 1;
+        self.inner.lock_or_recover().attempts += 1;
     }
 
     pub fn set_camera(&self, h: Health) {
-        self.lock().camera = h;
+        self.inner.lock_or_recover().camera = h;
     }
 
     pub fn set_thermometer(&self, h: Health) {
-        self.lock().thermometer = h;
+        self.inner.lock_or_recover().thermometer = h;
     }
 
     pub fn set_gate(&self, h: Health) {
-        self.lock().gate = h;
+        self.inner.lock_or_recover().gate = h;
     }
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
-        let i = self.lock();
+        let i = self.inner.lock_or_recover();
         let recent = i
             .frames
             .iter()

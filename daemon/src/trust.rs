@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use checkpoint_link::sync::RecoverRw;
 use checkpoint_protocol::passcode::{TrustStore, TrustedKey};
 use checkpoint_protocol::records::{self, TrustConfig};
 use checkpoint_protocol::signed::{self, ConfigKeys, Fresh, Refused};
@@ -165,10 +166,7 @@ impl Trust {
     }
 
     pub fn current(&self) -> Arc<TrustState> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read_or_recover().clone()
     }
 
     /// The configuration keys this box trusts (also for galleries).
@@ -220,7 +218,7 @@ impl Trust {
                 source,
             }
         })?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        *self.current.write_or_recover() = Arc::new(state);
         Ok(Applied::Updated)
     }
 

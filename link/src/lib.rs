@@ -7,6 +7,8 @@
 //! - [`Backoff`]: exponential backoff with full jitter.
 //! - [`spawn_poller`]: drives a rumqttc event loop on its own task and reports what matters.
 //! - [`shutdown_signal`]: SIGTERM (systemd stop) or SIGINT (Ctrl-C), for both binaries' `main`.
+//! - [`files`]: writing a file atomically (temporary file, fsync, rename).
+//! - [`sync`]: locks that recover from a poisoned guard.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod files;
+pub mod sync;
 pub mod tls;
 
 /// How to reach the broker.

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use checkpoint_link::sync::Recover;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -79,14 +80,14 @@ impl Delivered1h {
     }
 
     pub fn contains(&self, msg: &Outgoing, to: &str) -> bool {
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sent = self.sent.lock_or_recover();
         let now = std::time::Instant::now();
         sent.retain(|_, at| now.duration_since(*at) < Self::KEEP);
         sent.contains_key(&Self::key(msg, to))
     }
 
     pub fn insert(&self, msg: &Outgoing, to: &str) {
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sent = self.sent.lock_or_recover();
         sent.insert(Self::key(msg, to), std::time::Instant::now());
     }
 }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use checkpoint_link::sync::Recover;
 use serde::Deserialize;
 
 use super::webhook::{Channel, ChannelError, Delivered, Delivered1h, Merged, Outgoing};
@@ -100,10 +101,6 @@ impl WeCom {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn read(
         resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Answer, ChannelError> {
@@ -117,7 +114,7 @@ impl WeCom {
     }
 
     fn token(&self) -> Result<String, ChannelError> {
-        if let Some((t, until)) = &self.state().token {
+        if let Some((t, until)) = &self.state.lock_or_recover().token {
             if Instant::now() < *until {
                 return Ok(t.clone());
             }
@@ -133,7 +130,8 @@ impl WeCom {
         match a.errcode {
             0 if !a.access_token.is_empty() => {
                 let life = Duration::from_secs(a.expires_in.saturating_sub(300).max(60));
-                self.state().token = Some((a.access_token.clone(), Instant::now() + life));
+                self.state.lock_or_recover().token =
+                    Some((a.access_token.clone(), Instant::now() + life));
                 tracing::info!(
                     message = "WeCom access token fetched.",
                     expires_in = a.expires_in
@@ -179,7 +177,7 @@ impl WeCom {
                         message = "WeCom token refused; fetching a new one.",
                         errcode = a.errcode
                     );
-                    self.state().token = None;
+                    self.state.lock_or_recover().token = None;
                 }
                 -1 | 45009 | 45033 => {
                     return Err(transient(format!("errcode {}: {}", a.errcode, a.errmsg)))
@@ -243,7 +241,7 @@ impl Channel for WeCom {
                 if self.sent.contains(msg, &member) {
                     continue;
                 }
-                let mut st = self.state();
+                let mut st = self.state.lock_or_recover();
                 // Earlier messages wait for this member: keep the order, queue behind them.
                 if st.pending.contains_key(&member) || !st.limiter.allows(&member, Instant::now()) {
                     st.pending
@@ -261,7 +259,7 @@ impl Channel for WeCom {
             }
             let invalid = self.call(&now_ok, text)?;
             let now = Instant::now();
-            let mut st = self.state();
+            let mut st = self.state.lock_or_recover();
             for m in now_ok.iter().filter(|m| !invalid.contains(m)) {
                 st.limiter.record(m, now);
                 self.sent.insert(msg, m);
@@ -274,7 +272,7 @@ impl Channel for WeCom {
     fn flush(&self) -> Vec<Merged> {
         let now = Instant::now();
         let ready: Vec<(String, Vec<String>)> = {
-            let mut st = self.state();
+            let mut st = self.state.lock_or_recover();
             st.limiter.prune(now);
             let members: Vec<String> = st.pending.keys().cloned().collect();
             let mut ready = Vec::new();
@@ -293,12 +291,21 @@ impl Channel for WeCom {
             let mut sent = 0;
             let mut result = Ok(Delivered::default());
             for (i, piece) in pieces.iter().enumerate() {
-                if i > 0 && !self.state().limiter.allows(&member, Instant::now()) {
+                if i > 0
+                    && !self
+                        .state
+                        .lock_or_recover()
+                        .limiter
+                        .allows(&member, Instant::now())
+                {
                     break;
                 }
                 match self.call(std::slice::from_ref(&member), piece) {
                     Ok(invalid) => {
-                        self.state().limiter.record(&member, Instant::now());
+                        self.state
+                            .lock_or_recover()
+                            .limiter
+                            .record(&member, Instant::now());
                         sent += 1;
                         if let Ok(d) = &mut result {
                             d.invalid_recipients.extend(invalid);
@@ -313,7 +320,7 @@ impl Channel for WeCom {
             if sent < pieces.len() {
                 // Whatever did not go out waits for the next window, in order.
                 let rest: Vec<String> = pieces[sent..].to_vec();
-                let mut st = self.state();
+                let mut st = self.state.lock_or_recover();
                 let q = st.pending.entry(member.clone()).or_default();
                 let later = std::mem::take(q);
                 *q = rest;

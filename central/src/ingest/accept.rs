@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use checkpoint_link::sync::Recover;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{self, Event, Status, Telemetry};
 use checkpoint_protocol::topic::Topic;
 
-use super::{lock, Counters};
+use super::Counters;
 use crate::registry::Registry;
 
 /// One warning per topic and reason per period, with how many were not logged: a box sending
@@ -107,7 +108,8 @@ fn reject(
     reason: &str,
     detail: &dyn std::fmt::Display,
 ) {
-    *lock(counters)
+    *counters
+        .lock_or_recover()
         .rejected
         .entry(reason.to_string())
         .or_default() += 1;
@@ -125,7 +127,7 @@ pub(super) fn accept(
     counters: &Mutex<Counters>,
     log: &mut LogThrottle,
 ) -> Option<Event> {
-    lock(counters).received += 1;
+    counters.lock_or_recover().received += 1;
     let topic = match Topic::parse(&p.topic) {
         Ok(t) => t,
         Err(error) => {

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use checkpoint_link::sync::Recover;
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::{Decision, Event};
 use postgres::types::{ToSql, Type};
@@ -112,8 +113,8 @@ impl Drop for PostgresStore {
     /// Closing a connection blocks on the client's own runtime, which must not happen on an
     /// async runtime's thread (the last reference may go anywhere): closed on a thread of its own.
     fn drop(&mut self) {
-        let readers = std::mem::take(&mut *self.readers.lock().unwrap_or_else(|e| e.into_inner()));
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let readers = std::mem::take(&mut *self.readers.lock_or_recover());
+        let writer = self.writer.lock_or_recover().take();
         if let Some(pool) = self.pool.take() {
             let _ = std::thread::Builder::new()
                 .name("pg-close".into())
@@ -353,7 +354,7 @@ impl PostgresStore {
         let mut out = HashMap::new();
         let mut missing: Vec<String> = Vec::new();
         {
-            let cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = self.names.lock_or_recover();
             for n in names {
                 match cache.get(&(kind, n.to_string())) {
                     Some(id) => {

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use checkpoint_link::sync::Recover;
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -228,7 +229,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.writer.lock_or_recover();
         f(&mut w)
     }
 
@@ -237,7 +238,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let taken = self.readers.lock_or_recover().pop();
         let mut conn = match taken {
             Some(c) => c,
             None => {
@@ -261,7 +262,7 @@ impl SqliteStore {
             drop(tx);
             out
         };
-        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = self.readers.lock_or_recover();
         if pool.len() < POOL {
             pool.push(conn);
         }
@@ -659,7 +660,7 @@ impl Store for SqliteStore {
     }
 
     fn snapshot_file(&self, path: &Path) -> Result<(), StoreError> {
-        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let taken = self.readers.lock_or_recover().pop();
         let src = match taken {
             Some(c) => c,
             None => connection(
@@ -681,10 +682,7 @@ impl Store for SqliteStore {
             dst.pragma_update(None, "journal_mode", "DELETE")?;
             Ok::<_, StoreError>(())
         })();
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(src);
+        self.readers.lock_or_recover().push(src);
         if copied.is_err() {
             let _ = std::fs::remove_file(path);
         }

@@ -1,5 +1,7 @@
 //! Maintenance: retention (whole days dropped), the portable dump, backup and restore.
 
+use checkpoint_link::sync::Recover;
+
 use super::read::*;
 use super::write::*;
 use super::*;
@@ -246,10 +248,7 @@ impl PostgresStore {
             }
         }
         tx.commit()?;
-        self.names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(fresh);
+        self.names.lock_or_recover().extend(fresh);
         Ok(summary)
     }
 }

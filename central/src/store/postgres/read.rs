@@ -1,5 +1,7 @@
 //! Reading: kept reader connections with prepared statements, and the row decoders.
 
+use checkpoint_link::sync::Recover;
+
 use super::*;
 
 impl PostgresStore {
@@ -9,7 +11,7 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>, StoreError> {
-        let taken = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let taken = self.readers.lock_or_recover().pop();
         let mut reader = match taken {
             Some(r) => r,
             None => Reader {
@@ -30,7 +32,7 @@ impl PostgresStore {
         })();
         match result {
             Ok(rows) => {
-                let mut kept = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+                let mut kept = self.readers.lock_or_recover();
                 if kept.len() < self.max_readers {
                     kept.push(reader);
                 }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use checkpoint_link::sync::Recover;
+
 use super::*;
 
 impl PostgresStore {
@@ -13,7 +15,7 @@ impl PostgresStore {
     ) -> Result<Vec<Inserted>, StoreError> {
         // The writer with its prepared statements: planning a statement over every partition
         // costs more than running it, so each is planned once per connection.
-        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.writer.lock_or_recover();
         let mut w = match slot.take() {
             Some(w) => w,
             None => Writer {
@@ -124,10 +126,7 @@ impl PostgresStore {
             )?;
         }
         tx.commit()?;
-        self.names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(fresh);
+        self.names.lock_or_recover().extend(fresh);
         Ok(out)
     }
 

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use crate::query::{self, ContactParams};
 use crate::registry::Registry;
 use crate::roster::{self, Place};
-use crate::store::{event_ms, Store};
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -44,6 +44,8 @@ pub struct ApiState {
     pub galleries_allowed: Result<(), String>,
     /// Every time in an answer is shown in the site's zone; hourly buckets are its hours.
     pub site: crate::site::Site,
+    /// "Now" for default time ranges, box silence and revocation cut-offs.
+    pub clock: checkpoint_link::clock::SharedClock,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -171,13 +173,9 @@ fn parse_ms(s: Option<&str>, default: i64) -> Result<i64, ApiError> {
     match s {
         None => Ok(default),
         Some(s) => OffsetDateTime::parse(s, &Rfc3339)
-            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+            .map(checkpoint_protocol::unix_ms)
             .map_err(|e| bad(format!("{s:?} is not an RFC 3339 time: {e}"))),
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// Every route is behind this: the token is checked before anything of the request (path,
@@ -230,7 +228,7 @@ async fn blocking<T: Send + 'static>(
 fn row(e: &Event, places: &HashMap<String, Place>, site: &crate::site::Site) -> TrajectoryRow {
     let place = places.get(e.checkpoint.as_str());
     TrajectoryRow {
-        ts: site.rfc3339(event_ms(e)),
+        ts: site.rfc3339(e.ts_ms()),
         box_id: e.box_id.to_string(),
         seq: e.seq,
         checkpoint: e.checkpoint.to_string(),

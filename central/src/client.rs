@@ -129,24 +129,14 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let tmp = out.with_extension("partial");
-        let file_err = |e: std::io::Error| err(format!("{}: {e}", tmp.display()));
-        // Personal data: readable by the operator who took it and nobody else.
-        let mut file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::remove_file(&tmp);
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(file_err)?
-        };
-        let bytes = seal
-            .copy(&mut resp.into_body().into_reader(), &mut file)
-            .map_err(|e| err(format!("download: {e}")))?;
-        file.sync_all().map_err(file_err)?;
-        std::fs::rename(&tmp, out).map_err(|e| err(format!("{}: {e}", out.display())))?;
+        // Personal data: readable by the operator who took it and nobody else; a cut download
+        // leaves no file behind (and an older export as it was).
+        let bytes = checkpoint_link::files::replace(
+            out,
+            checkpoint_link::files::Replace::PRIVATE,
+            |file| seal.copy(&mut resp.into_body().into_reader(), file),
+        )
+        .map_err(|e| err(format!("download to {}: {e}", out.display())))?;
         Ok((bytes, events))
     }
 

@@ -16,8 +16,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_link::sync::Recover;
 use checkpoint_link::Net;
 use checkpoint_protocol::ids::BoxId;
@@ -124,6 +125,8 @@ pub struct Shared {
     pub counters: Arc<Mutex<Counters>>,
     pub trust: TrustPublish,
     pub alerts: Option<AlertTap>,
+    /// Batch waits, gap grace, box allow-list refreshes and signing times are by this clock.
+    pub clock: SharedClock,
 }
 
 impl std::fmt::Debug for Shared {
@@ -146,6 +149,7 @@ pub async fn run(
         counters,
         trust,
         alerts,
+        clock,
     } = shared;
     let what = format!("{}:{}", broker.host, broker.port);
     let (wire, mut rx, poller) = wire::open(&broker)?;
@@ -155,7 +159,7 @@ pub async fn run(
     // Every box the store knows is in the registry from the start, not from its next event.
     gaps.report(&registry);
     let mut batch: Vec<Event> = Vec::new();
-    let mut batch_started = Instant::now();
+    let mut batch_started = clock.instant();
     let wait = Duration::from_millis(cfg.batch_wait_ms);
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.batch_wait_ms.max(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -178,7 +182,7 @@ pub async fn run(
                     connected = true;
                     tracing::info!(message = "Connected to the broker.", broker = %what);
                     wire.subscribe();
-                    publish_trust(&trust, &store, &wire).await;
+                    publish_trust(&trust, &store, &wire, clock.now()).await;
                 }
                 Some(Net::Disconnected) => break,
                 Some(Net::Down(error)) => {
@@ -189,9 +193,9 @@ pub async fn run(
                     }
                 }
                 Some(Net::Message(p)) => {
-                    if let Some(e) = accept(&p, &registry, &mut known, &counters, &mut rejections) {
+                    if let Some(e) = accept(&p, &registry, &mut known, &counters, &mut rejections, clock.instant()) {
                         if batch.is_empty() {
-                            batch_started = Instant::now();
+                            batch_started = clock.instant();
                         }
                         batch.push(e);
                         if batch.len() >= cfg.batch_max {
@@ -215,17 +219,17 @@ pub async fn run(
             }
             _ = trust.changed.notified() => {
                 if connected {
-                    publish_trust(&trust, &store, &wire).await;
+                    publish_trust(&trust, &store, &wire, clock.now()).await;
                 }
             }
             _ = republish.tick() => {
                 if connected {
-                    publish_trust(&trust, &store, &wire).await;
+                    publish_trust(&trust, &store, &wire, clock.now()).await;
                 }
             }
             Some(g) = galleries.recv() => {
                 let result = if connected {
-                    match sign_gallery(trust.signer.clone(), &g).await {
+                    match sign_gallery(trust.signer.clone(), &g, clock.now()).await {
                         Ok(envelope) => {
                             let topic = Topic::BoxConfig(g.box_id.clone(), ConfigKind::Gallery).to_string();
                             wire.publish(topic, true, envelope).await
@@ -242,7 +246,7 @@ pub async fn run(
                 let _ = g.done.send(result);
             }
             _ = gap_tick.tick() => {
-                for (b, first, last) in gaps.expired(Instant::now()) {
+                for (b, first, last) in gaps.expired(clock.instant()) {
                     let st = {
                         let store = store.clone();
                         let b = b.clone();
@@ -283,7 +287,12 @@ pub async fn run(
 
 /// Publishes the current trust material, retained. A failure is logged; the next connect,
 /// revocation or period publishes again.
-async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire) {
+async fn publish_trust(
+    trust: &TrustPublish,
+    store: &Arc<dyn Store>,
+    wire: &Wire,
+    now: time::OffsetDateTime,
+) {
     let Some(signer) = trust.signer.clone() else {
         return;
     };
@@ -292,12 +301,7 @@ async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire
     }
     let (keys, store) = (trust.keys.clone(), store.clone());
     let record = tokio::task::spawn_blocking(move || {
-        crate::trust::current(
-            &keys,
-            store.as_ref(),
-            &signer,
-            time::OffsetDateTime::now_utc(),
-        )
+        crate::trust::current(&keys, store.as_ref(), &signer, now)
     })
     .await;
     match record {
@@ -323,17 +327,16 @@ async fn publish_trust(trust: &TrustPublish, store: &Arc<dyn Store>, wire: &Wire
 async fn sign_gallery(
     signer: Option<Arc<crate::signing::ConfigSigner>>,
     g: &crate::gallery::GalleryPublish,
+    now: time::OffsetDateTime,
 ) -> Result<Vec<u8>, String> {
     let signer = signer.ok_or_else(|| {
         "central has no configuration-signing key ([trust] signing_key); boxes apply only signed galleries".to_string()
     })?;
     let (box_id, bytes) = (g.box_id.clone(), g.bytes.clone());
-    tokio::task::spawn_blocking(move || {
-        signer.gallery(&box_id, &bytes, time::OffsetDateTime::now_utc())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    tokio::task::spawn_blocking(move || signer.gallery(&box_id, &bytes, now))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// A batch on its way into the store (off the runtime), with its events for the acks.

@@ -93,23 +93,16 @@ impl Validity {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, with `mode`.
+/// Writes `bytes` to `path` through a temporary file, with `mode`, durably.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    let how = checkpoint_link::files::Replace {
+        mode,
+        durable: true,
+    };
+    checkpoint_link::files::replace(path, how, |f| f.write_all(bytes)).map_err(io(path))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_link::sync::Recover;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::{BoxState, Status, Telemetry};
@@ -25,24 +26,39 @@ pub struct BoxEntry {
     pub lost: u64,
 }
 
-#[derive(Debug, Default)]
+/// What central knows of each box now; `last_seen` is by the registry's clock.
+#[derive(Debug)]
 pub struct Registry {
     boxes: Mutex<BTreeMap<BoxId, BoxEntry>>,
+    clock: SharedClock,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(checkpoint_link::clock::system())
+    }
 }
 
 impl Registry {
+    pub fn new(clock: SharedClock) -> Self {
+        Registry {
+            boxes: Mutex::default(),
+            clock,
+        }
+    }
+
     fn with<R>(&self, b: &BoxId, f: impl FnOnce(&mut BoxEntry) -> R) -> R {
         let mut boxes = self.boxes.lock_or_recover();
         let entry = boxes.entry(b.clone()).or_insert_with(|| BoxEntry {
             state: None,
             version: None,
             telemetry: None,
-            last_seen: Instant::now(),
+            last_seen: self.clock.instant(),
             contiguous: 0,
             gaps: Vec::new(),
             lost: 0,
         });
-        entry.last_seen = Instant::now();
+        entry.last_seen = self.clock.instant();
         f(entry)
     }
 
@@ -82,7 +98,7 @@ impl Registry {
                     state: None,
                     version: None,
                     telemetry: None,
-                    last_seen: Instant::now(),
+                    last_seen: self.clock.instant(),
                     contiguous: st.contiguous,
                     gaps: st.gaps(),
                     lost: st.lost.iter().map(|(a, z)| z - a + 1).sum(),

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_link::sync::Recover;
 use tokio_util::sync::CancellationToken;
 
@@ -102,7 +103,8 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         }
         None => None,
     };
-    let registry = Arc::new(Registry::default());
+    let clock = checkpoint_link::clock::system();
+    let registry = Arc::new(Registry::new(clock.clone()));
     let counters = Arc::new(Mutex::new(Counters::default()));
     let dyn_store = store.clone();
     let registry_for_api = registry.clone();
@@ -126,12 +128,13 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let engine = crate::alerts::dispatch::Engine {
         store: dyn_store.clone(),
         registry: registry.clone(),
-        channels: crate::alerts::setup::channels(&cfg.alerts)?,
+        channels: crate::alerts::setup::channels(&cfg.alerts, &clock)?,
         cfg: cfg.alerts.clone(),
         silent_after: Duration::from_secs(cfg.ingest.box_silent_s),
         max_stay_ms: i64::try_from(cfg.trace.max_stay_h * 3_600_000).unwrap_or(i64::MAX),
         site: site.clone(),
         backlog,
+        clock: clock.clone(),
     };
     let alert_task = tokio::spawn(engine.run(alert_rx, token.clone()));
     let (gallery_tx, gallery_rx) = tokio::sync::mpsc::channel(4);
@@ -143,6 +146,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
             registry: registry.clone(),
             counters: counters.clone(),
             trust,
+            clock: clock.clone(),
             alerts: Some(ingest::AlertTap {
                 tx: alert_tx,
                 limits: crate::alerts::rules::Limits {
@@ -169,8 +173,14 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         galleries: gallery_tx,
         galleries_allowed: crate::gallery::tls_only(&cfg),
         site,
+        clock: clock.clone(),
     };
-    let retention = tokio::spawn(retain(store.clone(), cfg.retention.clone(), token.clone()));
+    let retention = tokio::spawn(retain(
+        store.clone(),
+        cfg.retention.clone(),
+        clock,
+        token.clone(),
+    ));
     let api_stop = token.clone();
     let api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {
         api_stop.cancelled().await
@@ -235,6 +245,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
 async fn retain(
     store: Arc<dyn Store>,
     cfg: crate::config::RetentionConfig,
+    clock: SharedClock,
     stop: CancellationToken,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(cfg.purge_every_min * 60));
@@ -243,8 +254,7 @@ async fn retain(
             _ = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-        let cutoff = now_ms - i64::from(cfg.events_days) * 86_400_000;
+        let cutoff = retention_cutoff(clock.now_ms(), cfg.events_days);
         let mut purged = 0u64;
         loop {
             let s = store.clone();
@@ -275,6 +285,11 @@ async fn retain(
     }
 }
 
+/// Events before this time (Unix ms) are past `days` of retention at `now_ms`.
+fn retention_cutoff(now_ms: i64, days: u32) -> i64 {
+    now_ms.saturating_sub(i64::from(days).saturating_mul(86_400_000))
+}
+
 /// The watchdog interval systemd asks for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or
 /// ours).
 fn watchdog_usec() -> Option<u64> {
@@ -282,5 +297,15 @@ fn watchdog_usec() -> Option<u64> {
     match std::env::var("WATCHDOG_PID").ok().map(|p| p.parse::<u32>()) {
         Some(Ok(pid)) if pid != std::process::id() => None,
         _ => (usec > 0).then_some(usec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_retention_cutoff_is_whole_days_before_now() {
+        let now = 1_796_256_000_000;
+        assert_eq!(super::retention_cutoff(now, 28), now - 28 * 86_400_000);
+        assert_eq!(super::retention_cutoff(i64::MIN + 5, 1), i64::MIN);
     }
 }

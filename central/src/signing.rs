@@ -86,7 +86,7 @@ impl ConfigSigner {
     /// The next serial, saved durably before it is returned. Blocking (fsync).
     pub fn next_serial(&self, now: OffsetDateTime) -> Result<u64, SigningError> {
         let mut last = self.last.lock_or_recover();
-        let now_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let now_ms = checkpoint_protocol::unix_ms_unsigned(now);
         let next = last.saturating_add(1).max(now_ms);
         checkpoint_link::files::write_atomically(&self.serial_path, next.to_string().as_bytes())
             .map_err(|source| SigningError::Serial {

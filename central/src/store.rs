@@ -20,6 +20,7 @@
 
 use std::collections::BTreeSet;
 
+use checkpoint_link::clock::Clock;
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
@@ -167,7 +168,7 @@ pub trait Store: Send + Sync {
         received_ms: i64,
     ) -> Result<Vec<Inserted>, StoreError>;
     fn insert(&self, events: &[Event]) -> Result<Vec<Inserted>, StoreError> {
-        self.insert_received(events, now_ms())
+        self.insert_received(events, checkpoint_link::clock::SystemClock.now_ms())
     }
     /// A person's events with `from_ms <= ts < to_ms`, in time order: those they held the code
     /// of and those they were admitted on as a dependant.
@@ -318,17 +319,12 @@ where
         .map_err(|e| StoreError::Refused(format!("store task: {e}")))?
 }
 
-/// The wall clock in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
-
 /// Event time as the SQL stores keep it: Unix ms and the nanoseconds within that ms.
 pub(crate) fn split_ts(e: &Event) -> (i64, i64) {
-    let nanos = e.ts.unix_timestamp_nanos();
-    let ms = i64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(i64::MAX);
-    (ms, nanos.rem_euclid(1_000_000) as i64)
+    (
+        e.ts_ms(),
+        e.ts.unix_timestamp_nanos().rem_euclid(1_000_000) as i64,
+    )
 }
 
 /// The bit a direction sets in `checkpoints.directions` (two-way places have both).
@@ -337,11 +333,6 @@ pub(crate) fn direction_bit(d: checkpoint_protocol::records::Direction) -> i64 {
         checkpoint_protocol::records::Direction::In => 1,
         checkpoint_protocol::records::Direction::Out => 2,
     }
-}
-
-/// Event time in Unix milliseconds (rounded down, also before 1970).
-pub fn event_ms(e: &Event) -> i64 {
-    i64::try_from(e.ts.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
 }
 
 /// Opens the store the configuration names.

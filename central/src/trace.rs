@@ -35,7 +35,7 @@ impl Scan {
             checkpoint: e.checkpoint.clone(),
             direction: e.direction,
             admitted: e.decision == Decision::Admit,
-            ts_ms: i64::try_from(e.ts.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+            ts_ms: e.ts_ms(),
         })
     }
 }

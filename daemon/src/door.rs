@@ -165,7 +165,7 @@ impl DoorCore {
     }
 
     pub fn handle(&mut self, input: Input<'_>, now: OffsetDateTime) -> Vec<Effect> {
-        let now_ms = unix_ms(now);
+        let now_ms = checkpoint_protocol::unix_ms_unsigned(now);
         match input {
             Input::Codes {
                 payloads,
@@ -306,11 +306,6 @@ impl DoorCore {
             Effect::WakeUplink,
         ]
     }
-}
-
-/// Milliseconds since the Unix epoch; 0 before it.
-pub fn unix_ms(t: OffsetDateTime) -> u64 {
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 #[cfg(test)]

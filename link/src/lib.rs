@@ -1,12 +1,14 @@
-//! MQTT connection plumbing shared by the box daemon and central: the transport section of both
-//! configurations, the rustls client configuration for mutual TLS, and reconnect backoff.
+//! Plumbing shared by the box daemon and central: the transport section of both configurations,
+//! the rustls client configuration for mutual TLS, reconnect backoff, the clock, atomic file
+//! writes and poison-recovering locks.
 //!
 //! # Layout
 //! - [`Transport`]: `{ kind = "tls", ca, cert, key }` or an explicit `{ kind = "plain" }`.
 //! - [`tls`]: PEM files to a rustls `ClientConfig` (ring provider passed explicitly).
-//! - [`Backoff`]: exponential backoff with full jitter.
+//! - [`Backoff`], [`doubling`]: exponential backoff (with full jitter) and its one doubling rule.
 //! - [`spawn_poller`]: drives a rumqttc event loop on its own task and reports what matters.
 //! - [`shutdown_signal`]: SIGTERM (systemd stop) or SIGINT (Ctrl-C), for both binaries' `main`.
+//! - [`clock`]: the clock trait both binaries inject where time decides something.
 //! - [`files`]: writing a file atomically (temporary file, fsync, rename).
 //! - [`sync`]: locks that recover from a poisoned guard.
 
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod clock;
 pub mod files;
 pub mod sync;
 pub mod tls;
@@ -53,13 +56,21 @@ impl Transport {
     }
 }
 
+/// `min` doubled once per failure so far, at most `max`: the one backoff rule (reconnects jitter
+/// below it, alert retries wait exactly it).
+pub fn doubling(min: Duration, max: Duration, failures: u32) -> Duration {
+    min.checked_mul(1u32 << failures.min(31))
+        .unwrap_or(max)
+        .min(max)
+}
+
 /// Exponential backoff with full jitter between `min` and the current ceiling, which doubles
 /// after every failure up to `max`.
 #[derive(Debug)]
 pub struct Backoff {
     min: Duration,
     max: Duration,
-    ceiling: Duration,
+    failures: u32,
 }
 
 impl Backoff {
@@ -67,19 +78,19 @@ impl Backoff {
         Backoff {
             min,
             max,
-            ceiling: min,
+            failures: 0,
         }
     }
 
     pub fn next_delay(&mut self) -> Duration {
         let lo = self.min.as_millis() as u64;
-        let hi = (self.ceiling.as_millis() as u64).max(lo);
-        self.ceiling = (self.ceiling * 2).min(self.max);
+        let hi = (doubling(self.min, self.max, self.failures).as_millis() as u64).max(lo);
+        self.failures = self.failures.saturating_add(1);
         Duration::from_millis(fastrand::u64(lo..=hi))
     }
 
     pub fn reset(&mut self) {
-        self.ceiling = self.min;
+        self.failures = 0;
     }
 }
 
@@ -232,7 +243,7 @@ mod tests {
         let mut b = Backoff::new(min, max);
         let mut ceilings = Vec::new();
         for _ in 0..8 {
-            let ceiling = b.ceiling;
+            let ceiling = doubling(min, max, b.failures);
             let d = b.next_delay();
             assert!(
                 d >= min && d <= ceiling,
@@ -245,5 +256,7 @@ mod tests {
         assert!(draws.len() > 1, "jitter");
         b.reset();
         assert!(b.next_delay() <= min);
+        assert_eq!(doubling(min, max, u32::MAX), max, "no overflow");
+        assert_eq!(doubling(Duration::MAX, Duration::MAX, 3), Duration::MAX);
     }
 }

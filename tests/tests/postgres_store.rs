@@ -8,6 +8,7 @@ use std::sync::Arc;
 use checkpoint_central::store::contract::{self, ev, Fixture};
 use checkpoint_central::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use checkpoint_e2e::postgres::Cluster;
+use checkpoint_link::clock::Clock;
 use checkpoint_protocol::ids::SubjectId;
 
 fn options(url: &str) -> PostgresOptions {
@@ -56,7 +57,7 @@ fn retention_drops_whole_days_and_deletes_rows_only_in_the_day_it_cuts() {
     let url = cluster.database();
     let s = PostgresStore::open(&options(&url)).unwrap();
     let day = 86_400_000i64;
-    let now = checkpoint_central::store::now_ms();
+    let now = checkpoint_link::clock::SystemClock.now_ms();
     let today = now.div_euclid(day) * day;
     // Today's and tomorrow's partitions exist (created ahead at open): 3 events received
     // today, 2 tomorrow.
@@ -228,7 +229,8 @@ fn a_sqlite_store_moves_to_postgres_through_the_portable_backup() {
 fn restore_with_a_configuration_moves_a_site_to_postgres() {
     let tmp = checkpoint_e2e::TempDir::new("pg-restore-cli");
     let lite = SqliteStore::open(&tmp.path().join("central.sqlite"), 1 << 20).unwrap();
-    let now_min = (checkpoint_central::store::now_ms() - contract::T0) / contract::MIN - 60;
+    let now_min =
+        (checkpoint_link::clock::SystemClock.now_ms() - contract::T0) / contract::MIN - 60;
     let evs: Vec<_> = (0..40u64)
         .map(|i| {
             ev(

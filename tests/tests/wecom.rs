@@ -191,6 +191,26 @@ fn channel(base: &str) -> WeCom {
 }
 
 #[test]
+fn a_token_past_its_own_lifetime_by_centrals_clock_is_fetched_again() {
+    let (base, api) = server();
+    let clock = checkpoint_link::clock::ManualClock::starting_at(time::OffsetDateTime::now_utc());
+    let w = channel(&base).with_clock(clock.clone());
+    w.send(&fever(0, &["s1"])).unwrap();
+    // WeCom says 7200 s; central keeps it 300 s less.
+    clock.advance(Duration::from_secs(6800));
+    w.send(&fever(1, &["s1"])).unwrap();
+    assert_eq!(api.lock().unwrap().gettoken_calls, 1, "still fresh");
+    clock.advance(Duration::from_secs(200));
+    w.send(&fever(2, &["s1"])).unwrap();
+    assert_eq!(
+        api.lock().unwrap().gettoken_calls,
+        2,
+        "refetched before WeCom would refuse it"
+    );
+    assert_eq!(api.lock().unwrap().inbox["s1"].len(), 3);
+}
+
+#[test]
 fn tokens_are_cached_refreshed_and_invalid_recipients_reported() {
     let (base, api) = server();
     let w = channel(&base);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::Event;
 use tokio::sync::mpsc;
@@ -28,18 +29,18 @@ const HANDLED_BATCH: usize = 512;
 
 /// Delay before attempt `n + 1` (n ≥ 1): 5 s doubling, at most 10 minutes.
 pub fn retry_delay(attempts: u32) -> Duration {
-    let secs = 5u64.saturating_mul(1 << attempts.saturating_sub(1).min(7));
-    Duration::from_secs(secs.min(600))
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    checkpoint_link::doubling(
+        Duration::from_secs(5),
+        Duration::from_secs(600),
+        attempts.saturating_sub(1),
+    )
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn next_id() -> u64 {
-    let ms = u64::try_from(now_ms()).unwrap_or(0);
+/// A notification id: the time in Unix ms, then a counter (ids grow in the order they are made).
+fn next_id(now_ms: i64) -> u64 {
+    let ms = u64::try_from(now_ms).unwrap_or(0);
     ms * 1000 + COUNTER.fetch_add(1, Ordering::Relaxed) % 1000
 }
 
@@ -67,6 +68,8 @@ pub struct Engine {
     /// Readings whose alerts the last run did not handle (`Store::unhandled_readings`, read
     /// before ingest starts).
     pub backlog: Vec<Event>,
+    /// The time for alert windows, retries and box silence.
+    pub clock: SharedClock,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,7 +127,7 @@ impl Engine {
     async fn attempt(&self, mut job: Job, down: &mut Down) -> Option<(Job, Instant)> {
         let name = job.channel.name();
         if let Some(&until) = down.get(name) {
-            if Instant::now() < until {
+            if self.clock.instant() < until {
                 if !job.kept {
                     job.record.error = Some("waiting: the channel failed a moment ago".into());
                     self.log(&job.record).await;
@@ -140,7 +143,7 @@ impl Engine {
         let transient = matches!(result, Err(ChannelError::Transient(_)));
         let r = &mut job.record;
         r.attempts += 1;
-        r.last_ms = now_ms();
+        r.last_ms = self.clock.now_ms();
         let again = match result {
             Ok(d) => {
                 r.outcome = Outcome::Sent;
@@ -163,7 +166,7 @@ impl Engine {
         self.log(r).await;
         // One instant for the channel's backoff and this job's retry: the jobs waiting for the
         // channel then come due together with it and go out in the order they were raised.
-        let when = Instant::now() + retry_delay(r.attempts);
+        let when = self.clock.instant() + retry_delay(r.attempts);
         if transient {
             down.insert(name, when);
         } else {
@@ -211,13 +214,13 @@ impl Engine {
                 .await
                 .unwrap_or_default();
             for m in merged {
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let (outcome, error, invalid) = match m.result {
                     Ok(d) => (Outcome::Sent, None, d.invalid_recipients),
                     Err(e) => (Outcome::Pending, Some(e.to_string()), Vec::new()),
                 };
                 let r = NotificationRecord {
-                    id: next_id(),
+                    id: next_id(self.clock.now_ms()),
                     alert_key: format!("digest:{}:{}", m.member, m.alerts),
                     kind: AlertKind::Digest,
                     raised: true,
@@ -245,7 +248,7 @@ impl Engine {
             .map(|(b, e)| BoxHealth {
                 box_id: b.to_string(),
                 online: e.state == Some(checkpoint_protocol::records::BoxState::Online)
-                    && e.last_seen.elapsed() < self.silent_after,
+                    && self.clock.instant().duration_since(e.last_seen) < self.silent_after,
                 backlog: e.telemetry.as_ref().map(|t| t.outbox_depth),
                 trust_age_s: e.telemetry.as_ref().and_then(|t| t.trust_age_s),
                 lost: e.lost,
@@ -276,7 +279,7 @@ impl Engine {
         let mut due: BTreeMap<(Instant, u64, u64), Job> = BTreeMap::new();
         let mut n = 0u64;
         let mut down = Down::new();
-        let resumed = Instant::now();
+        let resumed = self.clock.instant();
         for job in self.resume().await {
             n += 1;
             due.insert((resumed, job.record.id, n), job);
@@ -326,7 +329,7 @@ impl Engine {
                     None => break,
                 },
                 _ = check.tick() => {
-                    fresh.extend(rules.on_boxes(&self.health(), now_ms()));
+                    fresh.extend(rules.on_boxes(&self.health(), self.clock.now_ms()));
                     fresh.extend(self.crowding(&mut rules, &dir).await);
                     let active: Vec<Alert> = rules.active().cloned().collect();
                     let saved = blocking(&self.store, move |s| kept::put_active_alerts(s, &active)).await;
@@ -396,7 +399,7 @@ impl Engine {
 
     /// Crowding at every place of the roster with a capacity.
     async fn crowding(&self, rules: &mut Rules, dir: &Directory) -> Vec<Alert> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut out = Vec::new();
         let caps: HashMap<&String, u32> = dir
             .places

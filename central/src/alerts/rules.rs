@@ -18,8 +18,6 @@ use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
-use crate::store::event_ms;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
@@ -132,7 +130,7 @@ pub fn event_alerts(limits: &Limits, e: &Event) -> Vec<Alert> {
         key: format!("{}:{}", kind.as_str(), e.id),
         kind,
         raised: true,
-        ts_ms: event_ms(e),
+        ts_ms: e.ts_ms(),
         subject: e.subject.as_ref().map(|s| s.to_string()),
         checkpoint: Some(e.checkpoint.to_string()),
         box_id: Some(e.box_id.to_string()),

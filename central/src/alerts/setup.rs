@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use checkpoint_link::clock::SharedClock;
+
 use super::dispatch::Route;
 use super::email::{Email, Settings};
 use super::webhook::{Channel, Webhook};
@@ -55,7 +57,7 @@ pub fn read_secret(
 }
 
 /// Builds every configured channel; an unreadable secret or bad setting stops `serve`.
-pub fn channels(cfg: &AlertsConfig) -> Result<Vec<Route>, SetupError> {
+pub fn channels(cfg: &AlertsConfig, clock: &SharedClock) -> Result<Vec<Route>, SetupError> {
     let mut out = Vec::new();
     if let Some(w) = &cfg.webhook {
         let err = |message| SetupError {
@@ -78,14 +80,17 @@ pub fn channels(cfg: &AlertsConfig) -> Result<Vec<Route>, SetupError> {
         };
         let secret =
             read_secret(w.secret_file.as_deref(), w.secret_env.as_deref(), 16).map_err(err)?;
-        let ch: Arc<dyn Channel> = Arc::new(WeCom::new(
-            &w.base_url,
-            &w.corp_id,
-            &secret,
-            w.agent_id,
-            Limits::default(),
-            Duration::from_millis(w.timeout_ms),
-        ));
+        let ch: Arc<dyn Channel> = Arc::new(
+            WeCom::new(
+                &w.base_url,
+                &w.corp_id,
+                &secret,
+                w.agent_id,
+                Limits::default(),
+                Duration::from_millis(w.timeout_ms),
+            )
+            .with_clock(clock.clone()),
+        );
         out.push(Route::new(ch, w.roles.clone()));
     }
     if let Some(m) = &cfg.email {

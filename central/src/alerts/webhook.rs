@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_link::sync::Recover;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -64,13 +65,27 @@ pub trait Channel: Send + Sync {
 
 /// What a channel already delivered of which alert change to whom, for an hour: a retry of a
 /// partly delivered alert (one recipient sent, the next failed) sends nobody theirs twice.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Delivered1h {
     sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    clock: SharedClock,
+}
+
+impl Default for Delivered1h {
+    fn default() -> Self {
+        Delivered1h::new(checkpoint_link::clock::system())
+    }
 }
 
 impl Delivered1h {
     const KEEP: Duration = Duration::from_secs(3600);
+
+    pub fn new(clock: SharedClock) -> Self {
+        Delivered1h {
+            sent: Default::default(),
+            clock,
+        }
+    }
 
     fn key(msg: &Outgoing, to: &str) -> String {
         format!(
@@ -81,14 +96,14 @@ impl Delivered1h {
 
     pub fn contains(&self, msg: &Outgoing, to: &str) -> bool {
         let mut sent = self.sent.lock_or_recover();
-        let now = std::time::Instant::now();
+        let now = self.clock.instant();
         sent.retain(|_, at| now.duration_since(*at) < Self::KEEP);
         sent.contains_key(&Self::key(msg, to))
     }
 
     pub fn insert(&self, msg: &Outgoing, to: &str) {
         let mut sent = self.sent.lock_or_recover();
-        sent.insert(Self::key(msg, to), std::time::Instant::now());
+        sent.insert(Self::key(msg, to), self.clock.instant());
     }
 }
 

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_link::sync::Recover;
 use serde::Deserialize;
 
@@ -58,6 +59,8 @@ pub struct WeCom {
     http: ureq::Agent,
     state: Mutex<State>,
     sent: Delivered1h,
+    /// The token's lifetime and the rate limits are counted on it.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for WeCom {
@@ -98,7 +101,15 @@ impl WeCom {
                 ..State::default()
             }),
             sent: Delivered1h::default(),
+            clock: checkpoint_link::clock::system(),
         }
+    }
+
+    /// The same channel on another clock (tests move it on instead of waiting).
+    pub fn with_clock(mut self, clock: SharedClock) -> WeCom {
+        self.sent = Delivered1h::new(clock.clone());
+        self.clock = clock;
+        self
     }
 
     fn read(
@@ -115,7 +126,7 @@ impl WeCom {
 
     fn token(&self) -> Result<String, ChannelError> {
         if let Some((t, until)) = &self.state.lock_or_recover().token {
-            if Instant::now() < *until {
+            if self.clock.instant() < *until {
                 return Ok(t.clone());
             }
         }
@@ -131,7 +142,7 @@ impl WeCom {
             0 if !a.access_token.is_empty() => {
                 let life = Duration::from_secs(a.expires_in.saturating_sub(300).max(60));
                 self.state.lock_or_recover().token =
-                    Some((a.access_token.clone(), Instant::now() + life));
+                    Some((a.access_token.clone(), self.clock.instant() + life));
                 tracing::info!(
                     message = "WeCom access token fetched.",
                     expires_in = a.expires_in
@@ -243,7 +254,9 @@ impl Channel for WeCom {
                 }
                 let mut st = self.state.lock_or_recover();
                 // Earlier messages wait for this member: keep the order, queue behind them.
-                if st.pending.contains_key(&member) || !st.limiter.allows(&member, Instant::now()) {
+                if st.pending.contains_key(&member)
+                    || !st.limiter.allows(&member, self.clock.instant())
+                {
                     st.pending
                         .entry(member.clone())
                         .or_default()
@@ -258,7 +271,7 @@ impl Channel for WeCom {
                 continue;
             }
             let invalid = self.call(&now_ok, text)?;
-            let now = Instant::now();
+            let now = self.clock.instant();
             let mut st = self.state.lock_or_recover();
             for m in now_ok.iter().filter(|m| !invalid.contains(m)) {
                 st.limiter.record(m, now);
@@ -270,7 +283,7 @@ impl Channel for WeCom {
     }
 
     fn flush(&self) -> Vec<Merged> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let ready: Vec<(String, Vec<String>)> = {
             let mut st = self.state.lock_or_recover();
             st.limiter.prune(now);
@@ -296,7 +309,7 @@ impl Channel for WeCom {
                         .state
                         .lock_or_recover()
                         .limiter
-                        .allows(&member, Instant::now())
+                        .allows(&member, self.clock.instant())
                 {
                     break;
                 }
@@ -305,7 +318,7 @@ impl Channel for WeCom {
                         self.state
                             .lock_or_recover()
                             .limiter
-                            .record(&member, Instant::now());
+                            .record(&member, self.clock.instant());
                         sent += 1;
                         if let Ok(d) = &mut result {
                             d.invalid_recipients.extend(invalid);

@@ -9,7 +9,7 @@ pub(super) async fn trajectory(
     Query(q): Query<PersonQuery>,
 ) -> Result<Json<Vec<TrajectoryRow>>, ApiError> {
     let person = SubjectId::new(q.person.clone()).map_err(|e| bad(e.to_string()))?;
-    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let to = parse_ms(q.to.as_deref(), st.clock.now_ms())?;
     let from = parse_ms(q.from.as_deref(), to - DEFAULT_SPAN_MS)?;
     let store = st.store.clone();
     let (events, places) = blocking(move || {
@@ -68,7 +68,7 @@ pub(super) async fn events(
     State(st): State<ApiState>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<EventsPage>, ApiError> {
-    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let to = parse_ms(q.to.as_deref(), st.clock.now_ms())?;
     let from = parse_ms(q.from.as_deref(), to - 86_400_000)?;
     let limit = q.limit.unwrap_or(100).clamp(1, EVENTS_LIMIT);
     let filter = crate::store::EventFilter {
@@ -233,7 +233,7 @@ pub(super) async fn contacts(
     Query(q): Query<PersonQuery>,
 ) -> Result<Json<Vec<ContactRow>>, ApiError> {
     let person = SubjectId::new(q.person.clone()).map_err(|e| bad(e.to_string()))?;
-    let to = parse_ms(q.to.as_deref(), now_ms())?;
+    let to = parse_ms(q.to.as_deref(), st.clock.now_ms())?;
     let from = parse_ms(q.from.as_deref(), to - DEFAULT_SPAN_MS)?;
     let depth = q.depth.unwrap_or(1);
     if !(1..=2).contains(&depth) {
@@ -248,7 +248,7 @@ pub(super) async fn contacts(
         to_ms: to,
         window_ms: i64::try_from(window_s).unwrap_or(0) * 1000,
         max_stay_ms: i64::try_from(st.max_stay_s).unwrap_or(0) * 1000,
-        now_ms: now_ms(),
+        now_ms: st.clock.now_ms(),
         depth,
     };
     let store = st.store.clone();
@@ -279,7 +279,7 @@ pub(super) async fn occupancy(
     let place = CheckpointId::new(q.place.clone()).map_err(|e| bad(e.to_string()))?;
     let store = st.store.clone();
     let max_stay = i64::try_from(st.max_stay_s).unwrap_or(0) * 1000;
-    let now = now_ms();
+    let now = st.clock.now_ms();
     // The last 12 of the site's hours, the current one included.
     let edges = st.site.last_hours(now, 12);
     let p = place.clone();
@@ -299,7 +299,7 @@ pub(super) async fn occupancy(
 }
 
 pub(super) async fn boxes(State(st): State<ApiState>) -> Result<Json<Vec<BoxRow>>, ApiError> {
-    let now = Instant::now();
+    let now = st.clock.instant();
     Ok(Json(
         st.registry
             .snapshot()
@@ -334,7 +334,7 @@ pub(super) async fn revoke(
     Json(r): Json<RevocationDto>,
 ) -> Result<Json<RevocationDto>, ApiError> {
     let subject = SubjectId::new(r.subject.clone()).map_err(|e| bad(e.to_string()))?;
-    let before_ms = parse_ms(r.issued_before.as_deref(), now_ms())?;
+    let before_ms = parse_ms(r.issued_before.as_deref(), st.clock.now_ms())?;
     let before =
         u32::try_from(before_ms / 1000).map_err(|_| bad("issued_before is outside 1970..2106"))?;
     let store = st.store.clone();

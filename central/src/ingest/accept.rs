@@ -107,13 +107,14 @@ fn reject(
     topic: &str,
     reason: &str,
     detail: &dyn std::fmt::Display,
+    now: Instant,
 ) {
     *counters
         .lock_or_recover()
         .rejected
         .entry(reason.to_string())
         .or_default() += 1;
-    if let Some(suppressed) = log.admit(topic, reason, Instant::now()) {
+    if let Some(suppressed) = log.admit(topic, reason, now) {
         tracing::warn!(message = "Message rejected.", topic, reason, %detail, suppressed);
     }
 }
@@ -126,23 +127,24 @@ pub(super) fn accept(
     known: &mut KnownBoxes,
     counters: &Mutex<Counters>,
     log: &mut LogThrottle,
+    now: Instant,
 ) -> Option<Event> {
     counters.lock_or_recover().received += 1;
     let topic = match Topic::parse(&p.topic) {
         Ok(t) => t,
         Err(error) => {
-            reject(counters, log, &p.topic, "topic", &error);
+            reject(counters, log, &p.topic, "topic", &error, now);
             return None;
         }
     };
     let mut check_box = |payload_box: &BoxId, topic_box: &BoxId| {
         if payload_box != topic_box {
             let detail = format!("payload names box {payload_box}");
-            reject(counters, log, &p.topic, "box_mismatch", &detail);
+            reject(counters, log, &p.topic, "box_mismatch", &detail, now);
             false
-        } else if !known.allows(topic_box, Instant::now()) {
+        } else if !known.allows(topic_box, now) {
             let detail = "no current certificate for this box in the PKI directory (never issued, or revoked)";
-            reject(counters, log, &p.topic, "unregistered_box", &detail);
+            reject(counters, log, &p.topic, "unregistered_box", &detail, now);
             false
         } else {
             true
@@ -152,7 +154,7 @@ pub(super) fn accept(
         Topic::Event(b) => match records::decode::<Event>(&p.payload) {
             Ok(e) => check_box(&e.box_id, &b).then_some(e),
             Err(error) => {
-                reject(counters, log, &p.topic, error.kind(), &error);
+                reject(counters, log, &p.topic, error.kind(), &error, now);
                 None
             }
         },
@@ -163,7 +165,7 @@ pub(super) fn accept(
                         registry.status(s)
                     }
                 }
-                Err(error) => reject(counters, log, &p.topic, error.kind(), &error),
+                Err(error) => reject(counters, log, &p.topic, error.kind(), &error, now),
             }
             None
         }
@@ -174,7 +176,7 @@ pub(super) fn accept(
                         registry.telemetry(t)
                     }
                 }
-                Err(error) => reject(counters, log, &p.topic, error.kind(), &error),
+                Err(error) => reject(counters, log, &p.topic, error.kind(), &error, now),
             }
             None
         }
@@ -185,6 +187,7 @@ pub(super) fn accept(
                 &p.topic,
                 "topic",
                 &format!("central does not read {other}"),
+                now,
             );
             None
         }

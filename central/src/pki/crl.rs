@@ -140,7 +140,7 @@ impl Ca {
                 invalidity_date: None,
             })
             .collect();
-        let number = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let number = checkpoint_protocol::unix_ms_unsigned(now);
         let params = CertificateRevocationListParams {
             this_update: now - Duration::minutes(1),
             next_update: self.not_after.max(now + Duration::days(1)),

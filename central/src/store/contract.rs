@@ -9,7 +9,7 @@ use checkpoint_protocol::passcode::PassStatus;
 use checkpoint_protocol::records::{Decision, Direction, Event, Flag, Method, Reason, Schema};
 use time::OffsetDateTime;
 
-use super::{event_ms, Doc, Docs, Inserted, Store};
+use super::{Doc, Docs, Inserted, Store};
 use crate::roster::{Person, Place};
 use crate::trace::Scan;
 
@@ -202,11 +202,11 @@ pub fn events_come_back_exactly(f: &dyn Fixture) {
         vec![before_1970.clone(), e]
     );
     assert_eq!(
-        s.by_time(event_ms(&before_1970), event_ms(&before_1970) + 1, 10)
+        s.by_time(before_1970.ts_ms(), before_1970.ts_ms() + 1, 10)
             .unwrap()
             .len(),
         1,
-        "an event before 1970 is where event_ms says"
+        "an event before 1970 is where Event::ts_ms says"
     );
 }
 
@@ -325,7 +325,7 @@ pub fn the_events_table_filters_pages_and_counts_exactly(f: &dyn Fixture) {
     }
     // The expected order: time, then the order of storing.
     let mut by_time: Vec<(usize, &Event)> = all.iter().enumerate().collect();
-    by_time.sort_by_key(|(i, e)| (event_ms(e), *i));
+    by_time.sort_by_key(|(i, e)| (e.ts_ms(), *i));
     let dept = |e: &Event| {
         e.subject
             .as_ref()
@@ -374,7 +374,7 @@ pub fn the_events_table_filters_pages_and_counts_exactly(f: &dyn Fixture) {
             .iter()
             .map(|(_, e)| *e)
             .filter(|e| {
-                let t = event_ms(e);
+                let t = e.ts_ms();
                 let named =
                     |w: &SubjectId| e.subject.as_ref() == Some(w) || e.dependants.contains(w);
                 t >= filter.from_ms

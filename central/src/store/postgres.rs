@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use checkpoint_link::clock::Clock;
 use checkpoint_link::sync::Recover;
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SubjectId};
 use checkpoint_protocol::records::{Decision, Event};
@@ -247,7 +248,7 @@ impl PostgresStore {
             label,
         };
         store.migrate()?;
-        store.ensure_partitions(super::now_ms())?;
+        store.ensure_partitions(checkpoint_link::clock::SystemClock.now_ms())?;
         Ok(store)
     }
 
@@ -647,7 +648,7 @@ impl Store for PostgresStore {
     }
 
     fn purge_before(&self, cutoff_ms: i64, max: usize) -> Result<u64, StoreError> {
-        self.ensure_partitions(super::now_ms())?;
+        self.ensure_partitions(checkpoint_link::clock::SystemClock.now_ms())?;
         self.purge_some(cutoff_ms, max)
     }
 

@@ -10,15 +10,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use checkpoint_link::clock::SharedClock;
 use checkpoint_protocol::records::{self, Decision, Event, Reason};
-use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::camera::Frame;
 use crate::clock::ClockWatch;
-use crate::door::{unix_ms, DoorCore, DoorSetup, Effect, Input, Measurement};
+use crate::door::{DoorCore, DoorSetup, Effect, Input, Measurement};
 use crate::gate::Gate;
 use crate::outbox::Outbox;
 use crate::qr::{self, QrConfig};
@@ -38,7 +38,10 @@ pub struct Door {
     pub outbox: Arc<Outbox>,
     pub trust: Arc<Trust>,
     pub stats: Arc<Stats>,
-    pub clock: Arc<ClockWatch>,
+    /// Whether the system clock is synchronised (each event says so).
+    pub sync: Arc<ClockWatch>,
+    /// The time handed to the core with each input, and the gate's and the watchdog's timers.
+    pub clock: SharedClock,
     pub gate: Box<dyn Gate>,
     /// `None` when the box has none, it failed to open, or the policy ignores temperature.
     pub thermometer: Option<Box<dyn Thermometer>>,
@@ -134,10 +137,10 @@ impl Door {
     /// Runs until the token is cancelled, then puts the gate in its safe state.
     pub fn run(mut self, frames: Receiver<Frame>, token: &CancellationToken) {
         let mut state = self.state();
-        let mut pinged = Instant::now() - WATCHDOG_EVERY;
+        let mut pinged = self.clock.instant() - WATCHDOG_EVERY;
         let mut camera_gone = false;
         while !token.is_cancelled() {
-            let now = Instant::now();
+            let now = self.clock.instant();
             if now.duration_since(pinged) >= WATCHDOG_EVERY {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
                 pinged = now;
@@ -152,7 +155,7 @@ impl Door {
                 }
                 Ok(None) => {
                     self.late_codes(&mut state);
-                    state.core.handle(Input::Tick, OffsetDateTime::now_utc());
+                    state.core.handle(Input::Tick, self.clock.now());
                 }
                 Err(()) => {
                     if !camera_gone && !token.is_cancelled() {
@@ -185,14 +188,14 @@ impl Door {
                 d
             }
         };
-        self.stats.frame(Instant::now(), decoded.elapsed);
+        self.stats.frame(self.clock.instant(), decoded.elapsed);
         let mut out = self.codes(state, &decoded, frame.captured);
         out.extend(self.late_codes(state));
         let effects = state.core.handle(
             Input::FrameEnd {
                 captured: frame.captured,
             },
-            OffsetDateTime::now_utc(),
+            self.clock.now(),
         );
         out.extend(self.apply(state, effects, Some(frame)));
         out
@@ -214,7 +217,7 @@ impl Door {
         if decoded.codes.is_empty() && decoded.undecoded == 0 {
             return Vec::new();
         }
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let trust = self.trust.current();
         let effects = state.core.handle(
             Input::Codes {
@@ -278,7 +281,7 @@ impl Door {
                     None
                 }
                 Effect::Signal(signal) => {
-                    if let Err(error) = self.gate.signal(signal, Instant::now()) {
+                    if let Err(error) = self.gate.signal(signal, self.clock.instant()) {
                         tracing::error!(message = "Gate failed.", %error);
                         self.stats.set_gate(stats::fault(&error));
                     }
@@ -290,7 +293,7 @@ impl Door {
                 }
             };
             if let Some(input) = answer {
-                let more = state.core.handle(input, OffsetDateTime::now_utc());
+                let more = state.core.handle(input, self.clock.now());
                 for e in more.into_iter().rev() {
                     queue.push_front(e);
                 }
@@ -311,7 +314,7 @@ impl Door {
         });
         Measurement {
             temperature_c,
-            clock_synced: self.clock.synced(),
+            clock_synced: self.sync.synced(),
             id: Uuid::now_v7(),
         }
     }
@@ -338,12 +341,14 @@ impl Door {
     /// Stores one decided event durably (flushed before this returns).
     #[tracing::instrument(skip_all, fields(box_id = %self.setup.identity.box_id))]
     fn append(&mut self, event: &Event, captured: Instant) -> AttemptOutcome {
-        let seq = match self.outbox.append(unix_ms(event.ts), |seq| {
-            records::encode(&Event {
-                seq,
-                ..event.clone()
-            })
-        }) {
+        let seq = match self
+            .outbox
+            .append(checkpoint_protocol::unix_ms_unsigned(event.ts), |seq| {
+                records::encode(&Event {
+                    seq,
+                    ..event.clone()
+                })
+            }) {
             Ok(a) => {
                 if !a.stored {
                     tracing::error!(message = "Outbox full: event not stored.", seq = a.seq);

@@ -12,7 +12,7 @@ pub(super) fn build(shared: &Shared) -> Telemetry {
     let now = OffsetDateTime::now_utc();
     let s = shared.stats.snapshot(Instant::now());
     let o = shared.outbox.stats();
-    let now_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let now_ms = checkpoint_protocol::unix_ms_unsigned(now);
     Telemetry {
         schema: Schema,
         box_id: shared.box_id.clone(),
@@ -47,9 +47,13 @@ pub fn saved_path(state_dir: &Path) -> std::path::PathBuf {
 
 /// Replaces the saved record (advisory: no fsync, so an SD card is not worn for it).
 pub(super) fn save(state_dir: &Path, bytes: &[u8]) {
+    use std::io::Write;
     let path = saved_path(state_dir);
-    let tmp = path.with_extension("json.tmp");
-    if let Err(error) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
+    let how = checkpoint_link::files::Replace {
+        mode: 0o644,
+        durable: false,
+    };
+    if let Err(error) = checkpoint_link::files::replace(&path, how, |f| f.write_all(bytes)) {
         tracing::debug!(message = "Telemetry not saved.", %error, path = %path.display());
     }
 }

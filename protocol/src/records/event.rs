@@ -125,6 +125,13 @@ pub struct Event {
     pub clock_synced: bool,
 }
 
+impl Event {
+    /// When the attempt happened, in Unix milliseconds ([`crate::unix_ms`]).
+    pub fn ts_ms(&self) -> i64 {
+        crate::unix_ms(self.ts)
+    }
+}
+
 /// Range of temperatures an event may carry; the box turns anything outside the plausible body
 /// range into "no reading" long before this.
 pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f32> = 25.0..=45.0;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{next_id, now_ms, Engine, Job};
+use super::{next_id, Engine, Job};
 use crate::alerts::log::{kept, NotificationRecord, Outcome};
 use crate::alerts::route::{Directory, Language, Recipient, Role};
 use crate::alerts::rules::Alert;
@@ -51,7 +51,7 @@ impl Engine {
                 messages.push((r.role, dir.render(&alert, r.role, lang)));
             }
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let base = NotificationRecord {
             id: 0,
             alert_key: alert.key.clone(),
@@ -78,7 +78,7 @@ impl Engine {
         if recipients.is_empty() {
             // Worth recording: the roster misses someone who should have been told.
             self.log(&NotificationRecord {
-                id: next_id(),
+                id: next_id(self.clock.now_ms()),
                 channel: "none".into(),
                 outcome: Outcome::Undeliverable,
                 error: Some("no recipient".into()),
@@ -99,7 +99,7 @@ impl Engine {
             }
             jobs.push(Job {
                 record: NotificationRecord {
-                    id: next_id(),
+                    id: next_id(self.clock.now_ms()),
                     channel: route.channel.name().to_string(),
                     recipients: recipients.iter().map(|r| r.id.clone()).collect(),
                     ..base.clone()
@@ -147,7 +147,7 @@ impl Engine {
                     let r = NotificationRecord {
                         outcome: Outcome::Failed,
                         error: Some("the channel is no longer configured".into()),
-                        last_ms: now_ms(),
+                        last_ms: self.clock.now_ms(),
                         ..p.record
                     };
                     self.log(&r).await;

@@ -64,6 +64,7 @@ fn engine(store: Arc<SqliteStore>, channel: Arc<Flaky>) -> Engine {
         max_stay_ms: 3_600_000,
         site: crate::site::Site::utc(),
         backlog: Vec::new(),
+        clock: checkpoint_link::clock::system(),
     }
 }
 
@@ -234,4 +235,28 @@ async fn after_a_receiver_outage_alerts_go_out_in_the_order_they_were_raised() {
             ("box_offline:gate-9".to_string(), false)
         ]
     );
+}
+
+#[test]
+fn a_box_is_offline_once_silent_for_longer_than_allowed_by_the_engine_clock() {
+    let clock = checkpoint_link::clock::ManualClock::starting_at(
+        time::macros::datetime!(2026-12-03 08:00 UTC),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.sqlite"), 1 << 20).unwrap());
+    let mut e = engine(store, Arc::new(Flaky::default()));
+    e.clock = clock.clone();
+    e.registry = Arc::new(Registry::new(clock.clone()));
+    e.registry.status(checkpoint_protocol::records::Status {
+        schema: checkpoint_protocol::records::Schema,
+        box_id: BoxId::new("gate-1").unwrap(),
+        state: checkpoint_protocol::records::BoxState::Online,
+        version: Some("1.0.0".into()),
+    });
+    let online = |e: &Engine| e.health().iter().map(|h| h.online).collect::<Vec<_>>();
+    assert_eq!(online(&e), [true]);
+    clock.advance(e.silent_after - Duration::from_secs(1));
+    assert_eq!(online(&e), [true], "still within the silence allowed");
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(online(&e), [false], "silent for longer than allowed");
 }

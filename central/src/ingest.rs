@@ -14,16 +14,14 @@
 //! - Per-box sequence gaps are tracked; a gap that persists longer than `gap_grace_s` is logged
 //!   as lost and recorded, so later gaps are still seen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use checkpoint_link::clock::SharedClock;
 use checkpoint_link::sync::Recover;
-use checkpoint_link::Net;
-use checkpoint_protocol::ids::BoxId;
-use checkpoint_protocol::records::{self, Ack, Event, SeqRange, MAX_ACK_RANGES};
-use checkpoint_protocol::topic::{ConfigKind, Topic};
+use checkpoint_protocol::records::{self, SeqRange, MAX_ACK_RANGES};
+use checkpoint_protocol::topic::Topic;
 use rumqttc::MqttOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +30,12 @@ use crate::registry::Registry;
 use crate::store::{Inserted, Store};
 
 mod accept;
+mod core;
 mod gaps;
-mod wire;
-use accept::{accept, LogThrottle};
-use gaps::GapWatch;
-use wire::Wire;
+mod publish;
+pub mod session;
+use self::core::{Core, Effect, Input};
+use session::{Incoming, Session};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -96,9 +95,6 @@ pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
         .collect()
 }
 
-/// How long ingest waits after the store refused a batch.
-const STORE_PAUSE: Duration = Duration::from_secs(2);
-
 /// What central publishes as trust material, and when.
 #[derive(Debug, Clone)]
 pub struct TrustPublish {
@@ -140,7 +136,7 @@ pub async fn run(
     broker: BrokerConfig,
     cfg: IngestConfig,
     shared: Shared,
-    mut galleries: tokio::sync::mpsc::Receiver<crate::gallery::GalleryPublish>,
+    galleries: tokio::sync::mpsc::Receiver<crate::gallery::GalleryPublish>,
     token: CancellationToken,
 ) -> Result<(), IngestError> {
     let Shared {
@@ -152,130 +148,89 @@ pub async fn run(
         clock,
     } = shared;
     let what = format!("{}:{}", broker.host, broker.port);
-    let (wire, mut rx, poller) = wire::open(&broker)?;
-
+    let (session, mut incoming, session_task) = session::open(&broker)?;
     let states = crate::store::blocking(&store, |s| s.seq_states()).await?;
-    let mut gaps = GapWatch::new(states, Duration::from_secs(cfg.gap_grace_s));
-    // Every box the store knows is in the registry from the start, not from its next event.
-    gaps.report(&registry);
-    let mut batch: Vec<Event> = Vec::new();
-    let mut batch_started = clock.instant();
-    let wait = Duration::from_millis(cfg.batch_wait_ms);
+    let setup = core::Setup {
+        batch_max: cfg.batch_max,
+        batch_wait: Duration::from_millis(cfg.batch_wait_ms),
+        gap_grace: Duration::from_secs(cfg.gap_grace_s),
+        alerts: alerts.as_ref().map(|a| a.limits.clone()),
+    };
+    let mut core = Core::new(setup, states, counters.clone());
+    let mut known = accept::KnownBoxes::new(cfg.pki_dir.clone());
+    let publishers = token.child_token();
+    let signer = trust.signer.clone();
+    let trust_task = tokio::spawn(publish::trust(
+        trust,
+        store.clone(),
+        session.clone(),
+        clock.clone(),
+        publishers.clone(),
+    ));
+    let gallery_task = tokio::spawn(publish::galleries(
+        galleries,
+        signer,
+        session.clone(),
+        clock.clone(),
+        publishers.clone(),
+    ));
+    let mut shell = Shell {
+        store,
+        registry,
+        counters,
+        session: session.clone(),
+        alerts: alerts.map(|a| a.tx),
+        writing: None,
+        clock,
+    };
+    let first = core.start();
+    shell.apply(&mut core, &mut known, first).await;
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.batch_wait_ms.max(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut gap_tick = tokio::time::interval(Duration::from_secs(5));
-    let mut republish = tokio::time::interval(trust.every);
-    republish.tick().await;
-    let mut connected = false;
     let mut warned = false;
-    let mut rejections = LogThrottle::new(Duration::from_secs(60));
-    let mut known = accept::KnownBoxes::new(cfg.pki_dir.clone());
-    // The batch being written while the next one fills (at most one: the store has one writer).
-    let mut writing: Option<Write> = None;
     loop {
-        tokio::select! {
+        let effects = tokio::select! {
             _ = token.cancelled() => break,
-            net = rx.recv() => match net {
-                None => break,
-                Some(Net::Connected) => {
+            written = Shell::next_write(&mut shell.writing) => {
+                core.handle(Input::Written(written), shell.clock.instant(), &mut known)
+            }
+            _ = tick.tick() => core.handle(Input::Tick, shell.clock.instant(), &mut known),
+            heard = incoming.recv() => match heard {
+                None | Some(Incoming::Closed) => break,
+                Some(Incoming::Connected) => {
                     warned = false;
-                    connected = true;
                     tracing::info!(message = "Connected to the broker.", broker = %what);
-                    wire.subscribe();
-                    publish_trust(&trust, &store, &wire, clock.now()).await;
+                    continue;
                 }
-                Some(Net::Disconnected) => break,
-                Some(Net::Down(error)) => {
-                    connected = false;
+                Some(Incoming::Down(error)) => {
                     if !warned {
                         tracing::warn!(message = "Broker unreachable; boxes keep their events until central is back.", %error);
                         warned = true;
                     }
+                    continue;
                 }
-                Some(Net::Message(p)) => {
-                    if let Some(e) = accept(&p, &registry, &mut known, &counters, &mut rejections, clock.instant()) {
-                        if batch.is_empty() {
-                            batch_started = clock.instant();
-                        }
-                        batch.push(e);
-                        if batch.len() >= cfg.batch_max {
-                            if let Some(w) = writing.take() {
-                                finish(w.done().await, &wire, &counters, &mut gaps, alerts.as_ref()).await;
-                                gaps.report(&registry);
-                            }
-                            writing = Some(Write::start(&mut batch, &store));
-                        }
-                    }
-                }
+                Some(Incoming::Message { topic, payload }) => core.handle(
+                    Input::Message { topic: &topic, payload: &payload },
+                    shell.clock.instant(),
+                    &mut known,
+                ),
             },
-            written = Write::next(&mut writing) => {
-                finish(written, &wire, &counters, &mut gaps, alerts.as_ref()).await;
-                gaps.report(&registry);
-            }
-            _ = tick.tick() => {
-                if writing.is_none() && !batch.is_empty() && batch_started.elapsed() >= wait {
-                    writing = Some(Write::start(&mut batch, &store));
-                }
-            }
-            _ = trust.changed.notified() => {
-                if connected {
-                    publish_trust(&trust, &store, &wire, clock.now()).await;
-                }
-            }
-            _ = republish.tick() => {
-                if connected {
-                    publish_trust(&trust, &store, &wire, clock.now()).await;
-                }
-            }
-            Some(g) = galleries.recv() => {
-                let result = if connected {
-                    match sign_gallery(trust.signer.clone(), &g, clock.now()).await {
-                        Ok(envelope) => {
-                            let topic = Topic::BoxConfig(g.box_id.clone(), ConfigKind::Gallery).to_string();
-                            wire.publish(topic, true, envelope).await
-                        }
-                        Err(e) => Err(e),
-                    }
-                } else {
-                    Err("central is not connected to the broker".to_string())
-                };
-                match &result {
-                    Ok(()) => tracing::info!(message = "Face gallery published.", box_id = %g.box_id),
-                    Err(error) => tracing::warn!(message = "Face gallery not published.", box_id = %g.box_id, %error),
-                }
-                let _ = g.done.send(result);
-            }
-            _ = gap_tick.tick() => {
-                for (b, first, last) in gaps.expired(clock.instant()) {
-                    let st = {
-                        let store = store.clone();
-                        let b = b.clone();
-                        tokio::task::spawn_blocking(move || store.mark_lost(&b, first, last)).await
-                    };
-                    match st {
-                        Ok(Ok(st)) => {
-                            tracing::warn!(message = "Sequence gap: events lost.", box_id = %b, first, last);
-                            registry.sequence(&b, &st);
-                            gaps.replace(&b, st);
-                            counters.lock_or_recover().gaps_lost += (last - first).saturating_add(1);
-                        }
-                        Ok(Err(error)) => tracing::error!(message = "Cannot record a gap.", %error),
-                        Err(error) => tracing::error!(message = "Gap task failed.", %error),
-                    }
-                }
-            }
+        };
+        shell.apply(&mut core, &mut known, effects).await;
+    }
+    // What is batched is stored (and acked, if the session is still up) before leaving.
+    loop {
+        let effects = core.handle(Input::Closing, shell.clock.instant(), &mut known);
+        if effects.is_empty() {
+            break;
         }
+        shell.apply(&mut core, &mut known, effects).await;
     }
-    if let Some(w) = writing.take() {
-        finish(w.done().await, &wire, &counters, &mut gaps, alerts.as_ref()).await;
-    }
-    if !batch.is_empty() {
-        let w = Write::start(&mut batch, &store);
-        finish(w.done().await, &wire, &counters, &mut gaps, alerts.as_ref()).await;
-    }
-    wire.disconnect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    poller.abort();
+    publishers.cancel();
+    let _ = trust_task.await;
+    let _ = gallery_task.await;
+    session.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), session_task).await;
     if token.is_cancelled() {
         Ok(())
     } else {
@@ -285,98 +240,118 @@ pub async fn run(
     }
 }
 
-/// Publishes the current trust material, retained. A failure is logged; the next connect,
-/// revocation or period publishes again.
-async fn publish_trust(
-    trust: &TrustPublish,
-    store: &Arc<dyn Store>,
-    wire: &Wire,
-    now: time::OffsetDateTime,
-) {
-    let Some(signer) = trust.signer.clone() else {
-        return;
-    };
-    if trust.keys.is_empty() {
-        return;
-    }
-    let (keys, store) = (trust.keys.clone(), store.clone());
-    let record = tokio::task::spawn_blocking(move || {
-        crate::trust::current(&keys, store.as_ref(), &signer, now)
-    })
-    .await;
-    match record {
-        Ok(Ok(cfg)) => {
-            let topic =
-                Topic::SharedConfig(checkpoint_protocol::topic::ConfigKind::Trust).to_string();
-            match wire.publish(topic, true, records::encode(&cfg)).await {
-                Ok(()) => tracing::info!(
-                    message = "Trust material published.",
-                    serial = cfg.serial,
-                    keys = cfg.keys.len(),
-                    revocations = cfg.revocations.len()
-                ),
-                Err(error) => tracing::warn!(message = "Trust material not published.", %error),
+/// The I/O of ingest: carries out the core's effects in order. An answer the core waits for (a
+/// write's result, a recorded gap) is handed in at once, and its effects come before the rest.
+struct Shell {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    counters: Arc<Mutex<Counters>>,
+    session: Session,
+    alerts: Option<tokio::sync::mpsc::Sender<crate::alerts::rules::Reading>>,
+    /// The store write in flight (off the runtime).
+    writing: Option<tokio::task::JoinHandle<Result<Vec<Inserted>, crate::store::StoreError>>>,
+    clock: SharedClock,
+}
+
+impl Shell {
+    async fn apply(
+        &mut self,
+        core: &mut Core,
+        known: &mut accept::KnownBoxes,
+        effects: Vec<Effect>,
+    ) {
+        let mut queue = VecDeque::from(effects);
+        while let Some(effect) = queue.pop_front() {
+            let answer = match effect {
+                Effect::Write(events) => {
+                    let store = self.store.clone();
+                    self.writing = Some(tokio::task::spawn_blocking(move || store.insert(&events)));
+                    None
+                }
+                Effect::AwaitWrite => match self.writing.take() {
+                    Some(task) => Some(Input::Written(outcome(task.await))),
+                    None => None,
+                },
+                Effect::Ack(ack) => {
+                    let topic = Topic::Ack(ack.box_id.clone()).to_string();
+                    match self
+                        .session
+                        .publish(topic, false, records::encode(&ack))
+                        .await
+                    {
+                        Ok(()) => self.counters.lock_or_recover().acks_sent += 1,
+                        // The box resends after its timeout and gets the ack then.
+                        Err(error) => {
+                            tracing::warn!(message = "Ack not sent.", box_id = %ack.box_id, %error)
+                        }
+                    }
+                    None
+                }
+                Effect::Alert(reading) => {
+                    if let Some(tx) = &self.alerts {
+                        // Waits when the engine is behind: ingest slows rather than drop an alert.
+                        if tx.send(reading).await.is_err() {
+                            tracing::debug!(
+                                message = "Alert engine gone; reading left for the next start."
+                            );
+                        }
+                    }
+                    None
+                }
+                Effect::MarkLost {
+                    box_id,
+                    first,
+                    last,
+                } => {
+                    let (store, b) = (self.store.clone(), box_id.clone());
+                    let state =
+                        tokio::task::spawn_blocking(move || store.mark_lost(&b, first, last))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                    Some(Input::Lost {
+                        box_id,
+                        first,
+                        last,
+                        state,
+                    })
+                }
+                Effect::Pause(d) => {
+                    tokio::time::sleep(d).await;
+                    None
+                }
+                Effect::Status(s) => {
+                    self.registry.status(s);
+                    None
+                }
+                Effect::Telemetry(t) => {
+                    self.registry.telemetry(*t);
+                    None
+                }
+                Effect::Sequence(b, st) => {
+                    self.registry.sequence(&b, &st);
+                    None
+                }
+            };
+            if let Some(input) = answer {
+                let more = core.handle(input, self.clock.instant(), known);
+                for e in more.into_iter().rev() {
+                    queue.push_front(e);
+                }
             }
         }
-        Ok(Err(error)) => tracing::error!(message = "Cannot build the trust material.", %error),
-        Err(error) => tracing::error!(message = "Trust task failed.", %error),
-    }
-}
-
-/// Wraps a gallery for its box and signs it (off the runtime: the serial is saved).
-async fn sign_gallery(
-    signer: Option<Arc<crate::signing::ConfigSigner>>,
-    g: &crate::gallery::GalleryPublish,
-    now: time::OffsetDateTime,
-) -> Result<Vec<u8>, String> {
-    let signer = signer.ok_or_else(|| {
-        "central has no configuration-signing key ([trust] signing_key); boxes apply only signed galleries".to_string()
-    })?;
-    let (box_id, bytes) = (g.box_id.clone(), g.bytes.clone());
-    tokio::task::spawn_blocking(move || signer.gallery(&box_id, &bytes, now))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
-/// A batch on its way into the store (off the runtime), with its events for the acks.
-struct Write {
-    events: Arc<Vec<Event>>,
-    task: tokio::task::JoinHandle<Result<Vec<Inserted>, crate::store::StoreError>>,
-}
-
-/// A batch the store took or refused.
-struct Written {
-    events: Arc<Vec<Event>>,
-    result: Result<Vec<Inserted>, String>,
-}
-
-impl Write {
-    fn start(batch: &mut Vec<Event>, store: &Arc<dyn Store>) -> Write {
-        let events = Arc::new(std::mem::take(batch));
-        let task = {
-            let (store, events) = (store.clone(), events.clone());
-            tokio::task::spawn_blocking(move || store.insert(&events))
-        };
-        Write { events, task }
     }
 
-    async fn done(self) -> Written {
-        Written {
-            result: outcome(self.task.await),
-            events: self.events,
-        }
-    }
-
-    /// Waits for the write in `slot`, if any (never returns without one), and empties it.
-    async fn next(slot: &mut Option<Write>) -> Written {
-        let Some(w) = slot.as_mut() else {
+    /// Waits for the write in flight, if any (never returns without one), and empties the slot.
+    async fn next_write(
+        slot: &mut Option<tokio::task::JoinHandle<Result<Vec<Inserted>, crate::store::StoreError>>>,
+    ) -> Result<Vec<Inserted>, String> {
+        let Some(task) = slot.as_mut() else {
             return std::future::pending().await;
         };
-        let result = outcome((&mut w.task).await);
-        let events = w.events.clone();
+        let r = outcome(task.await);
         *slot = None;
-        Written { events, result }
+        r
     }
 }
 
@@ -387,87 +362,6 @@ fn outcome(
         Ok(Ok(outcomes)) => Ok(outcomes),
         Ok(Err(error)) => Err(error.to_string()),
         Err(error) => Err(error.to_string()),
-    }
-}
-
-/// Acks what a write stored, counts it, and hands its readings to the alert engine.
-async fn finish(
-    written: Written,
-    wire: &Wire,
-    counters: &Mutex<Counters>,
-    gaps: &mut GapWatch,
-    alerts: Option<&AlertTap>,
-) {
-    let Written { events, result } = written;
-    let outcomes = match result {
-        Ok(o) => o,
-        Err(error) => {
-            // Not stored, not acked: the boxes keep the events and resend them. Pausing lets a
-            // full disk or a stalled device recover instead of failing every message at once.
-            counters.lock_or_recover().store_failures += events.len() as u64;
-            tracing::error!(
-                message = "The store refused a batch; not acked, boxes will resend. Pausing ingest.",
-                events = events.len(),
-                %error,
-                pause_s = STORE_PAUSE.as_secs()
-            );
-            tokio::time::sleep(STORE_PAUSE).await;
-            return;
-        }
-    };
-    let mut per_box: HashMap<&BoxId, Vec<u64>> = HashMap::new();
-    {
-        let mut c = counters.lock_or_recover();
-        for (e, o) in events.iter().zip(&outcomes) {
-            match o {
-                Inserted::New => {
-                    c.stored += 1;
-                    gaps.add(&e.box_id, e.seq);
-                }
-                Inserted::Duplicate => c.duplicates += 1,
-                Inserted::Conflict => {
-                    c.conflicts += 1;
-                    tracing::warn!(message = "Sequence number reused with another event id; kept apart.", box_id = %e.box_id, seq = e.seq);
-                }
-            }
-            per_box.entry(&e.box_id).or_default().push(e.seq);
-        }
-    }
-    for (b, seqs) in per_box {
-        for ranges in ack_ranges(seqs) {
-            let ack = Ack {
-                schema: records::Schema,
-                box_id: b.clone(),
-                ranges,
-            };
-            match wire
-                .publish(
-                    Topic::Ack(b.clone()).to_string(),
-                    false,
-                    records::encode(&ack),
-                )
-                .await
-            {
-                Ok(()) => counters.lock_or_recover().acks_sent += 1,
-                // The box resends after its timeout and gets the ack then.
-                Err(error) => tracing::warn!(message = "Ack not sent.", box_id = %b, %error),
-            }
-        }
-    }
-    if let Some(tap) = alerts {
-        for (e, o) in events.iter().zip(&outcomes) {
-            if *o != Inserted::New {
-                continue;
-            }
-            if let Some(r) = crate::alerts::rules::Reading::of(&tap.limits, e) {
-                // After the acks (boxes are not kept waiting); waits when the engine is behind:
-                // ingest slows rather than drop an alert. A crash before the engine handled it
-                // leaves the reading in the store for the next start.
-                if tap.tx.send(r).await.is_err() {
-                    break;
-                }
-            }
-        }
     }
 }
 

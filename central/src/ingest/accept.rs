@@ -11,7 +11,26 @@ use checkpoint_protocol::records::{self, Event, Status, Telemetry};
 use checkpoint_protocol::topic::Topic;
 
 use super::Counters;
-use crate::registry::Registry;
+
+/// Whether central takes messages from a box now (the PKI's current certificates, or a fixed
+/// set in tests).
+pub(super) trait Admits {
+    fn allows(&mut self, id: &BoxId, now: Instant) -> bool;
+}
+
+impl Admits for BTreeSet<BoxId> {
+    fn allows(&mut self, id: &BoxId, _now: Instant) -> bool {
+        self.contains(id)
+    }
+}
+
+/// A message that passed every check.
+#[derive(Debug)]
+pub(super) enum Accepted {
+    Event(Event),
+    Status(Status),
+    Telemetry(Telemetry),
+}
 
 /// One warning per topic and reason per period, with how many were not logged: a box sending
 /// garbage many times a second must not flood the journal. Every rejection is still counted.
@@ -81,8 +100,10 @@ impl KnownBoxes {
             scanned: None,
         }
     }
+}
 
-    pub fn allows(&mut self, id: &BoxId, now: Instant) -> bool {
+impl Admits for KnownBoxes {
+    fn allows(&mut self, id: &BoxId, now: Instant) -> bool {
         let Some(dir) = &self.dir else {
             return true;
         };
@@ -119,72 +140,63 @@ fn reject(
     }
 }
 
-/// Validates one message. Events are returned for storing; status and telemetry go to the
-/// registry.
+/// Validates one message; `None` when it was rejected (counted, and logged now and then).
 pub(super) fn accept(
-    p: &rumqttc::Publish,
-    registry: &Registry,
-    known: &mut KnownBoxes,
+    topic_text: &str,
+    payload: &[u8],
+    known: &mut dyn Admits,
     counters: &Mutex<Counters>,
     log: &mut LogThrottle,
     now: Instant,
-) -> Option<Event> {
+) -> Option<Accepted> {
     counters.lock_or_recover().received += 1;
-    let topic = match Topic::parse(&p.topic) {
+    let topic = match Topic::parse(topic_text) {
         Ok(t) => t,
         Err(error) => {
-            reject(counters, log, &p.topic, "topic", &error, now);
+            reject(counters, log, topic_text, "topic", &error, now);
             return None;
         }
     };
     let mut check_box = |payload_box: &BoxId, topic_box: &BoxId| {
         if payload_box != topic_box {
             let detail = format!("payload names box {payload_box}");
-            reject(counters, log, &p.topic, "box_mismatch", &detail, now);
+            reject(counters, log, topic_text, "box_mismatch", &detail, now);
             false
         } else if !known.allows(topic_box, now) {
             let detail = "no current certificate for this box in the PKI directory (never issued, or revoked)";
-            reject(counters, log, &p.topic, "unregistered_box", &detail, now);
+            reject(counters, log, topic_text, "unregistered_box", &detail, now);
             false
         } else {
             true
         }
     };
     match topic {
-        Topic::Event(b) => match records::decode::<Event>(&p.payload) {
-            Ok(e) => check_box(&e.box_id, &b).then_some(e),
+        Topic::Event(b) => match records::decode::<Event>(payload) {
+            Ok(e) => check_box(&e.box_id, &b).then_some(Accepted::Event(e)),
             Err(error) => {
-                reject(counters, log, &p.topic, error.kind(), &error, now);
+                reject(counters, log, topic_text, error.kind(), &error, now);
                 None
             }
         },
-        Topic::Status(b) => {
-            match records::decode::<Status>(&p.payload) {
-                Ok(s) => {
-                    if check_box(&s.box_id, &b) {
-                        registry.status(s)
-                    }
-                }
-                Err(error) => reject(counters, log, &p.topic, error.kind(), &error, now),
+        Topic::Status(b) => match records::decode::<Status>(payload) {
+            Ok(s) => check_box(&s.box_id, &b).then_some(Accepted::Status(s)),
+            Err(error) => {
+                reject(counters, log, topic_text, error.kind(), &error, now);
+                None
             }
-            None
-        }
-        Topic::Telemetry(b) => {
-            match records::decode::<Telemetry>(&p.payload) {
-                Ok(t) => {
-                    if check_box(&t.box_id, &b) {
-                        registry.telemetry(t)
-                    }
-                }
-                Err(error) => reject(counters, log, &p.topic, error.kind(), &error, now),
+        },
+        Topic::Telemetry(b) => match records::decode::<Telemetry>(payload) {
+            Ok(t) => check_box(&t.box_id, &b).then_some(Accepted::Telemetry(t)),
+            Err(error) => {
+                reject(counters, log, topic_text, error.kind(), &error, now);
+                None
             }
-            None
-        }
+        },
         other => {
             reject(
                 counters,
                 log,
-                &p.topic,
+                topic_text,
                 "topic",
                 &format!("central does not read {other}"),
                 now,

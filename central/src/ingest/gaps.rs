@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use checkpoint_protocol::ids::BoxId;
 
-use crate::registry::Registry;
 use crate::store::SeqState;
 
 /// Per-box sequence state with the time each gap was first seen.
@@ -35,13 +34,15 @@ impl GapWatch {
         }
     }
 
-    /// Copies the sequence state of the boxes that changed into the registry.
-    pub(super) fn report(&mut self, registry: &Registry) {
-        for b in self.dirty.drain() {
-            if let Some(st) = self.boxes.get(&b) {
-                registry.sequence(&b, st);
-            }
-        }
+    /// The sequence states of the boxes that changed since the last call, in box order.
+    pub(super) fn changed(&mut self) -> Vec<(BoxId, SeqState)> {
+        let mut out: Vec<(BoxId, SeqState)> = self
+            .dirty
+            .drain()
+            .filter_map(|b| self.boxes.get(&b).map(|st| (b, st.clone())))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     pub(super) fn replace(&mut self, b: &BoxId, st: SeqState) {

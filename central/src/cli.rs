@@ -1,4 +1,6 @@
 //! The `checkpoint-central` command line: its arguments and their parsing.
+//!
+//! Long on purpose: every subcommand's arguments, which clap reads as one tree.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! Central's TOML configuration. `config/central.example.toml` documents every field and is
 //! parsed by a test.
+//!
+//! Long on purpose: every section's type and defaults beside its checks, in the order of
+//! `config/central.example.toml`.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,6 @@
 //! The `checkpoint-central` command line.
+//!
+//! Long on purpose: one arm per subcommand, each only calling into the library and printing.
 
 use anyhow::{bail, Context};
 use checkpoint_central::cli::{

@@ -17,6 +17,9 @@
 //! documents the alert engine owns (see `alerts::log`).
 //!
 //! The SQLite layout is documented in [`sqlite`]; the portable backup format in [`portable`].
+//!
+//! Long on purpose: the `Store` trait is the contract both backends implement, documented method by
+//! method.
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,9 @@
 //! The daemon's TOML configuration: one file, every section validated, every problem reported at
 //! once with its field path. `config/daemon.example.toml` documents each field and is parsed by a
 //! test, so the example cannot drift from the code.
+//!
+//! Long on purpose: every section's type and defaults beside its checks, in the order of
+//! `config/daemon.example.toml`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

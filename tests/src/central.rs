@@ -1,5 +1,8 @@
 //! A stand-in for central in the daemon's tests: an MQTT client that records everything boxes
 //! publish and, when asked, sends end-to-end acks and trust configuration.
+//!
+//! Long on purpose: the stand-in does what central does for a box (acks, trust, galleries,
+//! recording), and the daemon's tests share it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,9 @@
 //! The alert engine of `serve`: it receives alerts from ingest (readings, fevers), checks box
 //! health and crowding on a timer, routes every alert change to its recipients and delivers it
 //! through each channel, retrying with backoff; every attempt is logged in the store.
+//!
+//! Long on purpose: the engine's one task loop and the delivery it drives (attempt, retry, backoff,
+//! resume) read as one; routing into jobs is in `dispatch/jobs.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

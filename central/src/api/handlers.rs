@@ -1,4 +1,6 @@
 //! The API's request handlers.
+//!
+//! Long on purpose: one handler per route, in the order the router lists them.
 
 use super::*;
 

@@ -1,6 +1,9 @@
 //! The store's contract as tests every backend runs: [`run_all`] with a [`Fixture`] of the
 //! backend. SQLite runs them as unit tests (`store/tests.rs`); PostgreSQL in the end-to-end
 //! crate against a real server (cargo feature `contract`).
+//!
+//! Long on purpose: one function per rule of the contract, all in one place, so both backends are
+//! held to the same list.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -20,6 +20,9 @@
 //! A batch is one transaction; `insert` returns after its commit (PostgreSQL's own WAL and
 //! `synchronous_commit`, on by default: keep it on). Connections come from an r2d2 pool; every
 //! call blocks, so async code goes through `store::blocking`.
+//!
+//! Long on purpose: opening, migrations and partitions, then the `Store` impl, one short method per
+//! trait method (the SQL is in `read.rs`, `write.rs`, `maintenance.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;

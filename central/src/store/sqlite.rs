@@ -19,6 +19,9 @@
 //! writer connection (inserts, purge, roster) behind a mutex; readers come from a small pool and
 //! read a consistent snapshot per call. The process holds `central.sqlite.lock` (an advisory
 //! lock), so a second central, or a restore, on the same file is refused with a clear message.
+//!
+//! Long on purpose: opening, locking and migrations, then the `Store` impl, one method per trait
+//! method, kept beside the layout it documents (writes are in `insert.rs`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

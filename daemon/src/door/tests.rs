@@ -1,5 +1,7 @@
 //! The door's rules as tables: each row is an input at a time (milliseconds after the start)
 //! and the effects the core must answer with, in order.
+//!
+//! Long on purpose: one table per group of door rules; every rule of the core has its rows here.
 
 use std::time::Instant;
 

@@ -1,5 +1,7 @@
 //! Every ingest rule as rows: what happens (with its time), and the effects the core asks for,
 //! written short (`write gate-1#1,gate-1#2`, `ack gate-1 1-2`, `seq gate-1 2 gaps 4-4`).
+//!
+//! Long on purpose: one table per ingest rule.
 
 use std::collections::BTreeSet;
 

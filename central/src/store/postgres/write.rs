@@ -1,5 +1,8 @@
 //! Writing: the batch insert with its duplicate checks, the kept writer and its prepared
 //! statements, and the roster, documents and sequence state.
+//!
+//! Long on purpose: the batch insert is one transaction of several statements (events, passes,
+//! readings, stays, late relinks) that only make sense read together.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,8 @@
 //! Writes: a batch of events in one transaction, retention, the roster, documents, restore.
+//!
+//! Long on purpose: the batch insert is one transaction whose statements (events, passes, readings,
+//! stays) only make sense read together; retention and restore sit beside it because they keep the
+//! same tables consistent.
 
 use std::collections::HashMap;
 

@@ -5,7 +5,9 @@
 //! `config/central.example.toml`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use checkpoint_link::durations::{Renamed, Unit};
 use checkpoint_link::Transport;
 use serde::Deserialize;
 
@@ -45,6 +47,39 @@ pub struct CentralConfig {
     /// The site's time zone.
     #[serde(default)]
     pub site: crate::site::SiteConfig,
+    /// Old keys this file still uses, each with what to write instead (logged at start,
+    /// printed by `check-config`).
+    #[serde(skip)]
+    pub deprecated: Vec<String>,
+}
+
+/// Integer durations of earlier releases, now humantime strings.
+const OLD_DURATIONS: &[Renamed] = &[
+    old("broker", "keep_alive_s", "keep_alive", Unit::S),
+    old("broker", "backoff_min_ms", "backoff_min", Unit::Ms),
+    old("broker", "backoff_max_ms", "backoff_max", Unit::Ms),
+    old("ingest", "batch_wait_ms", "batch_wait", Unit::Ms),
+    old("ingest", "gap_grace_s", "gap_grace", Unit::S),
+    old("ingest", "box_silent_s", "box_silent", Unit::S),
+    old("trace", "window_s", "window", Unit::S),
+    old("trace", "max_stay_h", "max_stay", Unit::H),
+    old("trust", "republish_h", "republish_every", Unit::H),
+    old("retention", "events_days", "events", Unit::Days),
+    old("retention", "purge_every_min", "purge_every", Unit::Min),
+    old("alerts", "trust_stale_h", "trust_stale", Unit::H),
+    old("alerts", "check_every_s", "check_every", Unit::S),
+    old("alerts.webhook", "timeout_ms", "timeout", Unit::Ms),
+    old("alerts.wecom", "timeout_ms", "timeout", Unit::Ms),
+    old("alerts.email", "timeout_ms", "timeout", Unit::Ms),
+];
+
+const fn old(section: &'static str, old: &'static str, new: &'static str, unit: Unit) -> Renamed {
+    Renamed {
+        section,
+        old,
+        new,
+        unit,
+    }
 }
 
 /// Where ingest reads from.
@@ -69,25 +104,25 @@ impl CentralConfig {
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Events (and everything derived from them) older than this are purged.
-    #[serde(default = "default_events_days")]
-    pub events_days: u32,
+    #[serde(default = "default_events_days", with = "humantime_serde")]
+    pub events: Duration,
     /// How often the purge runs.
-    #[serde(default = "default_purge_every")]
-    pub purge_every_min: u64,
+    #[serde(default = "default_purge_every", with = "humantime_serde")]
+    pub purge_every: Duration,
 }
 
-fn default_events_days() -> u32 {
-    28
+fn default_events_days() -> Duration {
+    Duration::from_secs(28 * 86_400)
 }
-fn default_purge_every() -> u64 {
-    60
+fn default_purge_every() -> Duration {
+    Duration::from_secs(3600)
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
-            events_days: default_events_days(),
-            purge_every_min: default_purge_every(),
+            events: default_events_days(),
+            purge_every: default_purge_every(),
         }
     }
 }
@@ -100,8 +135,8 @@ pub struct TrustSection {
     #[serde(default)]
     pub keys: Vec<PathBuf>,
     /// Republish this often so boxes see fresh material (their staleness limit is longer).
-    #[serde(default = "default_republish")]
-    pub republish_h: u64,
+    #[serde(default = "default_republish", with = "humantime_serde")]
+    pub republish_every: Duration,
     /// Central's configuration-signing key (`pki/config-signing.key`, mode 0600): trust
     /// material and galleries are signed with it, and boxes apply nothing unsigned. Required
     /// when `keys` is given.
@@ -109,15 +144,15 @@ pub struct TrustSection {
     pub signing_key: Option<PathBuf>,
 }
 
-fn default_republish() -> u64 {
-    6
+fn default_republish() -> Duration {
+    Duration::from_secs(6 * 3600)
 }
 
 impl Default for TrustSection {
     fn default() -> Self {
         TrustSection {
             keys: Vec::new(),
-            republish_h: default_republish(),
+            republish_every: default_republish(),
             signing_key: None,
         }
     }
@@ -141,25 +176,25 @@ fn default_listen() -> std::net::SocketAddr {
 #[serde(deny_unknown_fields)]
 pub struct TraceConfig {
     /// Close contact: seen at the same checkpoint within this many seconds.
-    #[serde(default = "default_window")]
-    pub window_s: u64,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
     /// Someone who entered and never left counts as gone after this long.
-    #[serde(default = "default_max_stay")]
-    pub max_stay_h: u64,
+    #[serde(default = "default_max_stay", with = "humantime_serde")]
+    pub max_stay: Duration,
 }
 
-fn default_window() -> u64 {
-    300
+fn default_window() -> Duration {
+    Duration::from_secs(300)
 }
-fn default_max_stay() -> u64 {
-    12
+fn default_max_stay() -> Duration {
+    Duration::from_secs(12 * 3600)
 }
 
 impl Default for TraceConfig {
     fn default() -> Self {
         TraceConfig {
-            window_s: default_window(),
-            max_stay_h: default_max_stay(),
+            window: default_window(),
+            max_stay: default_max_stay(),
         }
     }
 }
@@ -172,25 +207,25 @@ pub struct BrokerConfig {
     pub transport: Transport,
     #[serde(default = "default_client_id")]
     pub client_id: String,
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive_s: u64,
-    #[serde(default = "default_backoff_min")]
-    pub backoff_min_ms: u64,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max_ms: u64,
+    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+    #[serde(default = "default_backoff_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
 }
 
 fn default_client_id() -> String {
     "checkpoint-central".to_string()
 }
-fn default_keep_alive() -> u64 {
-    30
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
 }
-fn default_backoff_min() -> u64 {
-    500
+fn default_backoff_min() -> Duration {
+    Duration::from_millis(500)
 }
-fn default_backoff_max() -> u64 {
-    30_000
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,13 +233,13 @@ fn default_backoff_max() -> u64 {
 pub struct IngestConfig {
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
-    #[serde(default = "default_batch_wait")]
-    pub batch_wait_ms: u64,
-    #[serde(default = "default_gap_grace")]
-    pub gap_grace_s: u64,
+    #[serde(default = "default_batch_wait", with = "humantime_serde")]
+    pub batch_wait: Duration,
+    #[serde(default = "default_gap_grace", with = "humantime_serde")]
+    pub gap_grace: Duration,
     /// A box not heard from (status, telemetry or events) for this long is offline.
-    #[serde(default = "default_silent")]
-    pub box_silent_s: u64,
+    #[serde(default = "default_silent", with = "humantime_serde")]
+    pub box_silent: Duration,
     /// The site PKI directory: messages are accepted only from boxes with a current
     /// certificate in its `boxes/` (issued and not revoked). Defaults to
     /// `embedded_broker.pki_dir`; without either, any box the broker admits is accepted.
@@ -212,27 +247,27 @@ pub struct IngestConfig {
     pub pki_dir: Option<PathBuf>,
 }
 
-fn default_silent() -> u64 {
-    120
+fn default_silent() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_batch_max() -> usize {
     512
 }
-fn default_batch_wait() -> u64 {
-    20
+fn default_batch_wait() -> Duration {
+    Duration::from_millis(20)
 }
-fn default_gap_grace() -> u64 {
-    600
+fn default_gap_grace() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             batch_max: default_batch_max(),
-            batch_wait_ms: default_batch_wait(),
-            gap_grace_s: default_gap_grace(),
-            box_silent_s: default_silent(),
+            batch_wait: default_batch_wait(),
+            gap_grace: default_gap_grace(),
+            box_silent: default_silent(),
             pki_dir: None,
         }
     }
@@ -318,6 +353,15 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn span(problems: &mut Vec<String>, field: &str, d: Duration, lo: Duration, hi: Duration) {
+    if let Err(e) = checkpoint_link::durations::within(field, d, lo, hi) {
+        problems.push(e);
+    }
+}
+
 impl CentralConfig {
     pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -332,8 +376,24 @@ impl CentralConfig {
 
     /// Parses and checks; every semantic problem is listed, one per line, with its field path.
     pub fn parse(text: &str) -> Result<CentralConfig, String> {
-        let mut cfg: CentralConfig =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let syntax = |e: toml::de::Error| e.to_string().trim_end().to_string();
+        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let migrated = checkpoint_link::durations::migrate(&mut table, OLD_DURATIONS);
+        if !migrated.problems.is_empty() {
+            return Err(format!(
+                "{} problem(s):\n  - {}",
+                migrated.problems.len(),
+                migrated.problems.join("\n  - ")
+            ));
+        }
+        // A file without old keys is parsed as written, so errors point at its lines.
+        let mut cfg: CentralConfig = if migrated.deprecated.is_empty() {
+            toml::from_str(text).map_err(syntax)?
+        } else {
+            CentralConfig::deserialize(toml::Value::Table(table))
+                .map_err(|e| e.to_string().trim_end().to_string())?
+        };
+        cfg.deprecated = migrated.deprecated;
         if let (None, Some(e)) = (&cfg.ingest.pki_dir, &cfg.embedded_broker) {
             cfg.ingest.pki_dir = Some(e.pki_dir.clone());
         }
@@ -375,18 +435,25 @@ impl CentralConfig {
                     problems.push(format!("broker.transport.{name}: must not be empty"));
                 }
             }
-            if !(5..=3600).contains(&b.keep_alive_s) {
-                problems.push(format!(
-                    "broker.keep_alive_s: {} is not in 5..=3600",
-                    b.keep_alive_s
-                ));
-            }
-            if b.backoff_min_ms == 0 || b.backoff_min_ms > b.backoff_max_ms {
+            span(
+                &mut problems,
+                "broker.keep_alive",
+                b.keep_alive,
+                S(5),
+                S(3600),
+            );
+            if b.backoff_min.is_zero() || b.backoff_min > b.backoff_max {
                 problems.push(
-                    "broker.backoff_min_ms: must be at least 1 and at most backoff_max_ms"
-                        .to_string(),
+                    "broker.backoff_min: must be at least 1ms and at most backoff_max".to_string(),
                 );
             }
+            span(
+                &mut problems,
+                "broker.backoff_max",
+                b.backoff_max,
+                MS(1),
+                S(3600),
+            );
         }
         let i = &cfg.ingest;
         if !(1..=10_000).contains(&i.batch_max) {
@@ -395,18 +462,27 @@ impl CentralConfig {
                 i.batch_max
             ));
         }
-        if i.batch_wait_ms > 10_000 {
-            problems.push(format!(
-                "ingest.batch_wait_ms: {} is over 10000",
-                i.batch_wait_ms
-            ));
-        }
-        if !(1..=7 * 86_400).contains(&i.gap_grace_s) {
-            problems.push(format!(
-                "ingest.gap_grace_s: {} is not in 1..=604800",
-                i.gap_grace_s
-            ));
-        }
+        span(
+            &mut problems,
+            "ingest.batch_wait",
+            i.batch_wait,
+            S(0),
+            S(10),
+        );
+        span(
+            &mut problems,
+            "ingest.gap_grace",
+            i.gap_grace,
+            S(1),
+            S(7 * 86_400),
+        );
+        span(
+            &mut problems,
+            "ingest.box_silent",
+            i.box_silent,
+            S(1),
+            S(86_400),
+        );
         if !(1 << 20..=64 << 30).contains(&cfg.store.cache_bytes) {
             problems.push("store.cache_bytes: must be between 1 MiB and 64 GiB".to_string());
         }
@@ -457,36 +533,41 @@ impl CentralConfig {
         if cfg.api.token_file.as_os_str().is_empty() {
             problems.push("api.token_file: must not be empty".to_string());
         }
-        if !(1..=86_400).contains(&cfg.trace.window_s) {
-            problems.push(format!(
-                "trace.window_s: {} is not in 1..=86400",
-                cfg.trace.window_s
-            ));
-        }
-        if !(1..=168).contains(&cfg.trace.max_stay_h) {
-            problems.push(format!(
-                "trace.max_stay_h: {} is not in 1..=168",
-                cfg.trace.max_stay_h
-            ));
-        }
-        if !(1..=36_500).contains(&cfg.retention.events_days) {
-            problems.push(format!(
-                "retention.events_days: {} is not in 1..=36500",
-                cfg.retention.events_days
-            ));
-        }
-        if !(1..=1440).contains(&cfg.retention.purge_every_min) {
-            problems.push(format!(
-                "retention.purge_every_min: {} is not in 1..=1440",
-                cfg.retention.purge_every_min
-            ));
-        }
-        if !(1..=48).contains(&cfg.trust.republish_h) {
-            problems.push(format!(
-                "trust.republish_h: {} is not in 1..=48",
-                cfg.trust.republish_h
-            ));
-        }
+        span(
+            &mut problems,
+            "trace.window",
+            cfg.trace.window,
+            S(1),
+            S(86_400),
+        );
+        span(
+            &mut problems,
+            "trace.max_stay",
+            cfg.trace.max_stay,
+            S(3600),
+            S(168 * 3600),
+        );
+        span(
+            &mut problems,
+            "retention.events",
+            cfg.retention.events,
+            S(86_400),
+            S(36_500 * 86_400),
+        );
+        span(
+            &mut problems,
+            "retention.purge_every",
+            cfg.retention.purge_every,
+            S(60),
+            S(86_400),
+        );
+        span(
+            &mut problems,
+            "trust.republish_every",
+            cfg.trust.republish_every,
+            S(3600),
+            S(48 * 3600),
+        );
         if problems.is_empty() {
             Ok(cfg)
         } else {

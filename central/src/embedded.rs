@@ -296,9 +296,9 @@ pub fn prepare(
         },
         // The broker makes the certificate's name the client id anyway.
         client_id: "central".to_string(),
-        keep_alive_s: 30,
-        backoff_min_ms: 200,
-        backoff_max_ms: 2000,
+        keep_alive: Duration::from_secs(30),
+        backoff_min: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
     };
     Ok((
         Prepared {

@@ -68,7 +68,7 @@ pub struct Counters {
 pub fn mqtt_options(cfg: &BrokerConfig) -> Result<MqttOptions, IngestError> {
     let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
     // Validated to 5..=3600 s, so rumqttc's assertion on sub-second values cannot fire.
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s));
+    opts.set_keep_alive(cfg.keep_alive);
     opts.set_clean_session(false);
     // Large enough that an oversized message reaches our decoder (which counts and drops it)
     // instead of breaking the connection, which would make the broker redeliver it forever.
@@ -152,8 +152,8 @@ pub async fn run(
     let states = crate::store::blocking(&store, |s| s.seq_states()).await?;
     let setup = core::Setup {
         batch_max: cfg.batch_max,
-        batch_wait: Duration::from_millis(cfg.batch_wait_ms),
-        gap_grace: Duration::from_secs(cfg.gap_grace_s),
+        batch_wait: cfg.batch_wait,
+        gap_grace: cfg.gap_grace,
         alerts: alerts.as_ref().map(|a| a.limits.clone()),
     };
     let mut core = Core::new(setup, states, counters.clone());
@@ -185,7 +185,7 @@ pub async fn run(
     };
     let first = core.start();
     shell.apply(&mut core, &mut known, first).await;
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.batch_wait_ms.max(5)));
+    let mut tick = tokio::time::interval(cfg.batch_wait.max(Duration::from_millis(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned = false;
     loop {

@@ -36,6 +36,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let cfg = CentralConfig::load(&config)?;
+            for line in &cfg.deprecated {
+                tracing::warn!(message = "Deprecated configuration key.", file = %config.display(), detail = %line);
+            }
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -52,6 +55,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let problems = cfg.file_problems();
             if !problems.is_empty() {
                 anyhow::bail!("{}:\n{}", file.display(), problems.join("\n"));
+            }
+            for line in &cfg.deprecated {
+                checkpoint_link::outln!("{}: {line}", file.display());
             }
             checkpoint_link::outln!("{}: ok", file.display());
             Ok(())

@@ -119,7 +119,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let trust = ingest::TrustPublish {
         keys: crate::trust::load_keys(&cfg.trust.keys)?,
         signer,
-        every: Duration::from_secs(cfg.trust.republish_h * 3600),
+        every: cfg.trust.republish_every,
         changed: trust_changed.clone(),
     };
     let (alert_tx, alert_rx) = tokio::sync::mpsc::channel(10_000);
@@ -130,8 +130,8 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         registry: registry.clone(),
         channels: crate::alerts::setup::channels(&cfg.alerts, &clock)?,
         cfg: cfg.alerts.clone(),
-        silent_after: Duration::from_secs(cfg.ingest.box_silent_s),
-        max_stay_ms: i64::try_from(cfg.trace.max_stay_h * 3_600_000).unwrap_or(i64::MAX),
+        silent_after: cfg.ingest.box_silent,
+        max_stay_ms: i64::try_from(cfg.trace.max_stay.as_millis()).unwrap_or(i64::MAX),
         site: site.clone(),
         backlog,
         clock: clock.clone(),
@@ -153,7 +153,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
                     fever_threshold_c: cfg.alerts.fever_threshold_c,
                     temperature_to_person: cfg.alerts.temperature_to_person,
                     backlog_events: cfg.alerts.backlog_events,
-                    trust_stale_h: cfg.alerts.trust_stale_h,
+                    trust_stale: cfg.alerts.trust_stale,
                 },
             }),
         },
@@ -165,10 +165,10 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         store: store.clone(),
         registry: registry_for_api,
         token: Arc::new(api_token),
-        window_s: cfg.trace.window_s,
-        max_stay_s: cfg.trace.max_stay_h * 3600,
+        window_s: cfg.trace.window.as_secs(),
+        max_stay_s: cfg.trace.max_stay.as_secs(),
         trust_changed,
-        silent_after_s: cfg.ingest.box_silent_s,
+        silent_after_s: cfg.ingest.box_silent.as_secs(),
         backup_dir: cfg.data_dir.clone(),
         galleries: gallery_tx,
         galleries_allowed: crate::gallery::tls_only(&cfg),
@@ -248,13 +248,13 @@ async fn retain(
     clock: SharedClock,
     stop: CancellationToken,
 ) {
-    let mut every = tokio::time::interval(Duration::from_secs(cfg.purge_every_min * 60));
+    let mut every = tokio::time::interval(cfg.purge_every);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let cutoff = retention_cutoff(clock.now_ms(), cfg.events_days);
+        let cutoff = retention_cutoff(clock.now_ms(), cfg.events);
         let mut purged = 0u64;
         loop {
             let s = store.clone();
@@ -279,15 +279,15 @@ async fn retain(
             tracing::info!(
                 message = "Retention purge.",
                 purged,
-                older_than_days = cfg.events_days
+                older_than = %checkpoint_link::durations::show(cfg.events)
             );
         }
     }
 }
 
-/// Events before this time (Unix ms) are past `days` of retention at `now_ms`.
-fn retention_cutoff(now_ms: i64, days: u32) -> i64 {
-    now_ms.saturating_sub(i64::from(days).saturating_mul(86_400_000))
+/// Events before this time (Unix ms) are past their retention `keep` at `now_ms`.
+fn retention_cutoff(now_ms: i64, keep: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The watchdog interval systemd asks for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is absent or
@@ -305,7 +305,11 @@ mod tests {
     #[test]
     fn the_retention_cutoff_is_whole_days_before_now() {
         let now = 1_796_256_000_000;
-        assert_eq!(super::retention_cutoff(now, 28), now - 28 * 86_400_000);
-        assert_eq!(super::retention_cutoff(i64::MIN + 5, 1), i64::MIN);
+        let days = |n: u64| std::time::Duration::from_secs(n * 86_400);
+        assert_eq!(
+            super::retention_cutoff(now, days(28)),
+            now - 28 * 86_400_000
+        );
+        assert_eq!(super::retention_cutoff(i64::MIN + 5, days(1)), i64::MIN);
     }
 }

@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use checkpoint_link::durations::{Renamed, Unit};
+
 use checkpoint_protocol::ids::{BoxId, CheckpointId, SiteId};
 use checkpoint_protocol::records::Direction;
 use serde::de::DeserializeOwned;
@@ -45,6 +47,46 @@ pub struct DaemonConfig {
     pub trust: TrustConfigSection,
     pub clock: ClockConfig,
     pub face: FaceSection,
+    /// Old keys this file still uses, each with what to write instead (logged at start,
+    /// printed by `check-config`).
+    pub deprecated: Vec<String>,
+}
+
+/// Integer durations of earlier releases, now humantime strings.
+const OLD_DURATIONS: &[Renamed] = &[
+    old("qr", "frame_budget_ms", "frame_budget", Unit::Ms),
+    old("gate", "pulse_ms", "pulse", Unit::Ms),
+    old("gate", "deny_ms", "deny", Unit::Ms),
+    old("policy", "clock_skew_s", "clock_skew", Unit::S),
+    old("policy", "anti_passback_s", "anti_passback_window", Unit::S),
+    old(
+        "policy",
+        "duplicate_cooldown_ms",
+        "duplicate_cooldown",
+        Unit::Ms,
+    ),
+    old("uplink", "keep_alive_s", "keep_alive", Unit::S),
+    old(
+        "uplink",
+        "telemetry_interval_s",
+        "telemetry_interval",
+        Unit::S,
+    ),
+    old("uplink", "resend_after_s", "resend_after", Unit::S),
+    old("uplink", "backoff_min_ms", "backoff_min", Unit::Ms),
+    old("uplink", "backoff_max_ms", "backoff_max", Unit::Ms),
+    old("trust", "max_age_h", "max_age", Unit::H),
+    old("trust", "max_skew_s", "max_skew", Unit::S),
+    old("face", "cooldown_ms", "cooldown", Unit::Ms),
+];
+
+const fn old(section: &'static str, old: &'static str, new: &'static str, unit: Unit) -> Renamed {
+    Renamed {
+        section,
+        old,
+        new,
+        unit,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,9 +105,9 @@ pub struct QrSection {
     /// reads the frame as it is).
     #[serde(default = "default_max_side")]
     pub max_side: u32,
-    /// rqrr starts no new attempt after this many milliseconds on one frame.
-    #[serde(default = "default_frame_budget_ms")]
-    pub frame_budget_ms: u64,
+    /// rqrr starts no new attempt after this long on one frame (`"80ms"`).
+    #[serde(default = "default_frame_budget", with = "humantime_serde")]
+    pub frame_budget: Duration,
     /// Preprocessing strategies tried per frame besides the plain one, in rotation; 9 = all.
     #[serde(default = "default_strategies_per_frame")]
     pub strategies_per_frame: usize,
@@ -78,15 +120,15 @@ fn default_strategies_per_frame() -> usize {
 fn default_max_side() -> u32 {
     1280
 }
-fn default_frame_budget_ms() -> u64 {
-    150
+fn default_frame_budget() -> Duration {
+    Duration::from_millis(150)
 }
 
 impl Default for QrSection {
     fn default() -> Self {
         QrSection {
             max_side: default_max_side(),
-            frame_budget_ms: default_frame_budget_ms(),
+            frame_budget: default_frame_budget(),
             strategies_per_frame: default_strategies_per_frame(),
         }
     }
@@ -142,40 +184,40 @@ pub struct UplinkConfig {
     pub transport: Transport,
     /// Defaults to the box id (which the broker's ACL may pin to the certificate).
     pub client_id: Option<String>,
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive_s: u64,
-    #[serde(default = "default_telemetry")]
-    pub telemetry_interval_s: u64,
+    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+    #[serde(default = "default_telemetry", with = "humantime_serde")]
+    pub telemetry_interval: Duration,
     /// An event without an end-to-end ack after this long is published again.
-    #[serde(default = "default_resend")]
-    pub resend_after_s: u64,
+    #[serde(default = "default_resend", with = "humantime_serde")]
+    pub resend_after: Duration,
     /// Backlog events (stored before the current connection) sent per second; live events are
     /// not limited.
     #[serde(default = "default_drain")]
     pub drain_per_s: u32,
-    #[serde(default = "default_backoff_min")]
-    pub backoff_min_ms: u64,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max_ms: u64,
+    #[serde(default = "default_backoff_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
 }
 
-fn default_keep_alive() -> u64 {
-    30
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
 }
-fn default_telemetry() -> u64 {
-    30
+fn default_telemetry() -> Duration {
+    Duration::from_secs(30)
 }
-fn default_resend() -> u64 {
-    30
+fn default_resend() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_drain() -> u32 {
     50
 }
-fn default_backoff_min() -> u64 {
-    500
+fn default_backoff_min() -> Duration {
+    Duration::from_millis(500)
 }
-fn default_backoff_max() -> u64 {
-    60_000
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -185,8 +227,8 @@ pub struct TrustConfigSection {
     #[serde(default)]
     pub bootstrap_keys: Vec<PathBuf>,
     /// Trust material older than this is stale and `policy.trust_stale` applies. 0 = never.
-    #[serde(default = "default_trust_max_age")]
-    pub max_age_h: u64,
+    #[serde(default = "default_trust_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
     /// Central's configuration-signing public keys (`pki/config-signing.pub`, PEM). Trust
     /// material and face galleries from the network are applied only when signed by one of
     /// them; with none, the box applies nothing from the network.
@@ -194,12 +236,12 @@ pub struct TrustConfigSection {
     pub config_keys: Vec<PathBuf>,
     /// Signed material published further in the future than this is refused, so a central
     /// with a wrong clock cannot lock boxes out of later updates.
-    #[serde(default = "default_max_skew")]
-    pub max_skew_s: u32,
+    #[serde(default = "default_max_skew", with = "humantime_serde")]
+    pub max_skew: Duration,
 }
 
-fn default_max_skew() -> u32 {
-    300
+fn default_max_skew() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl TrustConfigSection {
@@ -209,14 +251,14 @@ impl TrustConfigSection {
             state_dir,
             bootstrap: &self.bootstrap_keys,
             config_keys: &self.config_keys,
-            max_age_h: self.max_age_h,
-            max_skew_s: i64::from(self.max_skew_s),
+            max_age: self.max_age,
+            max_skew_s: i64::try_from(self.max_skew.as_secs()).unwrap_or(i64::MAX),
         }
     }
 }
 
-fn default_trust_max_age() -> u64 {
-    72
+fn default_trust_max_age() -> Duration {
+    Duration::from_secs(72 * 3600)
 }
 
 /// How the daemon learns whether the system clock is synchronised.
@@ -261,7 +303,7 @@ impl DaemonConfig {
 
 impl UplinkConfig {
     pub fn keep_alive(&self) -> Duration {
-        Duration::from_secs(self.keep_alive_s)
+        self.keep_alive
     }
 }
 
@@ -323,10 +365,18 @@ impl DaemonConfig {
     /// Parses and validates. Each section is deserialised on its own so that one bad section
     /// does not hide the problems of the others.
     pub fn parse(text: &str) -> Result<DaemonConfig, ParseError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
             ParseError::Syntax(e.to_string().trim_end().replace('\n', " ").to_string())
         })?;
         let mut problems = Vec::new();
+        let migrated = checkpoint_link::durations::migrate(&mut table, OLD_DURATIONS);
+        for message in migrated.problems {
+            let (path, message) = message.split_once(": ").unwrap_or(("config", &message));
+            problems.push(Problem {
+                path: path.to_string(),
+                message: message.to_string(),
+            });
+        }
         const SECTIONS: [&str; 12] = [
             "identity",
             "state_dir",
@@ -409,6 +459,7 @@ impl DaemonConfig {
                     trust,
                     clock,
                     face,
+                    deprecated: migrated.deprecated,
                 };
                 validate::check(&cfg, &mut problems);
                 if problems.is_empty() {

@@ -9,6 +9,7 @@
 //! first hard failure is the deny reason), `soft` (admit, but flag the event) or `off`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::passcode::{PassClaims, PassStatus, RejectReason, Rejection};
@@ -38,13 +39,15 @@ pub struct PolicyConfig {
     pub plausible_c: [f32; 2],
     #[serde(default = "default_admit_statuses")]
     pub admit_statuses: Vec<PassStatus>,
-    #[serde(default = "default_skew")]
-    pub clock_skew_s: u32,
-    /// 0 turns anti-passback off.
-    #[serde(default)]
-    pub anti_passback_s: u64,
-    #[serde(default = "default_cooldown")]
-    pub duplicate_cooldown_ms: u64,
+    /// How far a pass code's validity may be off the box's clock (`"30s"`).
+    #[serde(default = "default_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// How long after an admission the same person is held by anti-passback; 0 turns it off.
+    #[serde(default, with = "humantime_serde")]
+    pub anti_passback_window: Duration,
+    /// The same code seen again within this counts once (`"3s"`).
+    #[serde(default = "default_cooldown", with = "humantime_serde")]
+    pub duplicate_cooldown: Duration,
     #[serde(default = "default_hard")]
     pub pass: Mode,
     /// A face the gallery does not recognise: `hard` denies it, `soft` admits and flags it
@@ -59,6 +62,21 @@ pub struct PolicyConfig {
     pub trust_stale: Mode,
 }
 
+impl PolicyConfig {
+    /// [`PolicyConfig::clock_skew`] in the whole seconds pass codes count in.
+    pub fn clock_skew_s(&self) -> u32 {
+        u32::try_from(self.clock_skew.as_secs()).unwrap_or(u32::MAX)
+    }
+    /// [`PolicyConfig::anti_passback_window`] in whole seconds (0: off).
+    pub fn anti_passback_s(&self) -> u64 {
+        self.anti_passback_window.as_secs()
+    }
+    /// [`PolicyConfig::duplicate_cooldown`] in whole milliseconds.
+    pub fn duplicate_cooldown_ms(&self) -> u64 {
+        u64::try_from(self.duplicate_cooldown.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 fn default_fever() -> f32 {
     37.3
 }
@@ -68,11 +86,11 @@ fn default_body_range() -> [f32; 2] {
 fn default_admit_statuses() -> Vec<PassStatus> {
     vec![PassStatus::Green]
 }
-fn default_skew() -> u32 {
-    30
+fn default_skew() -> Duration {
+    Duration::from_secs(30)
 }
-fn default_cooldown() -> u64 {
-    3000
+fn default_cooldown() -> Duration {
+    Duration::from_secs(3)
 }
 fn default_hard() -> Mode {
     Mode::Hard
@@ -163,9 +181,9 @@ pub fn decide(input: &Inputs<'_>, policy: &PolicyConfig) -> Outcome {
         input.credential,
         Credential::Pass(Ok(_)) | Credential::Face(Some(_))
     );
-    if policy.anti_passback_s > 0 && recognised {
+    if policy.anti_passback_s() > 0 && recognised {
         if let Some(last) = input.last_admit {
-            let window = i64::try_from(policy.anti_passback_s).unwrap_or(i64::MAX);
+            let window = i64::try_from(policy.anti_passback_s()).unwrap_or(i64::MAX);
             if input.now.saturating_sub(last) < window {
                 factor(
                     policy.anti_passback,

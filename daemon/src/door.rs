@@ -5,7 +5,7 @@
 //! order.
 //!
 //! The rules:
-//! - A code counts once while it stays in view: seen again within `duplicate_cooldown_ms` of its
+//! - A code counts once while it stays in view: seen again within `duplicate_cooldown` of its
 //!   previous sighting, it is the same attempt ([`Debounce`]).
 //! - A code in view takes precedence over a face: while a code was decoded, or a decoder located
 //!   one it could not read, within the code cooldown, the face stage is reset instead of asked.
@@ -141,7 +141,7 @@ enum Shown {
 impl DoorCore {
     pub fn new(setup: DoorSetup) -> DoorCore {
         DoorCore {
-            codes: Debounce::new(setup.policy.duplicate_cooldown_ms),
+            codes: Debounce::new(setup.policy.duplicate_cooldown_ms()),
             faces: Debounce::new(setup.face_cooldown_ms.unwrap_or(0)),
             passback: Passback::default(),
             code_seen_ms: None,
@@ -186,7 +186,7 @@ impl DoorCore {
                         &payload,
                         trust,
                         now.unix_timestamp(),
-                        self.setup.policy.clock_skew_s,
+                        self.setup.policy.clock_skew_s(),
                     );
                     self.waiting.push_back(Pending {
                         shown: Shown::Code(Box::new(verified)),
@@ -230,7 +230,7 @@ impl DoorCore {
                 self.codes.forget(now_ms);
                 self.faces.forget(now_ms);
                 self.passback
-                    .forget(now.unix_timestamp(), self.setup.policy.anti_passback_s);
+                    .forget(now.unix_timestamp(), self.setup.policy.anti_passback_s());
                 if !self.code_in_view(now_ms) {
                     self.code_seen_ms = None;
                 }
@@ -240,7 +240,7 @@ impl DoorCore {
     }
 
     fn code_in_view(&self, now_ms: u64) -> bool {
-        let cooldown = self.setup.policy.duplicate_cooldown_ms.max(1);
+        let cooldown = self.setup.policy.duplicate_cooldown_ms().max(1);
         self.code_seen_ms
             .is_some_and(|t| now_ms.saturating_sub(t) < cooldown)
     }
@@ -270,7 +270,7 @@ impl DoorCore {
         if outcome.decision == Decision::Admit {
             if let Some(s) = &outcome.subject {
                 self.passback
-                    .admitted(s.clone(), now_s, policy.anti_passback_s);
+                    .admitted(s.clone(), now_s, policy.anti_passback_s());
             }
         }
         let signal = match outcome.decision {

@@ -52,8 +52,8 @@ pub fn build(cfg: &GateConfig) -> Result<Box<dyn Gate>, GateError> {
             green_pin,
             red_pin,
             buzzer_pin,
-            pulse_ms,
-            deny_ms,
+            pulse,
+            deny,
             active_low,
         } => {
             let pins = GpioPins {
@@ -63,8 +63,8 @@ pub fn build(cfg: &GateConfig) -> Result<Box<dyn Gate>, GateError> {
                 buzzer: *buzzer_pin,
             };
             let timing = Timing {
-                pulse: std::time::Duration::from_millis(*pulse_ms),
-                deny: std::time::Duration::from_millis(*deny_ms),
+                pulse: *pulse,
+                deny: *deny,
                 active_low: *active_low,
             };
             Ok(Box::new(gpio::open_rppal(pins, timing)?))

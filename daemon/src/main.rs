@@ -152,6 +152,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
             let cfg = DaemonConfig::load(&config)?;
+            for line in &cfg.deprecated {
+                tracing::warn!(message = "Deprecated configuration key.", file = %config.display(), detail = %line);
+            }
             runtime()?
                 .block_on(checkpoint_daemon::run(
                     cfg,
@@ -165,6 +168,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let problems = cfg.file_problems();
             if !problems.is_empty() {
                 anyhow::bail!("{}:\n{}", file.display(), problems.join("\n"));
+            }
+            for line in &cfg.deprecated {
+                checkpoint_link::outln!("{}: {line}", file.display());
             }
             checkpoint_link::outln!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)

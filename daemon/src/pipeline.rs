@@ -113,11 +113,11 @@ pub async fn run(
         setup: crate::door::DoorSetup {
             identity: cfg.identity.clone(),
             policy: cfg.policy.clone(),
-            face_cooldown_ms: cfg.face.enabled.then_some(cfg.face.cooldown_ms),
+            face_cooldown_ms: cfg.face.enabled.then_some(millis(cfg.face.cooldown)),
         },
         qr: crate::qr::QrConfig {
             max_side: cfg.qr.max_side,
-            budget: Duration::from_millis(cfg.qr.frame_budget_ms),
+            budget: cfg.qr.frame_budget,
             mode: crate::qr::Mode::Door,
         },
         strategies_per_frame: cfg.qr.strategies_per_frame,
@@ -223,4 +223,9 @@ fn face_stage(
         gallery = %cfg.gallery_path().display(),
     );
     Ok((Some(stage), Some(gallery)))
+}
+
+/// A configured duration in the whole milliseconds the door core counts in.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -69,7 +69,8 @@ pub struct TrustSetup<'a> {
     pub state_dir: &'a Path,
     pub bootstrap: &'a [PathBuf],
     pub config_keys: &'a [PathBuf],
-    pub max_age_h: u64,
+    /// Zero: never stale.
+    pub max_age: std::time::Duration,
     pub max_skew_s: i64,
 }
 
@@ -154,10 +155,10 @@ impl Trust {
                 message = "No trusted pass-code keys yet; every code is refused until central publishes them."
             );
         }
-        let max_age_h = setup.max_age_h;
+        let max_age = setup.max_age;
         Ok(Trust {
             path,
-            max_age_s: (max_age_h > 0).then(|| max_age_h.saturating_mul(3600)),
+            max_age_s: (!max_age.is_zero()).then(|| max_age.as_secs().max(1)),
             max_skew_s: setup.max_skew_s,
             config_keys,
             current: RwLock::new(Arc::new(state)),

@@ -99,17 +99,10 @@ pub async fn run(
     token: CancellationToken,
 ) -> Result<(), UplinkError> {
     let (client, eventloop) = AsyncClient::new(opts, 256);
-    let backoff = Backoff::new(
-        Duration::from_millis(cfg.backoff_min_ms),
-        Duration::from_millis(cfg.backoff_max_ms),
-    );
+    let backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     let (poller, mut rx) = checkpoint_link::spawn_poller(eventloop, backoff, 256);
 
-    let mut sender = Sender::new(
-        cfg.drain_per_s,
-        Duration::from_secs(cfg.resend_after_s),
-        Instant::now(),
-    );
+    let mut sender = Sender::new(cfg.drain_per_s, cfg.resend_after, Instant::now());
     let mut connected = false;
     let mut down_since: Option<Instant> = Some(Instant::now());
     // One warning per outage (and one when the broker is unreachable at start); the retries
@@ -117,7 +110,7 @@ pub async fn run(
     let mut warned = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut telemetry = tokio::time::interval(Duration::from_secs(cfg.telemetry_interval_s));
+    let mut telemetry = tokio::time::interval(cfg.telemetry_interval);
     telemetry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let status_topic = Topic::Status(shared.box_id.clone()).to_string();
 

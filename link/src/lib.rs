@@ -9,6 +9,7 @@
 //! - [`spawn_poller`]: drives a rumqttc event loop on its own task and reports what matters.
 //! - [`shutdown_signal`]: SIGTERM (systemd stop) or SIGINT (Ctrl-C), for both binaries' `main`.
 //! - [`clock`]: the clock trait both binaries inject where time decides something.
+//! - [`durations`]: humantime durations in configuration, and the old integer keys rewritten.
 //! - [`files`]: writing a file atomically (temporary file, fsync, rename).
 //! - [`sync`]: locks that recover from a poisoned guard.
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod clock;
+pub mod durations;
 pub mod files;
 pub mod sync;
 pub mod tls;

@@ -71,7 +71,7 @@ fn door(dir: &std::path::Path, key: &IssuerKey) -> Door {
         },
         qr: QrConfig {
             max_side: cfg.qr.max_side,
-            budget: Duration::from_millis(cfg.qr.frame_budget_ms),
+            budget: cfg.qr.frame_budget,
             mode: checkpoint_daemon::qr::Mode::Door,
         },
         strategies_per_frame: cfg.qr.strategies_per_frame,
@@ -84,7 +84,7 @@ fn door(dir: &std::path::Path, key: &IssuerKey) -> Door {
                     state_dir: dir,
                     bootstrap: &[dir.join("passcode.pub")],
                     config_keys: &[],
-                    max_age_h: 0,
+                    max_age: std::time::Duration::ZERO,
                     max_skew_s: 300,
                 },
                 time::OffsetDateTime::now_utc(),

@@ -319,7 +319,7 @@ impl CentralProc {
         };
         let broker = format!(
             "[broker]\nhost = \"127.0.0.1\"\nport = {}\ntransport = {transport}\n\
-             client_id = \"central-under-test\"\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n",
+             client_id = \"central-under-test\"\nbackoff_min = \"200ms\"\nbackoff_max = \"1s\"\n",
             broker.port
         );
         // With a site PKI, central accepts only the boxes it issued certificates to.
@@ -396,7 +396,7 @@ impl CentralProc {
             &config,
             format!(
                 "data_dir = \"{}\"\n{broker}\
-                 [ingest]\nbatch_wait_ms = 20\ngap_grace_s = {gap_grace_s}\n{ingest}{store}\
+                 [ingest]\nbatch_wait = \"20ms\"\ngap_grace = \"{gap_grace_s}s\"\n{ingest}{store}\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\ntoken_file = \"{}\"\n{extra}\n",
                 data_dir.display(),
                 token_file.display(),

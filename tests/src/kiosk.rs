@@ -79,7 +79,7 @@ impl BoxSpec {
             gate_record: dir.join("gate.jsonl"),
             policy: String::new(),
             outbox: String::new(),
-            uplink: "telemetry_interval_s = 1\nresend_after_s = 3\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\n".to_string(),
+            uplink: "telemetry_interval = \"1s\"\nresend_after = \"3s\"\nbackoff_min = \"200ms\"\nbackoff_max = \"1s\"\n".to_string(),
             extra: String::new(),
         }
     }

@@ -99,7 +99,7 @@ fn a_fever_reaches_person_counsellor_and_head_and_a_stopped_box_raises_offline()
     let smtp = SmtpSink::start(&dir.path().join("smtp"), &pki);
     let port = free_port();
     let extra = format!(
-        "[alerts]\nlanguage = \"en\"\ncheck_every_s = 1\n\
+        "[alerts]\nlanguage = \"en\"\ncheck_every = \"1s\"\n\
          facilities = [{{ id = \"facilities\", email = \"desk@campus.example.org\" }}]\n\
          webhook = {{ url = \"http://127.0.0.1:{hook_port}/hook\", secret_file = \"{}\" }}\n\
          [alerts.email]\nserver = \"localhost\"\nport = {}\nfrom = \"checkpoint@campus.example.org\"\n\

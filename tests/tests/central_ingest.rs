@@ -561,7 +561,7 @@ fn gaps_exactly_where_events_were_dropped() {
         bootstrap_key: Some(keys.join("passcode.pub")),
         fps: 30.0,
         looping: true,
-        policy: "duplicate_cooldown_ms = 0\n".to_string(),
+        policy: "duplicate_cooldown = \"0s\"\n".to_string(),
         outbox: "max_bytes = 65536\nwhen_full = \"refuse_new\"\n".to_string(),
         ..BoxSpec::new("gate-g", dir.path(), &broker, None)
     };

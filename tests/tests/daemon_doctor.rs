@@ -84,7 +84,7 @@ fn doctor_beside_a_live_box_disturbs_nothing_and_checks_the_certificate_is_this_
         &dir.path().join("central"),
         &pki,
         port,
-        "[alerts]\ncheck_every_s = 1\n",
+        "[alerts]\ncheck_every = \"1s\"\n",
     );
     central.command(&["boxes"]);
     let mut spec = BoxSpec {

@@ -178,7 +178,7 @@ fn kill_9_at_any_instant_loses_and_corrupts_nothing() {
         fps: 30.0,
         looping: true,
         bootstrap_key: Some(keys.join("passcode.pub")),
-        policy: "duplicate_cooldown_ms = 0\n".to_string(),
+        policy: "duplicate_cooldown = \"0s\"\n".to_string(),
         ..BoxSpec::new_plain("gate-c", dir.path())
     };
     replace_frames(&spec, &codes_for(&keys, &["c1", "c2"]));

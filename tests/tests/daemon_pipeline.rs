@@ -149,7 +149,7 @@ fn malformed_config_lists_every_problem_and_exits_2() {
         &cfg,
         "state_dir = \"/tmp/x\"\n[identity]\nsite = \"s\"\nbox_id = \"b\"\ncheckpoint = \"c\"\ndirection = \"in\"\n\
          [camera]\nkind = \"sim\"\ndir = \"/f\"\nfps = 0.0\n[gate]\nkind = \"sim\"\n\
-         [uplink]\nhost = \"\"\nport = 8883\ntransport = { kind = \"plain\" }\nkeep_alive_s = 1\n",
+         [uplink]\nhost = \"\"\nport = 8883\ntransport = { kind = \"plain\" }\nkeep_alive = \"1s\"\n",
     )
     .unwrap();
     for args in [
@@ -159,7 +159,7 @@ fn malformed_config_lists_every_problem_and_exits_2() {
         let out = checkpoint_e2e::run("checkpointd", &args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        for path in ["camera.fps", "uplink.host", "uplink.keep_alive_s"] {
+        for path in ["camera.fps", "uplink.host", "uplink.keep_alive"] {
             assert!(err.contains(path), "{path} missing in: {err}");
         }
     }
@@ -185,7 +185,7 @@ fn full_outbox_dead_sensor_and_garbage_messages_are_survived_and_reported() {
         looping: true,
         bootstrap_key: Some(keys.join("passcode.pub")),
         // Every sighting counts, so two frames fill the smallest outbox in seconds.
-        policy: "duplicate_cooldown_ms = 0\n".to_string(),
+        policy: "duplicate_cooldown = \"0s\"\n".to_string(),
         outbox: "max_bytes = 65536\nwhen_full = \"refuse_new\"\n".to_string(),
         ..BoxSpec::new("gate-2", dir.path(), &broker, None)
     };

@@ -63,7 +63,7 @@ fn replay(frames: &Path, sequence: &[(&Path, usize)]) {
 
 fn face_section(models: &Path, gallery: &Path, cooldown_ms: u64) -> String {
     format!(
-        "[face]\nenabled = true\nmodels_dir = \"{}\"\ngallery = \"{}\"\ncooldown_ms = {cooldown_ms}\n",
+        "[face]\nenabled = true\nmodels_dir = \"{}\"\ngallery = \"{}\"\ncooldown = \"{cooldown_ms}ms\"\n",
         models.display(),
         gallery.display()
     )
@@ -367,7 +367,7 @@ fn a_code_in_view_is_one_attempt_not_also_a_face() {
     let mut spec = BoxSpec {
         fps: 4.0,
         bootstrap_key: Some(keys.join("passcode.pub")),
-        policy: "duplicate_cooldown_ms = 3000\n".to_string(),
+        policy: "duplicate_cooldown = \"3s\"\n".to_string(),
         ..BoxSpec::new("face-code", dir.path(), &broker, None)
     };
     spec.extra = face_section(&models(), &gallery, 1000);

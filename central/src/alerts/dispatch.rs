@@ -265,7 +265,7 @@ impl Engine {
             fever_threshold_c: self.cfg.fever_threshold_c,
             temperature_to_person: self.cfg.temperature_to_person,
             backlog_events: self.cfg.backlog_events,
-            trust_stale_h: self.cfg.trust_stale_h,
+            trust_stale: self.cfg.trust_stale,
         };
         let mut rules = Rules::new(
             limits.clone(),
@@ -273,7 +273,7 @@ impl Engine {
                 .await
                 .unwrap_or_default(),
         );
-        let mut check = tokio::time::interval(Duration::from_secs(self.cfg.check_every_s));
+        let mut check = tokio::time::interval(self.cfg.check_every);
         let mut flush = tokio::time::interval(Duration::from_secs(1));
         let mut dir_generation = self.store.roster_generation();
         let mut dir = self.directory().await;

@@ -88,7 +88,7 @@ pub struct Limits {
     pub fever_threshold_c: f32,
     pub temperature_to_person: bool,
     pub backlog_events: u64,
-    pub trust_stale_h: u64,
+    pub trust_stale: std::time::Duration,
 }
 
 /// A box's health as the registry sees it now.
@@ -237,7 +237,7 @@ impl Rules {
                 ));
             }
             if let Some(age) = b.trust_age_s {
-                let limit = self.limits.trust_stale_h * 3600;
+                let limit = self.limits.trust_stale.as_secs();
                 out.extend(self.set(
                     age > limit,
                     age <= limit,

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use checkpoint_link::clock::SharedClock;
 
@@ -66,11 +65,7 @@ pub fn channels(cfg: &AlertsConfig, clock: &SharedClock) -> Result<Vec<Route>, S
         };
         let secret =
             read_secret(w.secret_file.as_deref(), w.secret_env.as_deref(), 16).map_err(err)?;
-        let ch: Arc<dyn Channel> = Arc::new(Webhook::new(
-            &w.url,
-            secret.into_bytes(),
-            Duration::from_millis(w.timeout_ms),
-        ));
+        let ch: Arc<dyn Channel> = Arc::new(Webhook::new(&w.url, secret.into_bytes(), w.timeout));
         out.push(Route::new(ch, w.roles.clone()));
     }
     if let Some(w) = &cfg.wecom {
@@ -87,7 +82,7 @@ pub fn channels(cfg: &AlertsConfig, clock: &SharedClock) -> Result<Vec<Route>, S
                 &secret,
                 w.agent_id,
                 Limits::default(),
-                Duration::from_millis(w.timeout_ms),
+                w.timeout,
             )
             .with_clock(clock.clone()),
         );
@@ -121,7 +116,7 @@ pub fn channels(cfg: &AlertsConfig, clock: &SharedClock) -> Result<Vec<Route>, S
                 from: m.from.clone(),
                 login,
                 ca_pem,
-                timeout: Duration::from_millis(m.timeout_ms),
+                timeout: m.timeout,
                 language: cfg.language,
             })
             .map_err(err)?,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -21,11 +22,11 @@ pub struct AlertsConfig {
     #[serde(default = "default_backlog")]
     pub backlog_events: u64,
     /// Trust material older than this on a box raises `trust_stale`.
-    #[serde(default = "default_trust_stale")]
-    pub trust_stale_h: u64,
+    #[serde(default = "default_trust_stale", with = "humantime_serde")]
+    pub trust_stale: Duration,
     /// How often box health and crowding are checked.
-    #[serde(default = "default_check_every")]
-    pub check_every_s: u64,
+    #[serde(default = "default_check_every", with = "humantime_serde")]
+    pub check_every: Duration,
     #[serde(default = "default_language")]
     pub language: Language,
     /// Who hears of box health (`box_offline`, `backlog`, `trust_stale`, `sequence_gap`).
@@ -59,8 +60,8 @@ pub struct WeComConfig {
     pub secret_env: Option<String>,
     #[serde(default = "default_wecom_base")]
     pub base_url: String,
-    #[serde(default = "default_timeout")]
-    pub timeout_ms: u64,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
     /// Only these roles are told through this channel (default: every role).
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
@@ -88,8 +89,8 @@ pub struct EmailConfig {
     /// A CA to trust besides the web PKI roots (a site's own mail server).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    #[serde(default = "default_smtp_timeout")]
-    pub timeout_ms: u64,
+    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
 }
@@ -97,8 +98,8 @@ pub struct EmailConfig {
 fn default_smtp_tls() -> TlsMode {
     TlsMode::Starttls
 }
-fn default_smtp_timeout() -> u64 {
-    10_000
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_wecom_base() -> String {
@@ -136,8 +137,8 @@ pub struct WebhookConfig {
     pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub secret_env: Option<String>,
-    #[serde(default = "default_timeout")]
-    pub timeout_ms: u64,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
 }
@@ -151,11 +152,11 @@ fn yes() -> bool {
 fn default_backlog() -> u64 {
     1000
 }
-fn default_trust_stale() -> u64 {
-    72
+fn default_trust_stale() -> Duration {
+    Duration::from_secs(72 * 3600)
 }
-fn default_check_every() -> u64 {
-    30
+fn default_check_every() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_language() -> Language {
     Language::Zh
@@ -163,8 +164,8 @@ fn default_language() -> Language {
 fn default_attempts() -> u32 {
     10
 }
-fn default_timeout() -> u64 {
-    5000
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Default for AlertsConfig {
@@ -173,8 +174,8 @@ impl Default for AlertsConfig {
             fever_threshold_c: default_fever(),
             temperature_to_person: true,
             backlog_events: default_backlog(),
-            trust_stale_h: default_trust_stale(),
-            check_every_s: default_check_every(),
+            trust_stale: default_trust_stale(),
+            check_every: default_check_every(),
             language: default_language(),
             facilities: Vec::new(),
             routes: BTreeMap::new(),
@@ -194,11 +195,28 @@ impl AlertsConfig {
                 self.fever_threshold_c
             ));
         }
-        if !(1..=3600).contains(&self.check_every_s) {
-            out.push(format!(
-                "alerts.check_every_s: {} is not in 1..=3600",
-                self.check_every_s
-            ));
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let mut span = |field: &str, d: Duration, lo: Duration, hi: Duration| {
+            if let Err(e) = checkpoint_link::durations::within(field, d, lo, hi) {
+                out.push(e);
+            }
+        };
+        span("alerts.check_every", self.check_every, s(1), s(3600));
+        span(
+            "alerts.trust_stale",
+            self.trust_stale,
+            s(60),
+            s(365 * 86_400),
+        );
+        if let Some(w) = &self.webhook {
+            span("alerts.webhook.timeout", w.timeout, ms(100), s(60));
+        }
+        if let Some(w) = &self.wecom {
+            span("alerts.wecom.timeout", w.timeout, ms(100), s(60));
+        }
+        if let Some(m) = &self.email {
+            span("alerts.email.timeout", m.timeout, ms(100), s(120));
         }
         if !(1..=100).contains(&self.max_attempts) {
             out.push(format!(
@@ -214,12 +232,6 @@ impl AlertsConfig {
                 out.push(format!(
                     "alerts.webhook.url: {:?} is not an http(s) URL",
                     w.url
-                ));
-            }
-            if !(100..=60_000).contains(&w.timeout_ms) {
-                out.push(format!(
-                    "alerts.webhook.timeout_ms: {} is not in 100..=60000",
-                    w.timeout_ms
                 ));
             }
         }
@@ -276,12 +288,6 @@ impl AlertsConfig {
                 );
             } else if m.password_file.is_some() || m.password_env.is_some() {
                 out.push("alerts.email: a password without username".into());
-            }
-            if !(100..=120_000).contains(&m.timeout_ms) {
-                out.push(format!(
-                    "alerts.email.timeout_ms: {} is not in 100..=120000",
-                    m.timeout_ms
-                ));
             }
         }
         for f in &self.facilities {

@@ -6,7 +6,11 @@ fn example_parses() {
     let b = cfg.broker.as_ref().unwrap();
     assert_eq!(b.client_id, "checkpoint-central");
     assert!(matches!(b.transport, Transport::Tls { .. }));
-    assert_eq!(cfg.retention.events_days, 28);
+    assert_eq!(
+        cfg.retention.events,
+        std::time::Duration::from_secs(28 * 86_400)
+    );
+    assert!(cfg.deprecated.is_empty(), "{:?}", cfg.deprecated);
     assert_eq!(
         cfg.alerts
             .routes
@@ -18,7 +22,7 @@ fn example_parses() {
     assert_eq!(cfg.site.time_zone.as_deref(), Some("Asia/Shanghai"));
     let small = CentralConfig::parse(EMBEDDED_EXAMPLE).unwrap();
     assert!(matches!(small.source(), Some(Source::Embedded(_))));
-    assert_eq!(cfg.ingest.gap_grace_s, 600);
+    assert_eq!(cfg.ingest.gap_grace, std::time::Duration::from_secs(600));
 }
 
 #[test]
@@ -133,5 +137,55 @@ fn the_store_section_is_checked_for_its_kind() {
     assert!(
         err.contains("mysql") || err.contains("unknown variant"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_old_integer_duration_keys_still_load_with_a_warning_each() {
+    let base = "data_dir = \"/x\"\n[broker]\nhost = \"b\"\nport = 1883\ntransport = { kind = \"plain\" }\n{B}\n[api]\ntoken_file = \"/t\"\n[retention]\n{R}\n[alerts.webhook]\nurl = \"https://h/\"\nsecret_env = \"S\"\n{W}\n";
+    let fill =
+        |b: &str, r: &str, w: &str| base.replace("{B}", b).replace("{R}", r).replace("{W}", w);
+    let old = CentralConfig::parse(&fill(
+        "keep_alive_s = 45",
+        "events_days = 7\npurge_every_min = 30",
+        "timeout_ms = 2500",
+    ))
+    .unwrap();
+    let new = CentralConfig::parse(&fill(
+        "keep_alive = \"45s\"",
+        "events = \"7d\"\npurge_every = \"30m\"",
+        "timeout = \"2.5s\"",
+    ))
+    .unwrap();
+    assert!(new.deprecated.is_empty());
+    assert_eq!(old.deprecated.len(), 4, "{:?}", old.deprecated);
+    assert!(old.deprecated.contains(
+        &"retention.events_days is deprecated: write retention.events = \"7d\"".to_string()
+    ));
+    assert_eq!(
+        old.broker.as_ref().unwrap().keep_alive,
+        new.broker.as_ref().unwrap().keep_alive
+    );
+    assert_eq!(
+        (old.retention.events, old.retention.purge_every),
+        (new.retention.events, new.retention.purge_every)
+    );
+    assert_eq!(
+        old.alerts.webhook.as_ref().unwrap().timeout,
+        std::time::Duration::from_millis(2500)
+    );
+    // Both spellings, or a bare number for a new key, are refused.
+    let both =
+        CentralConfig::parse(&fill("keep_alive = \"45s\"\nkeep_alive_s = 45", "", "")).unwrap_err();
+    assert!(
+        both.contains("broker.keep_alive_s: give broker.keep_alive only"),
+        "{both}"
+    );
+    let bare = CentralConfig::parse(&fill("keep_alive = 45", "", "")).unwrap_err();
+    assert!(bare.contains("keep_alive"), "{bare}");
+    let short = CentralConfig::parse(&fill("", "events = \"1h\"", "")).unwrap_err();
+    assert!(
+        short.contains("retention.events: 1h is not within 1day..="),
+        "{short}"
     );
 }

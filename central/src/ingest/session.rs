@@ -93,10 +93,7 @@ pub fn open(
 ) -> Result<(Session, mpsc::Receiver<Incoming>, JoinHandle<()>), IngestError> {
     let opts = super::mqtt_options(broker)?;
     let (client, eventloop) = AsyncClient::new(opts, 4096);
-    let backoff = Backoff::new(
-        Duration::from_millis(broker.backoff_min_ms),
-        Duration::from_millis(broker.backoff_max_ms),
-    );
+    let backoff = Backoff::new(broker.backoff_min, broker.backoff_max);
     let (poller, net) = checkpoint_link::spawn_poller(eventloop, backoff, 8192);
     let (commands, commands_rx) = mpsc::channel(1024);
     let (connected_tx, connected) = watch::channel(false);

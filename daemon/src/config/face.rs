@@ -2,6 +2,7 @@
 //! most checkpoints read pass codes only.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -38,8 +39,8 @@ pub struct FaceSection {
     #[serde(default = "default_centre_tolerance")]
     pub centre_tolerance: f32,
     /// The same person (or an unknown face) seen again within this counts once.
-    #[serde(default = "default_cooldown_ms")]
-    pub cooldown_ms: u64,
+    #[serde(default = "default_cooldown", with = "humantime_serde")]
+    pub cooldown: Duration,
 }
 
 fn default_models_dir() -> PathBuf {
@@ -63,8 +64,8 @@ fn default_min_face_px() -> u32 {
 fn default_centre_tolerance() -> f32 {
     0.3
 }
-fn default_cooldown_ms() -> u64 {
-    5000
+fn default_cooldown() -> Duration {
+    Duration::from_millis(5000)
 }
 
 impl FaceSection {

@@ -1,6 +1,7 @@
 //! Configuration of the hardware stages. Each picks a real or a simulated backend by `kind`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -84,20 +85,20 @@ pub enum GateConfig {
         red_pin: Option<u8>,
         buzzer_pin: Option<u8>,
         /// How long the relay holds the door open.
-        #[serde(default = "default_pulse_ms")]
-        pulse_ms: u64,
+        #[serde(default = "default_pulse", with = "humantime_serde")]
+        pulse: Duration,
         /// How long the red LED and buzzer signal a denial.
-        #[serde(default = "default_deny_ms")]
-        deny_ms: u64,
+        #[serde(default = "default_deny", with = "humantime_serde")]
+        deny: Duration,
         /// The relay board switches on a low level (most cheap boards do).
         #[serde(default)]
         active_low: bool,
     },
 }
 
-fn default_pulse_ms() -> u64 {
-    1500
+fn default_pulse() -> Duration {
+    Duration::from_millis(1500)
 }
-fn default_deny_ms() -> u64 {
-    800
+fn default_deny() -> Duration {
+    Duration::from_millis(800)
 }

@@ -29,6 +29,9 @@ transport = { kind = "plain" }
 #[test]
 fn example_parses_with_every_section() {
     let cfg = DaemonConfig::parse(EXAMPLE).unwrap();
+    assert!(cfg.deprecated.is_empty(), "{:?}", cfg.deprecated);
+    assert_eq!(cfg.uplink.backoff_max, std::time::Duration::from_secs(60));
+    assert_eq!(cfg.trust.max_age, std::time::Duration::from_secs(72 * 3600));
     assert_eq!(cfg.identity.box_id.as_str(), "library-gate-1");
     assert!(matches!(cfg.camera, CameraConfig::V4l2 { fps: 15, .. }));
     assert!(matches!(
@@ -61,7 +64,7 @@ fn every_problem_is_reported_at_once_with_its_path() {
         .replace("kind = \"sim\"\ndir", "kind = \"sim\"\nfps = 0.0\ndir")
         .replace(
             "port = 1883",
-            "port = 1883\nkeep_alive_s = 1\ndrain_per_s = 0",
+            "port = 1883\nkeep_alive = \"1s\"\ndrain_per_s = 0",
         )
         + "[policy]\ntemperature = \"hard\"\nfever_treshold = 38\n[bogus]\n";
     let p = problems(&text);
@@ -83,14 +86,14 @@ fn semantic_problems_are_all_listed() {
         .replace("kind = \"sim\"\ndir", "kind = \"sim\"\nfps = 0.0\ndir")
         .replace(
             "port = 1883",
-            "port = 1883\nkeep_alive_s = 1\ndrain_per_s = 0",
+            "port = 1883\nkeep_alive = \"1s\"\ndrain_per_s = 0",
         )
         + "[policy]\ntemperature = \"hard\"\nadmit_statuses = []\n";
     let p = problems(&text);
     let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
     for want in [
         "camera.fps",
-        "uplink.keep_alive_s",
+        "uplink.keep_alive",
         "uplink.drain_per_s",
         "policy.temperature",
         "policy.admit_statuses",
@@ -152,4 +155,40 @@ fn check_config_names_missing_files_and_a_readable_key() {
     }
     std::fs::create_dir(dir.path().join("frames")).unwrap();
     assert!(!cfg.file_problems().join("\n").contains("camera.dir"));
+}
+
+#[test]
+fn the_old_integer_duration_keys_still_load_with_a_warning_each() {
+    let old = MINIMAL.replace(
+        "port = 1883",
+        "port = 1883\nkeep_alive_s = 45\nbackoff_max_ms = 2500",
+    ) + "[policy]\nanti_passback_s = 600\nduplicate_cooldown_ms = 1500\n[trust]\nmax_age_h = 12\n";
+    let new = MINIMAL.replace(
+        "port = 1883",
+        "port = 1883\nkeep_alive = \"45s\"\nbackoff_max = \"2500ms\"",
+    ) + "[policy]\nanti_passback_window = \"10m\"\nduplicate_cooldown = \"1.5s\"\n[trust]\nmax_age = \"12h\"\n";
+    let (o, n) = (
+        DaemonConfig::parse(&old).unwrap(),
+        DaemonConfig::parse(&new).unwrap(),
+    );
+    assert!(n.deprecated.is_empty());
+    assert_eq!(o.deprecated.len(), 5, "{:?}", o.deprecated);
+    assert!(o.deprecated.contains(
+        &"uplink.keep_alive_s is deprecated: write uplink.keep_alive = \"45s\"".to_string()
+    ));
+    assert_eq!(
+        (o.uplink.keep_alive, o.uplink.backoff_max),
+        (n.uplink.keep_alive, n.uplink.backoff_max)
+    );
+    assert_eq!(o.policy.anti_passback_window, n.policy.anti_passback_window);
+    assert_eq!(o.policy.duplicate_cooldown_ms(), 1500);
+    assert_eq!(o.trust.max_age, n.trust.max_age);
+    // Both spellings at once is a mistake, not a choice.
+    let both = new.replace("port = 1883", "port = 1883\nkeep_alive_s = 45");
+    let p = problems(&both);
+    assert!(p.iter().any(|p| p.path == "uplink.keep_alive_s"), "{p:?}");
+    // A duration without a unit is refused with the field named.
+    let bare = MINIMAL.replace("port = 1883", "port = 1883\nkeep_alive = 30");
+    let p = problems(&bare);
+    assert!(p.iter().any(|p| p.path == "uplink"), "{p:?}");
 }

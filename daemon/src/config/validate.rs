@@ -1,6 +1,23 @@
 //! Semantic checks of a parsed configuration. Every problem is collected, none stops the others.
 
+use std::time::Duration;
+
+use checkpoint_link::durations::show;
+
 use super::{CameraConfig, DaemonConfig, GateConfig, Mode, Problem, ThermometerConfig};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+/// A problem when `d` is outside `lo..=hi`, in the configuration's own words.
+fn span(problems: &mut Vec<Problem>, path: &str, d: Duration, lo: Duration, hi: Duration) {
+    if !(lo..=hi).contains(&d) {
+        problems.push(Problem {
+            path: path.to_string(),
+            message: format!("{} is not within {}..={}", show(d), show(lo), show(hi)),
+        });
+    }
+}
 
 pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
     cfg.face.check(problems);
@@ -59,13 +76,14 @@ pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
             }
         }
     }
+    let mut gate_times = None;
     if let GateConfig::Gpio {
         relay_pin,
         green_pin,
         red_pin,
         buzzer_pin,
-        pulse_ms,
-        deny_ms,
+        pulse,
+        deny,
         ..
     } = &cfg.gate
     {
@@ -82,23 +100,12 @@ pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
         if sorted.len() != pins.len() {
             bad("gate", "the same GPIO pin is used twice".into());
         }
-        if !(100..=30_000).contains(pulse_ms) {
-            bad("gate.pulse_ms", format!("{pulse_ms} is not in 100..=30000"));
-        }
-        if *deny_ms > 10_000 {
-            bad("gate.deny_ms", format!("{deny_ms} is over 10000"));
-        }
+        gate_times = Some((*pulse, *deny));
     }
     if !(200..=4096).contains(&cfg.qr.max_side) {
         bad(
             "qr.max_side",
             format!("{} is not in 200..=4096", cfg.qr.max_side),
-        );
-    }
-    if !(10..=5_000).contains(&cfg.qr.frame_budget_ms) {
-        bad(
-            "qr.frame_budget_ms",
-            format!("{} is not in 10..=5000", cfg.qr.frame_budget_ms),
         );
     }
     if cfg.qr.strategies_per_frame > 9 {
@@ -133,18 +140,6 @@ pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
         bad(
             "policy.admit_statuses",
             "admits no status at all; list at least one of green, yellow, red".into(),
-        );
-    }
-    if p.clock_skew_s > 3600 {
-        bad(
-            "policy.clock_skew_s",
-            format!("{} is over 3600", p.clock_skew_s),
-        );
-    }
-    if p.duplicate_cooldown_ms > 600_000 {
-        bad(
-            "policy.duplicate_cooldown_ms",
-            format!("{} is over 600000", p.duplicate_cooldown_ms),
         );
     }
     if p.pass == Mode::Off {
@@ -186,43 +181,82 @@ pub(super) fn check(cfg: &DaemonConfig, problems: &mut Vec<Problem>) {
             );
         }
     }
-    if !(5..=3600).contains(&u.keep_alive_s) {
-        bad(
-            "uplink.keep_alive_s",
-            format!("{} is not in 5..=3600", u.keep_alive_s),
-        );
-    }
-    if !(1..=86_400).contains(&u.telemetry_interval_s) {
-        bad(
-            "uplink.telemetry_interval_s",
-            format!("{} is not in 1..=86400", u.telemetry_interval_s),
-        );
-    }
-    if !(1..=86_400).contains(&u.resend_after_s) {
-        bad(
-            "uplink.resend_after_s",
-            format!("{} is not in 1..=86400", u.resend_after_s),
-        );
-    }
     if !(1..=10_000).contains(&u.drain_per_s) {
         bad(
             "uplink.drain_per_s",
             format!("{} is not in 1..=10000", u.drain_per_s),
         );
     }
-    if u.backoff_min_ms == 0 || u.backoff_min_ms > u.backoff_max_ms {
+    if u.backoff_min.is_zero() || u.backoff_min > u.backoff_max {
         bad(
-            "uplink.backoff_min_ms",
+            "uplink.backoff_min",
             format!(
-                "must be at least 1 and at most backoff_max_ms ({})",
-                u.backoff_max_ms
+                "must be at least 1ms and at most backoff_max ({})",
+                show(u.backoff_max)
             ),
         );
     }
-    if u.backoff_max_ms > 3_600_000 {
-        bad(
-            "uplink.backoff_max_ms",
-            format!("{} is over an hour", u.backoff_max_ms),
-        );
+    // Durations, each within what makes sense at a door.
+    if let Some((pulse, deny)) = gate_times {
+        span(problems, "gate.pulse", pulse, MS(100), S(30));
+        span(problems, "gate.deny", deny, S(0), S(10));
     }
+    span(
+        problems,
+        "qr.frame_budget",
+        cfg.qr.frame_budget,
+        MS(10),
+        S(5),
+    );
+    span(problems, "policy.clock_skew", p.clock_skew, S(0), S(3600));
+    span(
+        problems,
+        "policy.anti_passback_window",
+        p.anti_passback_window,
+        S(0),
+        S(86_400),
+    );
+    span(
+        problems,
+        "policy.duplicate_cooldown",
+        p.duplicate_cooldown,
+        S(0),
+        S(600),
+    );
+    span(problems, "uplink.keep_alive", u.keep_alive, S(5), S(3600));
+    span(
+        problems,
+        "uplink.telemetry_interval",
+        u.telemetry_interval,
+        S(1),
+        S(86_400),
+    );
+    span(
+        problems,
+        "uplink.resend_after",
+        u.resend_after,
+        S(1),
+        S(86_400),
+    );
+    span(
+        problems,
+        "uplink.backoff_max",
+        u.backoff_max,
+        MS(1),
+        S(3600),
+    );
+    span(
+        problems,
+        "trust.max_skew",
+        cfg.trust.max_skew,
+        S(0),
+        S(86_400),
+    );
+    span(
+        problems,
+        "trust.max_age",
+        cfg.trust.max_age,
+        S(0),
+        S(365 * 86_400),
+    );
 }

@@ -8,7 +8,7 @@ fn policy(edit: &str) -> PolicyConfig {
     // The base policy for these cases; `edit` lines replace base lines with the same key.
     let mut lines = vec![
         "temperature = \"hard\"",
-        "anti_passback_s = 600",
+        "anti_passback_window = \"600s\"",
         "anti_passback = \"hard\"",
     ];
     for e in edit.lines() {

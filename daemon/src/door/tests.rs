@@ -227,7 +227,7 @@ fn codes() {
     );
     check(
         "a duplicate cooldown of 0 counts every sighting",
-        "duplicate_cooldown_ms = 0",
+        "duplicate_cooldown = \"0s\"",
         false,
         &[
             (0, Codes(&["p-1"]), &["measure"]),
@@ -310,7 +310,7 @@ fn temperature_and_trust() {
 fn anti_passback() {
     check(
         "a second entry within the window is denied when hard; a deny is not an entry",
-        "anti_passback_s = 600\nanti_passback = \"hard\"\ntemperature = \"hard\"",
+        "anti_passback_window = \"600s\"\nanti_passback = \"hard\"\ntemperature = \"hard\"",
         false,
         &[
             (0, Codes(&["p-1"]), &["measure"]),
@@ -333,7 +333,7 @@ fn anti_passback() {
     );
     check(
         "soft anti-passback (the default mode) admits and flags; others are not affected",
-        "anti_passback_s = 600",
+        "anti_passback_window = \"600s\"",
         false,
         &[
             (0, Codes(&["p-1"]), &["measure"]),
@@ -357,7 +357,7 @@ fn anti_passback() {
     );
     check(
         "an admit by code counts for the same person's face",
-        "anti_passback_s = 600\nanti_passback = \"hard\"",
+        "anti_passback_window = \"600s\"\nanti_passback = \"hard\"",
         true,
         &[
             (0, Codes(&["p-1"]), &["measure"]),
@@ -550,7 +550,7 @@ fn the_event_carries_the_box_and_the_measurement() {
 #[test]
 fn ticks_forget_what_has_outlived_its_window() {
     let w = World::new();
-    let mut core = DoorCore::new(setup("anti_passback_s = 60", true));
+    let mut core = DoorCore::new(setup("anti_passback_window = \"60s\"", true));
     let at = |ms: i64| {
         OffsetDateTime::from_unix_timestamp(T0).unwrap() + time::Duration::milliseconds(ms)
     };

@@ -52,7 +52,7 @@ fn env() -> Env {
             state_dir: dir.path(),
             bootstrap: &[],
             config_keys: &[pubkey],
-            max_age_h: 0,
+            max_age: std::time::Duration::ZERO,
             max_skew_s: 300,
         },
         time::OffsetDateTime::now_utc(),

@@ -9,7 +9,7 @@ fn limits() -> Limits {
         fever_threshold_c: 37.3,
         temperature_to_person: true,
         backlog_events: 100,
-        trust_stale_h: 72,
+        trust_stale: std::time::Duration::from_secs(72 * 3600),
     }
 }
 

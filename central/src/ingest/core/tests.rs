@@ -21,7 +21,7 @@ fn setup(batch_max: usize, alerts: bool) -> Setup {
             fever_threshold_c: 37.3,
             temperature_to_person: false,
             backlog_events: 1000,
-            trust_stale_h: 24,
+            trust_stale: Duration::from_secs(24 * 3600),
         }),
     }
 }

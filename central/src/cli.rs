@@ -336,19 +336,12 @@ impl ApiArgs {
 pub const MAX_VALIDITY: Duration = Duration::from_secs(31 * 24 * 3600);
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 5m, 12h or 7d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    // A bare number is seconds, as before durations took units.
+    let d = match s.parse::<u64>() {
+        Ok(n) => Duration::from_secs(n),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration like 90s, 5m, 12h or 7d ({e})"))?,
     };
-    let d = Duration::from_secs(secs);
     if d.is_zero() || d > MAX_VALIDITY {
         return Err(format!("{s} is outside 1s..31d"));
     }

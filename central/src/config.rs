@@ -55,32 +55,23 @@ pub struct CentralConfig {
 
 /// Integer durations of earlier releases, now humantime strings.
 const OLD_DURATIONS: &[Renamed] = &[
-    old("broker", "keep_alive_s", "keep_alive", Unit::S),
-    old("broker", "backoff_min_ms", "backoff_min", Unit::Ms),
-    old("broker", "backoff_max_ms", "backoff_max", Unit::Ms),
-    old("ingest", "batch_wait_ms", "batch_wait", Unit::Ms),
-    old("ingest", "gap_grace_s", "gap_grace", Unit::S),
-    old("ingest", "box_silent_s", "box_silent", Unit::S),
-    old("trace", "window_s", "window", Unit::S),
-    old("trace", "max_stay_h", "max_stay", Unit::H),
-    old("trust", "republish_h", "republish_every", Unit::H),
-    old("retention", "events_days", "events", Unit::Days),
-    old("retention", "purge_every_min", "purge_every", Unit::Min),
-    old("alerts", "trust_stale_h", "trust_stale", Unit::H),
-    old("alerts", "check_every_s", "check_every", Unit::S),
-    old("alerts.webhook", "timeout_ms", "timeout", Unit::Ms),
-    old("alerts.wecom", "timeout_ms", "timeout", Unit::Ms),
-    old("alerts.email", "timeout_ms", "timeout", Unit::Ms),
+    Renamed::new("broker", "keep_alive_s", "keep_alive", Unit::S),
+    Renamed::new("broker", "backoff_min_ms", "backoff_min", Unit::Ms),
+    Renamed::new("broker", "backoff_max_ms", "backoff_max", Unit::Ms),
+    Renamed::new("ingest", "batch_wait_ms", "batch_wait", Unit::Ms),
+    Renamed::new("ingest", "gap_grace_s", "gap_grace", Unit::S),
+    Renamed::new("ingest", "box_silent_s", "box_silent", Unit::S),
+    Renamed::new("trace", "window_s", "window", Unit::S),
+    Renamed::new("trace", "max_stay_h", "max_stay", Unit::H),
+    Renamed::new("trust", "republish_h", "republish_every", Unit::H),
+    Renamed::new("retention", "events_days", "events", Unit::Days),
+    Renamed::new("retention", "purge_every_min", "purge_every", Unit::Min),
+    Renamed::new("alerts", "trust_stale_h", "trust_stale", Unit::H),
+    Renamed::new("alerts", "check_every_s", "check_every", Unit::S),
+    Renamed::new("alerts.webhook", "timeout_ms", "timeout", Unit::Ms),
+    Renamed::new("alerts.wecom", "timeout_ms", "timeout", Unit::Ms),
+    Renamed::new("alerts.email", "timeout_ms", "timeout", Unit::Ms),
 ];
-
-const fn old(section: &'static str, old: &'static str, new: &'static str, unit: Unit) -> Renamed {
-    Renamed {
-        section,
-        old,
-        new,
-        unit,
-    }
-}
 
 /// Where ingest reads from.
 #[derive(Debug, Clone)]

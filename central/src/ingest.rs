@@ -5,14 +5,17 @@
 //!   waits at the broker. Central acks the broker on receipt, but a box deletes an event only
 //!   on central's own ack, published after the store's flush; a crash in between means the box
 //!   resends, and the store deduplicates.
-//! - Events are stored in batches (`batch_max`, `batch_wait_ms`): one flush per batch, one ack
+//! - Events are stored in batches (`batch_max`, `batch_wait`): one flush per batch, one ack
 //!   per box per batch, naming ranges of sequence numbers. One batch is written (off the
 //!   runtime) while the next one fills.
 //! - Every message is validated strictly (`records::decode`: size, syntax, schema, shape) and the
 //!   box in the payload must be the box in the topic. A bad message is counted by reason and
 //!   logged with its topic; it never stops ingest.
-//! - Per-box sequence gaps are tracked; a gap that persists longer than `gap_grace_s` is logged
+//! - Per-box sequence gaps are tracked; a gap that persists longer than `gap_grace` is logged
 //!   as lost and recorded, so later gaps are still seen.
+//!
+//! Every rule above is the pure core's ([`core`], table-tested); this module is its shell: it
+//! reads the broker [`session`], runs the store calls off the runtime, and publishes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};

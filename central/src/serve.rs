@@ -241,7 +241,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     Ok(())
 }
 
-/// Purges events older than the retention limit now and then every `purge_every_min`.
+/// Purges events older than the retention limit now and then every `purge_every`.
 async fn retain(
     store: Arc<dyn Store>,
     cfg: crate::config::RetentionConfig,

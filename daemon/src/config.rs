@@ -54,40 +54,31 @@ pub struct DaemonConfig {
 
 /// Integer durations of earlier releases, now humantime strings.
 const OLD_DURATIONS: &[Renamed] = &[
-    old("qr", "frame_budget_ms", "frame_budget", Unit::Ms),
-    old("gate", "pulse_ms", "pulse", Unit::Ms),
-    old("gate", "deny_ms", "deny", Unit::Ms),
-    old("policy", "clock_skew_s", "clock_skew", Unit::S),
-    old("policy", "anti_passback_s", "anti_passback_window", Unit::S),
-    old(
+    Renamed::new("qr", "frame_budget_ms", "frame_budget", Unit::Ms),
+    Renamed::new("gate", "pulse_ms", "pulse", Unit::Ms),
+    Renamed::new("gate", "deny_ms", "deny", Unit::Ms),
+    Renamed::new("policy", "clock_skew_s", "clock_skew", Unit::S),
+    Renamed::new("policy", "anti_passback_s", "anti_passback_window", Unit::S),
+    Renamed::new(
         "policy",
         "duplicate_cooldown_ms",
         "duplicate_cooldown",
         Unit::Ms,
     ),
-    old("uplink", "keep_alive_s", "keep_alive", Unit::S),
-    old(
+    Renamed::new("uplink", "keep_alive_s", "keep_alive", Unit::S),
+    Renamed::new(
         "uplink",
         "telemetry_interval_s",
         "telemetry_interval",
         Unit::S,
     ),
-    old("uplink", "resend_after_s", "resend_after", Unit::S),
-    old("uplink", "backoff_min_ms", "backoff_min", Unit::Ms),
-    old("uplink", "backoff_max_ms", "backoff_max", Unit::Ms),
-    old("trust", "max_age_h", "max_age", Unit::H),
-    old("trust", "max_skew_s", "max_skew", Unit::S),
-    old("face", "cooldown_ms", "cooldown", Unit::Ms),
+    Renamed::new("uplink", "resend_after_s", "resend_after", Unit::S),
+    Renamed::new("uplink", "backoff_min_ms", "backoff_min", Unit::Ms),
+    Renamed::new("uplink", "backoff_max_ms", "backoff_max", Unit::Ms),
+    Renamed::new("trust", "max_age_h", "max_age", Unit::H),
+    Renamed::new("trust", "max_skew_s", "max_skew", Unit::S),
+    Renamed::new("face", "cooldown_ms", "cooldown", Unit::Ms),
 ];
-
-const fn old(section: &'static str, old: &'static str, new: &'static str, unit: Unit) -> Renamed {
-    Renamed {
-        section,
-        old,
-        new,
-        unit,
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

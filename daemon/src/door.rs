@@ -10,7 +10,7 @@
 //! - A code in view takes precedence over a face: while a code was decoded, or a decoder located
 //!   one it could not read, within the code cooldown, the face stage is reset instead of asked.
 //! - A face counts once while its person (or the unknown face) stays in view: within
-//!   `[face] cooldown_ms` it is the same attempt.
+//!   `[face] cooldown` it is the same attempt.
 //! - Each attempt is measured (thermometer, clock state, a fresh event id), decided by
 //!   [`decide::decide`] with the person's last admit here, appended to the outbox and only then
 //!   signalled to the gate; then the uplink is woken. An admit is remembered for anti-passback.
@@ -108,7 +108,7 @@ pub enum Effect {
 pub struct DoorSetup {
     pub identity: Identity,
     pub policy: PolicyConfig,
-    /// `[face] cooldown_ms` when faces are recognised at this door; `None` when they are not.
+    /// `[face] cooldown` when faces are recognised at this door; `None` when they are not.
     pub face_cooldown_ms: Option<u64>,
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - Out: events from the outbox (QoS 1, see [`sender`] for the order and rate), the retained
 //!   `online` status on every connect (the Last Will is the retained `offline`), telemetry every
-//!   `telemetry_interval_s`.
+//!   `telemetry_interval`.
 //! - In: central's end-to-end acks (the only thing that deletes events from the outbox), the
 //!   retained trust configuration, and the box's own configuration and command topics.
 //! - The session is persistent (clean session off), so acks and configuration published while

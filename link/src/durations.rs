@@ -37,6 +37,22 @@ pub struct Renamed {
     pub unit: Unit,
 }
 
+impl Renamed {
+    pub const fn new(
+        section: &'static str,
+        old: &'static str,
+        new: &'static str,
+        unit: Unit,
+    ) -> Self {
+        Renamed {
+            section,
+            old,
+            new,
+            unit,
+        }
+    }
+}
+
 /// What [`migrate`] found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Migrated {

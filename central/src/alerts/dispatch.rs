@@ -259,7 +259,7 @@ impl Engine {
             .collect()
     }
 
-    /// Runs until `stop`: alerts from `rx`, checks every `check_every_s`, retries when due.
+    /// Runs until `stop`: alerts from `rx`, checks every `check_every`, retries when due.
     pub async fn run(self, mut rx: mpsc::Receiver<Reading>, stop: CancellationToken) {
         let limits = super::rules::Limits {
             fever_threshold_c: self.cfg.fever_threshold_c,

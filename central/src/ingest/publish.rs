@@ -1,5 +1,5 @@
 //! The session's other clients: trust material (retained for every box, after each connect, a
-//! revocation and every `republish_h`) and face galleries (retained, one box's own topic, when
+//! revocation and every `republish_every`) and face galleries (retained, one box's own topic, when
 //! the API hands one over).
 
 use std::sync::Arc;

@@ -121,58 +121,212 @@ async fn run(
 ) {
     loop {
         tokio::select! {
-            cmd = commands.recv() => match cmd {
-                Some(Command::Publish { topic, retain, payload, done }) => {
-                    let r = client
-                        .try_publish(topic, QoS::AtLeastOnce, retain, payload)
-                        .map_err(|e| e.to_string());
-                    let _ = done.send(r);
-                }
-                Some(Command::Disconnect) | None => {
-                    let _ = client.try_disconnect();
-                    // The poller reports our DISCONNECT written; a dead link may never.
-                    let quiet = tokio::time::sleep(Duration::from_millis(200));
-                    tokio::pin!(quiet);
-                    loop {
-                        tokio::select! {
-                            _ = &mut quiet => break,
-                            n = net.recv() => if matches!(n, None | Some(Net::Disconnected)) { break },
-                        }
-                    }
-                    let _ = connected.send(false);
-                    let _ = incoming.send(Incoming::Closed).await;
-                    return;
-                }
-            },
-            n = net.recv() => {
-                let out = match n {
-                    Some(Net::Connected) => {
-                        for f in topic::central_filters() {
-                            if let Err(error) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
-                                tracing::error!(message = "Subscribe failed.", %error, filter = f);
-                            }
-                        }
-                        let _ = connected.send(true);
-                        Incoming::Connected
-                    }
-                    Some(Net::Message(p)) => Incoming::Message {
-                        topic: p.topic,
-                        payload: p.payload.to_vec(),
-                    },
-                    Some(Net::Down(error)) => {
-                        let _ = connected.send(false);
-                        Incoming::Down(error)
-                    }
-                    Some(Net::Disconnected) | None => {
-                        let _ = connected.send(false);
-                        let _ = incoming.send(Incoming::Closed).await;
-                        return;
-                    }
-                };
-                if incoming.send(out).await.is_err() {
+            cmd = commands.recv() => {
+                if !command(&client, cmd, &mut net, &connected, &incoming).await {
                     return;
                 }
             }
+            n = net.recv() => {
+                let Some(out) = heard(&client, n, &connected) else {
+                    let _ = incoming.try_send(Incoming::Closed);
+                    return;
+                };
+                // Forwarded while commands are still served: the reader may be waiting for the
+                // answer to a publish (an ack) before it reads again.
+                let send = incoming.send(out);
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        sent = &mut send => {
+                            if sent.is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                        cmd = commands.recv() => {
+                            if !command(&client, cmd, &mut net, &connected, &incoming).await {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Carries out one command; `false` when the session is over.
+async fn command(
+    client: &AsyncClient,
+    cmd: Option<Command>,
+    net: &mut mpsc::Receiver<Net>,
+    connected: &watch::Sender<bool>,
+    incoming: &mpsc::Sender<Incoming>,
+) -> bool {
+    match cmd {
+        Some(Command::Publish {
+            topic,
+            retain,
+            payload,
+            done,
+        }) => {
+            let r = client
+                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+                .map_err(|e| e.to_string());
+            let _ = done.send(r);
+            true
+        }
+        Some(Command::Disconnect) | None => {
+            let _ = client.try_disconnect();
+            // The poller reports our DISCONNECT written; a dead link may never.
+            let quiet = tokio::time::sleep(Duration::from_millis(200));
+            tokio::pin!(quiet);
+            loop {
+                tokio::select! {
+                    _ = &mut quiet => break,
+                    n = net.recv() => if matches!(n, None | Some(Net::Disconnected)) { break },
+                }
+            }
+            let _ = connected.send(false);
+            // A reader that is behind sees the channel close instead.
+            let _ = incoming.try_send(Incoming::Closed);
+            false
+        }
+    }
+}
+
+/// What the poller reported, as the session's clients hear it; `None` when the session ended.
+fn heard(
+    client: &AsyncClient,
+    n: Option<Net>,
+    connected: &watch::Sender<bool>,
+) -> Option<Incoming> {
+    match n {
+        Some(Net::Connected) => {
+            for f in topic::central_filters() {
+                if let Err(error) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                    tracing::error!(message = "Subscribe failed.", %error, filter = f);
+                }
+            }
+            let _ = connected.send(true);
+            Some(Incoming::Connected)
+        }
+        Some(Net::Message(p)) => Some(Incoming::Message {
+            topic: p.topic,
+            payload: p.payload.to_vec(),
+        }),
+        Some(Net::Down(error)) => {
+            let _ = connected.send(false);
+            Some(Incoming::Down(error))
+        }
+        Some(Net::Disconnected) | None => {
+            let _ = connected.send(false);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The actor over a client whose event loop nobody polls, fed by a hand-held poller channel.
+    fn actor(
+        incoming_room: usize,
+    ) -> (
+        Session,
+        mpsc::Sender<Net>,
+        mpsc::Receiver<Incoming>,
+        JoinHandle<()>,
+        rumqttc::EventLoop,
+    ) {
+        let (client, eventloop) =
+            AsyncClient::new(rumqttc::MqttOptions::new("central", "localhost", 1), 16);
+        let (net_tx, net) = mpsc::channel(16);
+        let (commands, commands_rx) = mpsc::channel(16);
+        let (connected_tx, connected) = watch::channel(false);
+        let (incoming_tx, incoming) = mpsc::channel(incoming_room);
+        let task = tokio::spawn(run(client, net, commands_rx, connected_tx, incoming_tx));
+        (
+            Session {
+                commands,
+                connected,
+            },
+            net_tx,
+            incoming,
+            task,
+            // Held (never polled) so the client's request queue stays open.
+            eventloop,
+        )
+    }
+
+    fn message(n: u8) -> Net {
+        Net::Message(rumqttc::Publish::new(
+            "checkpoint/v1/box/gate-1/event",
+            QoS::AtLeastOnce,
+            vec![n],
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_publish_is_served_while_the_reader_is_behind() {
+        let (session, net, mut incoming, task, _eventloop) = actor(1);
+        net.send(Net::Connected).await.unwrap();
+        net.send(message(1)).await.unwrap();
+        net.send(message(2)).await.unwrap();
+        // Let the actor take them (this test runs on one thread): it is now waiting to hand
+        // over message 1.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(session.is_connected());
+        // Nobody reads: the channel holds one, the actor waits to hand over the next. An ack
+        // published now must still get its answer (ingest waits for it before reading again).
+        let acked = tokio::time::timeout(
+            Duration::from_secs(5),
+            session.publish("checkpoint/v1/box/gate-1/ack".into(), false, b"{}".to_vec()),
+        )
+        .await;
+        assert_eq!(acked.expect("publish answered"), Ok(()));
+        assert!(session.is_connected());
+        assert!(matches!(incoming.recv().await, Some(Incoming::Connected)));
+        for n in [1, 2] {
+            match incoming.recv().await {
+                Some(Incoming::Message { topic, payload }) => {
+                    assert_eq!(
+                        (topic.as_str(), payload),
+                        ("checkpoint/v1/box/gate-1/event", vec![n])
+                    )
+                }
+                other => panic!("expected message {n}, got {other:?}"),
+            }
+        }
+        session.disconnect().await;
+        assert!(matches!(
+            incoming.recv().await,
+            Some(Incoming::Closed) | None
+        ));
+        assert!(!session.is_connected());
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_session_ends_when_the_poller_does() {
+        let (session, net, mut incoming, task, _eventloop) = actor(4);
+        net.send(Net::Connected).await.unwrap();
+        net.send(Net::Down("refused".into())).await.unwrap();
+        net.send(Net::Disconnected).await.unwrap();
+        assert!(matches!(incoming.recv().await, Some(Incoming::Connected)));
+        assert!(matches!(incoming.recv().await, Some(Incoming::Down(e)) if e == "refused"));
+        assert!(matches!(incoming.recv().await, Some(Incoming::Closed)));
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!session.is_connected());
+        assert!(session.publish("t".into(), false, vec![]).await.is_err());
     }
 }

@@ -3,6 +3,8 @@
 //! site's language ([`route`]); channels deliver it ([`webhook`], [`wecom`], [`email`]); every attempt is logged in the
 //! store and listed by `checkpoint-central notifications`.
 
+mod config;
+pub use config::{AlertsConfig, Facility, WeComConfig, WebhookConfig};
 pub mod dispatch;
 pub mod email;
 pub mod log;

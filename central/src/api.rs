@@ -250,6 +250,8 @@ fn wire<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+mod config;
+pub use config::ApiConfig;
 mod gallery;
 mod handlers;
 pub use gallery::GalleryPublished;

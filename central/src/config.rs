@@ -1,21 +1,25 @@
 //! Central's TOML configuration. `config/central.example.toml` documents every field and is
 //! parsed by a test.
 //!
-//! Long on purpose: every section's type and defaults beside its checks, in the order of
-//! `config/central.example.toml`.
+//! Each section's type lives beside what it configures (`ingest/config.rs`, `alerts/config.rs`,
+//! …) and is re-exported here; this module parses the file, rewrites old keys and collects the
+//! problems.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use checkpoint_link::durations::{Renamed, Unit};
-use checkpoint_link::Transport;
+pub use checkpoint_link::Transport;
 use serde::Deserialize;
 
-mod alerts;
-mod embedded;
 mod files;
-pub use alerts::{AlertsConfig, Facility, WeComConfig, WebhookConfig};
-pub use embedded::EmbeddedBrokerConfig;
+pub use crate::alerts::{AlertsConfig, Facility, WeComConfig, WebhookConfig};
+pub use crate::api::ApiConfig;
+pub use crate::embedded::EmbeddedBrokerConfig;
+pub use crate::ingest::{BrokerConfig, IngestConfig};
+pub use crate::store::{RetentionConfig, StoreConfig, StoreKind};
+pub use crate::trace::TraceConfig;
+pub use crate::trust::TrustSection;
 
 pub const EXAMPLE: &str = include_str!("../../config/central.example.toml");
 /// The one-process configuration for a small site (embedded broker).
@@ -87,238 +91,6 @@ impl CentralConfig {
             (_, Some(e)) => Some(Source::Embedded(e.clone())),
             (Some(b), None) => Some(Source::External(b.clone())),
             (None, None) => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Events (and everything derived from them) older than this are purged.
-    #[serde(default = "default_events_days", with = "humantime_serde")]
-    pub events: Duration,
-    /// How often the purge runs.
-    #[serde(default = "default_purge_every", with = "humantime_serde")]
-    pub purge_every: Duration,
-}
-
-fn default_events_days() -> Duration {
-    Duration::from_secs(28 * 86_400)
-}
-fn default_purge_every() -> Duration {
-    Duration::from_secs(3600)
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        RetentionConfig {
-            events: default_events_days(),
-            purge_every: default_purge_every(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustSection {
-    /// Issuer public keys boxes must trust (PEM files or key directories). Empty: central
-    /// publishes no trust material and boxes keep their bootstrap keys.
-    #[serde(default)]
-    pub keys: Vec<PathBuf>,
-    /// Republish this often so boxes see fresh material (their staleness limit is longer).
-    #[serde(default = "default_republish", with = "humantime_serde")]
-    pub republish_every: Duration,
-    /// Central's configuration-signing key (`pki/config-signing.key`, mode 0600): trust
-    /// material and galleries are signed with it, and boxes apply nothing unsigned. Required
-    /// when `keys` is given.
-    #[serde(default)]
-    pub signing_key: Option<PathBuf>,
-}
-
-fn default_republish() -> Duration {
-    Duration::from_secs(6 * 3600)
-}
-
-impl Default for TrustSection {
-    fn default() -> Self {
-        TrustSection {
-            keys: Vec::new(),
-            republish_every: default_republish(),
-            signing_key: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Where the HTTP API listens; localhost unless a reverse proxy with TLS fronts it.
-    #[serde(default = "default_listen")]
-    pub listen: std::net::SocketAddr,
-    /// A file holding the bearer token (mode 0600, or a systemd credential).
-    pub token_file: PathBuf,
-}
-
-fn default_listen() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 8480))
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TraceConfig {
-    /// Close contact: seen at the same checkpoint within this many seconds.
-    #[serde(default = "default_window", with = "humantime_serde")]
-    pub window: Duration,
-    /// Someone who entered and never left counts as gone after this long.
-    #[serde(default = "default_max_stay", with = "humantime_serde")]
-    pub max_stay: Duration,
-}
-
-fn default_window() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_max_stay() -> Duration {
-    Duration::from_secs(12 * 3600)
-}
-
-impl Default for TraceConfig {
-    fn default() -> Self {
-        TraceConfig {
-            window: default_window(),
-            max_stay: default_max_stay(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerConfig {
-    pub host: String,
-    pub port: u16,
-    pub transport: Transport,
-    #[serde(default = "default_client_id")]
-    pub client_id: String,
-    #[serde(default = "default_keep_alive", with = "humantime_serde")]
-    pub keep_alive: Duration,
-    #[serde(default = "default_backoff_min", with = "humantime_serde")]
-    pub backoff_min: Duration,
-    #[serde(default = "default_backoff_max", with = "humantime_serde")]
-    pub backoff_max: Duration,
-}
-
-fn default_client_id() -> String {
-    "checkpoint-central".to_string()
-}
-fn default_keep_alive() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_backoff_min() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_backoff_max() -> Duration {
-    Duration::from_secs(30)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestConfig {
-    #[serde(default = "default_batch_max")]
-    pub batch_max: usize,
-    #[serde(default = "default_batch_wait", with = "humantime_serde")]
-    pub batch_wait: Duration,
-    #[serde(default = "default_gap_grace", with = "humantime_serde")]
-    pub gap_grace: Duration,
-    /// A box not heard from (status, telemetry or events) for this long is offline.
-    #[serde(default = "default_silent", with = "humantime_serde")]
-    pub box_silent: Duration,
-    /// The site PKI directory: messages are accepted only from boxes with a current
-    /// certificate in its `boxes/` (issued and not revoked). Defaults to
-    /// `embedded_broker.pki_dir`; without either, any box the broker admits is accepted.
-    #[serde(default)]
-    pub pki_dir: Option<PathBuf>,
-}
-
-fn default_silent() -> Duration {
-    Duration::from_secs(120)
-}
-
-fn default_batch_max() -> usize {
-    512
-}
-fn default_batch_wait() -> Duration {
-    Duration::from_millis(20)
-}
-fn default_gap_grace() -> Duration {
-    Duration::from_secs(600)
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            batch_max: default_batch_max(),
-            batch_wait: default_batch_wait(),
-            gap_grace: default_gap_grace(),
-            box_silent: default_silent(),
-            pki_dir: None,
-        }
-    }
-}
-
-/// Which database central keeps everything in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreKind {
-    /// Embedded, in one file under the data directory: zero setup.
-    #[default]
-    Sqlite,
-    /// A PostgreSQL server (large sites, several central workers).
-    Postgres,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    #[serde(default)]
-    pub kind: StoreKind,
-    /// SQLite: the database file (default `data_dir/central.sqlite`).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// SQLite: the writer's page cache.
-    #[serde(default = "default_cache")]
-    pub cache_bytes: u64,
-    /// PostgreSQL: `postgresql://user@host:port/db` or `host=… user=… dbname=…` (no password
-    /// here: it goes in `password_file`).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// PostgreSQL: a file holding the password (mode 0600).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// PostgreSQL: the CA of the server's certificate; TLS is required when given.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PostgreSQL: connections kept open.
-    #[serde(default = "default_pool")]
-    pub pool_size: u32,
-}
-
-fn default_pool() -> u32 {
-    8
-}
-
-fn default_cache() -> u64 {
-    64 * 1024 * 1024
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            kind: StoreKind::Sqlite,
-            path: None,
-            cache_bytes: default_cache(),
-            url: None,
-            password_file: None,
-            ca_file: None,
-            pool_size: default_pool(),
         }
     }
 }

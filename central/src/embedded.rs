@@ -24,7 +24,7 @@ use checkpoint_link::Transport;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerConfig, EmbeddedBrokerConfig};
+use crate::config::BrokerConfig;
 use crate::pki::crl::CRL_FILE;
 
 /// The shipped broker configuration and ACL, the one source of the broker's rules.
@@ -480,6 +480,9 @@ async fn forward_log(err: tokio::process::ChildStderr, ready: tokio::sync::onesh
         }
     }
 }
+
+mod config;
+pub use config::EmbeddedBrokerConfig;
 
 #[cfg(test)]
 mod tests;

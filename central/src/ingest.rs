@@ -28,10 +28,11 @@ use checkpoint_protocol::topic::Topic;
 use rumqttc::MqttOptions;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerConfig, IngestConfig};
 use crate::registry::Registry;
 use crate::store::{Inserted, Store};
 
+mod config;
+pub use config::{BrokerConfig, IngestConfig};
 mod accept;
 mod core;
 mod gaps;

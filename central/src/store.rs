@@ -395,6 +395,8 @@ pub fn postgres_options(cfg: &crate::config::StoreConfig) -> Result<PostgresOpti
     })
 }
 
+mod config;
+pub use config::{RetentionConfig, StoreConfig, StoreKind};
 pub mod codes;
 pub mod page;
 pub mod portable;

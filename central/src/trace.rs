@@ -371,5 +371,8 @@ pub fn flow(scans: &[Scan], edges: &[i64]) -> Vec<FlowBucket> {
     out
 }
 
+mod config;
+pub use config::TraceConfig;
+
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,9 @@ use time::OffsetDateTime;
 use crate::signing::{ConfigSigner, SigningError};
 use crate::store::{Store, StoreError};
 
+mod config;
+pub use config::TrustSection;
+
 /// Codes live at most 31 days, so a revocation older than this cannot matter any more.
 const REVOCATION_HORIZON_S: i64 = 32 * 86_400;
 

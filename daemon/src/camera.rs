@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use image::{GrayImage, RgbImage};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::CameraConfig;
 use crate::stats::{self, Stats};
 
+mod config;
+pub use config::CameraConfig;
 mod sim;
 #[cfg(feature = "v4l2")]
 mod v4l2;

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use crate::config::ClockCheck;
+mod config;
+pub use config::{ClockCheck, ClockConfig};
 
 /// systemd-timesyncd creates this file once it has synchronised.
 const TIMESYNCD_FLAG: &str = "/run/systemd/timesync/synchronized";

@@ -2,12 +2,11 @@
 //! once with its field path. `config/daemon.example.toml` documents each field and is parsed by a
 //! test, so the example cannot drift from the code.
 //!
-//! Long on purpose: every section's type and defaults beside its checks, in the order of
-//! `config/daemon.example.toml`.
+//! Each section's type lives beside the stage it configures (`uplink/config.rs`, …) and is
+//! re-exported here; this module parses the file, rewrites old keys and collects the problems.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use checkpoint_link::durations::{Renamed, Unit};
 
@@ -18,13 +17,19 @@ use serde::Deserialize;
 
 mod face;
 mod files;
-mod hardware;
 mod validate;
 
+pub use crate::camera::CameraConfig;
+pub use crate::clock::{ClockCheck, ClockConfig};
 pub use crate::decide::{Mode, PolicyConfig};
+pub use crate::gate::GateConfig;
+pub use crate::outbox::{OutboxConfig, WhenFull};
+pub use crate::qr::QrSection;
+pub use crate::thermo::ThermometerConfig;
+pub use crate::trust::TrustConfigSection;
+pub use crate::uplink::UplinkConfig;
 pub use checkpoint_link::Transport;
 pub use face::FaceSection;
-pub use hardware::{CameraConfig, GateConfig, ThermometerConfig};
 
 /// The documented example, also printed by `checkpointd print-config`.
 pub const EXAMPLE: &str = include_str!("../../config/daemon.example.toml");
@@ -89,199 +94,6 @@ pub struct Identity {
     pub direction: Direction,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QrSection {
-    /// Frames are scaled down for rqrr so that their longer side is at most this (zxing-cpp
-    /// reads the frame as it is).
-    #[serde(default = "default_max_side")]
-    pub max_side: u32,
-    /// rqrr starts no new attempt after this long on one frame (`"80ms"`).
-    #[serde(default = "default_frame_budget", with = "humantime_serde")]
-    pub frame_budget: Duration,
-    /// Preprocessing strategies tried per frame besides the plain one, in rotation; 9 = all.
-    #[serde(default = "default_strategies_per_frame")]
-    pub strategies_per_frame: usize,
-}
-
-fn default_strategies_per_frame() -> usize {
-    2
-}
-
-fn default_max_side() -> u32 {
-    1280
-}
-fn default_frame_budget() -> Duration {
-    Duration::from_millis(150)
-}
-
-impl Default for QrSection {
-    fn default() -> Self {
-        QrSection {
-            max_side: default_max_side(),
-            frame_budget: default_frame_budget(),
-            strategies_per_frame: default_strategies_per_frame(),
-        }
-    }
-}
-
-/// What the outbox does when appending would exceed its byte bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Keep what is stored; the new event is not stored (its sequence number shows as a gap).
-    RefuseNew,
-    /// Delete the oldest unacknowledged events until the new one fits.
-    DropOldest,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxConfig {
-    #[serde(default = "default_outbox_bytes")]
-    pub max_bytes: u64,
-    #[serde(default = "default_when_full")]
-    pub when_full: WhenFull,
-    /// sled's page cache; its default of 1 GiB is far too much for a Pi.
-    #[serde(default = "default_cache_bytes")]
-    pub cache_bytes: u64,
-}
-
-fn default_outbox_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-fn default_when_full() -> WhenFull {
-    WhenFull::RefuseNew
-}
-fn default_cache_bytes() -> u64 {
-    8 * 1024 * 1024
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        OutboxConfig {
-            max_bytes: default_outbox_bytes(),
-            when_full: default_when_full(),
-            cache_bytes: default_cache_bytes(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UplinkConfig {
-    pub host: String,
-    pub port: u16,
-    pub transport: Transport,
-    /// Defaults to the box id (which the broker's ACL may pin to the certificate).
-    pub client_id: Option<String>,
-    #[serde(default = "default_keep_alive", with = "humantime_serde")]
-    pub keep_alive: Duration,
-    #[serde(default = "default_telemetry", with = "humantime_serde")]
-    pub telemetry_interval: Duration,
-    /// An event without an end-to-end ack after this long is published again.
-    #[serde(default = "default_resend", with = "humantime_serde")]
-    pub resend_after: Duration,
-    /// Backlog events (stored before the current connection) sent per second; live events are
-    /// not limited.
-    #[serde(default = "default_drain")]
-    pub drain_per_s: u32,
-    #[serde(default = "default_backoff_min", with = "humantime_serde")]
-    pub backoff_min: Duration,
-    #[serde(default = "default_backoff_max", with = "humantime_serde")]
-    pub backoff_max: Duration,
-}
-
-fn default_keep_alive() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_telemetry() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_resend() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_drain() -> u32 {
-    50
-}
-fn default_backoff_min() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_backoff_max() -> Duration {
-    Duration::from_secs(60)
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustConfigSection {
-    /// Issuer public keys (PEM) used until central's retained trust configuration arrives.
-    #[serde(default)]
-    pub bootstrap_keys: Vec<PathBuf>,
-    /// Trust material older than this is stale and `policy.trust_stale` applies. 0 = never.
-    #[serde(default = "default_trust_max_age", with = "humantime_serde")]
-    pub max_age: Duration,
-    /// Central's configuration-signing public keys (`pki/config-signing.pub`, PEM). Trust
-    /// material and face galleries from the network are applied only when signed by one of
-    /// them; with none, the box applies nothing from the network.
-    #[serde(default)]
-    pub config_keys: Vec<PathBuf>,
-    /// Signed material published further in the future than this is refused, so a central
-    /// with a wrong clock cannot lock boxes out of later updates.
-    #[serde(default = "default_max_skew", with = "humantime_serde")]
-    pub max_skew: Duration,
-}
-
-fn default_max_skew() -> Duration {
-    Duration::from_secs(300)
-}
-
-impl TrustConfigSection {
-    /// What [`crate::trust::Trust::load`] needs from this section.
-    pub fn setup<'a>(&'a self, state_dir: &'a std::path::Path) -> crate::trust::TrustSetup<'a> {
-        crate::trust::TrustSetup {
-            state_dir,
-            bootstrap: &self.bootstrap_keys,
-            config_keys: &self.config_keys,
-            max_age: self.max_age,
-            max_skew_s: i64::try_from(self.max_skew.as_secs()).unwrap_or(i64::MAX),
-        }
-    }
-}
-
-fn default_trust_max_age() -> Duration {
-    Duration::from_secs(72 * 3600)
-}
-
-/// How the daemon learns whether the system clock is synchronised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClockCheck {
-    /// systemd-timesyncd's flag file, else `timedatectl`'s NTPSynchronized.
-    Auto,
-    /// For test rigs and boxes with a real-time clock.
-    AssumeSynced,
-    AssumeUnsynced,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClockConfig {
-    #[serde(default = "default_clock_check")]
-    pub check: ClockCheck,
-}
-
-fn default_clock_check() -> ClockCheck {
-    ClockCheck::Auto
-}
-
-impl Default for ClockConfig {
-    fn default() -> Self {
-        ClockConfig {
-            check: default_clock_check(),
-        }
-    }
-}
-
 impl DaemonConfig {
     /// The face gallery's file.
     pub fn gallery_path(&self) -> PathBuf {
@@ -289,12 +101,6 @@ impl DaemonConfig {
             .gallery
             .clone()
             .unwrap_or_else(|| self.state_dir.join("gallery.bin"))
-    }
-}
-
-impl UplinkConfig {
-    pub fn keep_alive(&self) -> Duration {
-        self.keep_alive
     }
 }
 

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use crate::config::GateConfig;
-
+mod config;
+pub use config::GateConfig;
 mod gpio;
 mod sim;
 

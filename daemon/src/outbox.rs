@@ -26,8 +26,6 @@ use std::sync::Mutex;
 
 use checkpoint_link::sync::Recover;
 
-use crate::config::WhenFull;
-
 const LAST_SEQ_KEY: &[u8] = b"\x00last_seq";
 const EVENT_PREFIX: u8 = 0x01;
 const HEADER: usize = 8;
@@ -304,6 +302,9 @@ impl Outbox {
         Ok(())
     }
 }
+
+mod config;
+pub use config::{OutboxConfig, WhenFull};
 
 #[cfg(test)]
 mod tests;

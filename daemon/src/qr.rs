@@ -20,6 +20,8 @@
 //!
 //! No I/O here: a luma image in, decoded codes out.
 
+mod config;
+pub use config::QrSection;
 mod chain;
 pub mod preprocess;
 pub mod second;

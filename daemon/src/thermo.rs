@@ -6,8 +6,8 @@
 
 use checkpoint_protocol::records::{Health, HealthState};
 
-use crate::config::ThermometerConfig;
-
+mod config;
+pub use config::ThermometerConfig;
 mod mlx90614;
 mod sim;
 

@@ -266,5 +266,8 @@ fn parse(
     ))
 }
 
+mod config;
+pub use config::TrustConfigSection;
+
 #[cfg(test)]
 mod tests;

@@ -26,11 +26,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::ClockWatch;
 use checkpoint_link::{Backoff, Net};
 
-use crate::config::UplinkConfig;
 use crate::outbox::Outbox;
 use crate::stats::Stats;
 use crate::trust::{Applied, Trust};
 
+mod config;
+pub use config::UplinkConfig;
 pub mod sender;
 mod telemetry;
 

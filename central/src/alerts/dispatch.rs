@@ -20,7 +20,7 @@ use super::log::{kept, NotificationRecord, Outcome, PendingDelivery};
 use super::route::{default_roles, Directory, Recipient, Role};
 use super::rules::{Alert, AlertKind, BoxHealth, Reading, Rules};
 use super::webhook::{Channel, ChannelError, Outgoing};
-use crate::config::AlertsConfig;
+use super::AlertsConfig;
 use crate::registry::Registry;
 use crate::store::{blocking, Store};
 

@@ -13,7 +13,7 @@ use super::dispatch::Route;
 use super::email::{Email, Settings};
 use super::webhook::{Channel, Webhook};
 use super::wecom::{limit::Limits, WeCom};
-use crate::config::AlertsConfig;
+use super::AlertsConfig;
 
 #[derive(Debug, thiserror::Error)]
 #[error("alerts.{channel}: {message}")]

@@ -12,8 +12,8 @@ use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::BrokerConfig;
 use super::IngestError;
-use crate::config::BrokerConfig;
 
 /// What the session hears.
 #[derive(Debug)]

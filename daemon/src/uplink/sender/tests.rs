@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::WhenFull;
+use crate::outbox::WhenFull;
 
 fn outbox(dir: &std::path::Path, n: u64) -> Outbox {
     let ob = Outbox::open(dir, 1 << 20, WhenFull::RefuseNew, 1 << 20).unwrap();

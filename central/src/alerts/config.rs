@@ -188,7 +188,7 @@ impl Default for AlertsConfig {
 }
 
 impl AlertsConfig {
-    pub(super) fn problems(&self, out: &mut Vec<String>) {
+    pub(crate) fn problems(&self, out: &mut Vec<String>) {
         if !(35.0..=42.0).contains(&self.fever_threshold_c) {
             out.push(format!(
                 "alerts.fever_threshold_c: {} is not in 35.0..=42.0",

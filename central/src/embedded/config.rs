@@ -26,7 +26,7 @@ pub struct EmbeddedBrokerConfig {
 }
 
 impl EmbeddedBrokerConfig {
-    pub(super) fn problems(&self, out: &mut Vec<String>) {
+    pub(crate) fn problems(&self, out: &mut Vec<String>) {
         let p = "embedded_broker";
         if self.plain.is_some() {
             out.push(format!(

@@ -54,86 +54,6 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrajectoryRow {
-    pub ts: String,
-    pub box_id: String,
-    /// The box's sequence number of the event.
-    pub seq: u64,
-    pub checkpoint: String,
-    /// The place's name and building from the roster, when it is there.
-    pub place: Option<String>,
-    pub building: Option<String>,
-    /// The person (events queries list several people).
-    pub subject: Option<String>,
-    pub direction: String,
-    pub decision: String,
-    pub reason: String,
-    pub temperature_c: Option<f32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContactRow {
-    pub subject: String,
-    pub degree: u8,
-    pub via: Option<String>,
-    pub encounters: u32,
-    pub overlap_s: i64,
-    /// Where and when they met, first few.
-    pub meetings: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OccupancyDto {
-    pub place: String,
-    pub inside: u64,
-    pub ins: u64,
-    pub outs: u64,
-    pub auto_checked_out: u64,
-    /// `(interval start, admitted in, admitted out)`, over the last 12 of the site's hours
-    /// (the current one included), each starting where the site's clocks read the full hour.
-    pub flow: Vec<(String, u64, u64)>,
-}
-
-/// One page of the events table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventsPage {
-    pub rows: Vec<TrajectoryRow>,
-    /// How many events the filters select in all (exact); with the first page only.
-    pub total: Option<u64>,
-    /// Pass as `after` for the next page; none when this page is the last.
-    pub next: Option<String>,
-}
-
-/// A notification record with its time in the site's zone.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NotificationRow {
-    pub time: String,
-    #[serde(flatten)]
-    pub record: crate::alerts::log::NotificationRecord,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BoxRow {
-    pub box_id: String,
-    pub state: Option<String>,
-    pub version: Option<String>,
-    pub last_seen_s: u64,
-    pub outbox_depth: Option<u64>,
-    pub outbox_oldest_age_s: Option<u64>,
-    pub outbox_full: Option<bool>,
-    pub trust_age_s: Option<u64>,
-    /// Configuration the box refused since its start (forged, replayed, from the future).
-    #[serde(default)]
-    pub config_refused: Option<u64>,
-    pub fps: Option<f32>,
-    pub clock_synced: Option<bool>,
-    /// Highest sequence number stored with nothing missing below it.
-    pub stored_upto: u64,
-    pub gaps: Vec<(u64, u64)>,
-    pub lost_events: u64,
-}
-
 #[derive(Debug, Deserialize)]
 pub struct PersonQuery {
     pub person: String,
@@ -141,13 +61,6 @@ pub struct PersonQuery {
     pub to: Option<String>,
     pub window_s: Option<u64>,
     pub depth: Option<u8>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevocationDto {
-    pub subject: String,
-    /// Codes of the subject issued before this instant (RFC 3339) are revoked; default now.
-    pub issued_before: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,12 +167,19 @@ mod config;
 pub use config::ApiConfig;
 mod gallery;
 mod handlers;
-pub use gallery::GalleryPublished;
+pub use handlers::EventsQuery;
 use handlers::{
     backup, boxes, contacts, events, import_people, import_places, notifications, occupancy,
     revocations, revoke, trajectory,
 };
-pub use handlers::{EventsQuery, Imported, EVENTS_LIMIT};
+
+// The response bodies, in the crate the clients share.
+pub use checkpoint_api::notifications::NotificationRow;
+pub use checkpoint_api::roster::Imported;
+pub use checkpoint_api::{
+    BoxRow, ContactRow, EventsPage, GalleryPublished, OccupancyDto, RevocationDto, TrajectoryRow,
+    EVENTS_LIMIT,
+};
 
 /// The largest roster file accepted: some 250,000 people (a 20,000-person campus is ~2.5 MB).
 pub const ROSTER_MAX_BYTES: usize = 32 << 20;

@@ -179,7 +179,7 @@ impl CentralConfig {
         if !cfg.trust.keys.is_empty() && cfg.trust.signing_key.is_none() {
             problems.push(
                 "trust.signing_key: required with trust.keys (boxes apply only signed trust \
-                 material; `checkpoint-central pki config-key` makes one)"
+                 material; `checkpoint-admin pki config-key` makes one)"
                     .to_string(),
             );
         }

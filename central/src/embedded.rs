@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
-use crate::pki::crl::CRL_FILE;
+use checkpoint_pki::crl::CRL_FILE;
 
 /// The shipped broker configuration and ACL, the one source of the broker's rules.
 pub const SHIPPED_CONF: &str = include_str!("../../config/mosquitto/checkpoint.conf");
@@ -115,7 +115,7 @@ fn server_host(server_cert: &Path, ip: IpAddr) -> Result<String, EmbeddedError> 
     }
     Err(bad(format!(
         "central connects to its broker at {ip}, but the broker certificate names only {names:?}; \
-         reissue it with that address too (`checkpoint-central pki issue-server NAME {ip}`)"
+         reissue it with that address too (`checkpoint-admin pki issue-server NAME {ip}`)"
     )))
 }
 
@@ -245,7 +245,7 @@ pub fn prepare(
             path: files.central_cert.display().to_string(),
             message: format!(
                 "central connects to its broker as the client `central`; issue its certificate \
-                 with `checkpoint-central pki issue-client central --dir {}`",
+                 with `checkpoint-admin pki issue-client central --dir {}`",
                 cfg.pki_dir.display()
             ),
         });
@@ -256,7 +256,7 @@ pub fn prepare(
     let with_crl = files.crl.exists();
     if !with_crl {
         tracing::warn!(
-            message = "No revocation list: revoked box certificates would still connect. `checkpoint-central pki revoke-box` writes one.",
+            message = "No revocation list: revoked box certificates would still connect. `checkpoint-admin pki revoke-box` writes one.",
             crl = %files.crl.display()
         );
     }

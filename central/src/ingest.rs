@@ -104,7 +104,7 @@ pub fn ack_ranges(mut seqs: Vec<u64>) -> Vec<Vec<SeqRange>> {
 pub struct TrustPublish {
     pub keys: Vec<checkpoint_protocol::passcode::TrustedKey>,
     /// Signs trust material and galleries; `None`: central publishes neither.
-    pub signer: Option<Arc<crate::signing::ConfigSigner>>,
+    pub signer: Option<Arc<checkpoint_pki::signing::ConfigSigner>>,
     pub every: Duration,
     /// Signalled after a revocation.
     pub changed: Arc<tokio::sync::Notify>,

@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, HashSet};
 use checkpoint_protocol::ids::{CheckpointId, SubjectId};
 use serde::{Deserialize, Serialize};
 
+// An import's vocabulary is part of the API (its reply says what changed).
+pub use checkpoint_api::roster::{Change, Mode};
+
 pub const PEOPLE_COLUMNS: [&str; 9] = [
     "id",
     "number",
@@ -51,17 +54,6 @@ pub struct Place {
     pub manager: String,
 }
 
-/// How an imported file meets the stored roster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// The file is the whole roster: whoever is not in it is removed.
-    #[default]
-    Replace,
-    /// The file adds and updates by id; whoever is not in it stays.
-    Upsert,
-}
-
 /// A roster row's key: the person's id, the place's checkpoint.
 pub trait Keyed {
     fn key(&self) -> &str;
@@ -77,15 +69,6 @@ impl Keyed for Place {
     fn key(&self) -> &str {
         &self.checkpoint
     }
-}
-
-/// What an import changes, by key.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Change {
-    pub added: Vec<String>,
-    pub changed: Vec<String>,
-    pub removed: Vec<String>,
-    pub unchanged: usize,
 }
 
 /// What importing `new` in `mode` changes in `old` (keys sorted).
@@ -125,24 +108,6 @@ pub fn check_not_emptying(rows: usize, stored: usize, what: &str) -> Result<(), 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} problem(s), nothing imported:\n{}", .0.len(), .0.join("\n"))]
 pub struct RosterErrors(pub Vec<String>);
-
-/// A roster file's text: UTF-8, with the byte-order mark spreadsheets add removed. Anything else
-/// (GBK, as spreadsheets in China often save CSV) is refused with where and how to convert it.
-pub fn text_of(bytes: Vec<u8>, name: &str) -> Result<String, String> {
-    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) => rest.to_vec(),
-        None => bytes,
-    };
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
-        format!(
-            "{name}: not UTF-8 text (line {line}, byte {at}); a spreadsheet may have saved it as \
-             GBK: save it as \"CSV UTF-8\", or convert it with \
-             `iconv -f GBK -t UTF-8 {name} > {name}.utf8.csv` and import that"
-        )
-    })
-}
 
 /// A CSV row: its line number and its cells by column name.
 type Row = (u64, BTreeMap<String, String>);
@@ -337,17 +302,6 @@ mod diff_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_gbk_file_is_refused_with_how_to_convert_it_and_a_bom_is_dropped() {
-        // "id,name\np-1,张三" in GBK: 张 = D5 C5, 三 = C8 FD.
-        let gbk = b"id,name\np-1,\xD5\xC5\xC8\xFD\n".to_vec();
-        let e = text_of(gbk, "people.csv").unwrap_err();
-        assert!(e.contains("line 2"), "{e}");
-        assert!(e.contains("iconv -f GBK -t UTF-8 people.csv"), "{e}");
-        let bom = b"\xEF\xBB\xBFid,name\np-1,\xE5\xBC\xA0\xE4\xB8\x89\n".to_vec();
-        assert_eq!(text_of(bom, "p.csv").unwrap(), "id,name\np-1,张三\n");
-    }
 
     #[test]
     fn people_import_with_quotes_and_optional_columns() {

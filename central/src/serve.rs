@@ -27,7 +27,7 @@ pub enum ServeError {
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
     #[error(transparent)]
-    Signing(#[from] crate::signing::SigningError),
+    Signing(#[from] checkpoint_pki::signing::SigningError),
     #[error(transparent)]
     Channel(#[from] crate::alerts::setup::SetupError),
     #[error(transparent)]
@@ -73,7 +73,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     };
     // Fail now, with a clear message, on bad TLS material.
     ingest::mqtt_options(&broker)?;
-    let token_text = crate::secrets::read_private(&cfg.api.token_file)
+    let token_text = checkpoint_pki::secrets::read_private(&cfg.api.token_file)
         .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
         .map_err(|message| ServeError::Token {
             path: cfg.api.token_file.clone(),
@@ -110,7 +110,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     let registry_for_api = registry.clone();
     let trust_changed = Arc::new(tokio::sync::Notify::new());
     let signer = match &cfg.trust.signing_key {
-        Some(path) => Some(Arc::new(crate::signing::ConfigSigner::load(
+        Some(path) => Some(Arc::new(checkpoint_pki::signing::ConfigSigner::load(
             path,
             &cfg.data_dir,
         )?)),

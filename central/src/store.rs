@@ -369,7 +369,7 @@ pub fn postgres_options(cfg: &crate::config::StoreConfig) -> Result<PostgresOpti
         .ok_or_else(|| StoreError::Refused("store.url: needed with kind = \"postgres\"".into()))?;
     let password = match &cfg.password_file {
         Some(p) => {
-            let bytes = crate::secrets::read_private(p)
+            let bytes = checkpoint_pki::secrets::read_private(p)
                 .map_err(|m| StoreError::Refused(format!("store.password_file: {m}")))?;
             Some(
                 String::from_utf8(bytes)

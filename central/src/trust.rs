@@ -9,8 +9,8 @@ use checkpoint_protocol::passcode::{Revocation, TrustStore, TrustedKey};
 use checkpoint_protocol::records::TrustConfig;
 use time::OffsetDateTime;
 
-use crate::signing::{ConfigSigner, SigningError};
 use crate::store::{Store, StoreError};
+use checkpoint_pki::signing::{ConfigSigner, SigningError};
 
 mod config;
 pub use config::TrustSection;

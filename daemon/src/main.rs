@@ -1,6 +1,6 @@
 //! The `checkpointd` command line.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,15 +113,7 @@ enum DecoderArg {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // journald and log files get plain text; colours only on a terminal.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    checkpoint_link::init_logging();
     // Panics become log events instead of the default hook's crash-like text. A panic inside a
     // QR decoder is caught and counted (`qr::contained`), so it is logged at debug level only.
     std::panic::set_hook(Box::new(|info| {

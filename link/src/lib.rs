@@ -8,6 +8,7 @@
 //! - [`Backoff`], [`doubling`]: exponential backoff (with full jitter) and its one doubling rule.
 //! - [`spawn_poller`]: drives a rumqttc event loop on its own task and reports what matters.
 //! - [`shutdown_signal`]: SIGTERM (systemd stop) or SIGINT (Ctrl-C), for both binaries' `main`.
+//! - [`init_logging`]: every program's tracing to stderr.
 //! - [`clock`]: the clock trait both binaries inject where time decides something.
 //! - [`durations`]: humantime durations in configuration, and the old integer keys rewritten.
 //! - [`files`]: writing a file atomically (temporary file, fsync, rename).
@@ -166,6 +167,20 @@ pub async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The programs' logging: `tracing` events as text on stderr (journald reads it from a unit),
+/// filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// Writes to stdout. A reader that went away (`… | head`) ends the process quietly with

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use checkpoint_central::pki::{self, Ca, Validity};
+use checkpoint_pki::{self as pki, Ca, Validity};
 use time::{Duration as Span, OffsetDateTime};
 
-/// The site PKI as `checkpoint-central pki` makes it: a CA, a broker certificate for
+/// The site PKI as `checkpoint-admin pki` makes it: a CA, a broker certificate for
 /// 127.0.0.1/localhost, and client certificates whose common name is the identity (Mosquitto's
 /// `use_identity_as_username`).
 #[derive(Debug)]
@@ -29,7 +29,7 @@ impl Pki {
     /// When the certificates cannot be generated or written.
     pub fn new(dir: &Path) -> Pki {
         pki::init(dir, "Checkpoint test CA", Validity::days(30).expect("days")).expect("CA");
-        checkpoint_central::signing::keygen(dir).expect("configuration-signing key");
+        checkpoint_pki::signing::keygen(dir).expect("configuration-signing key");
         let ca = Ca::load(dir).expect("load CA");
         ca.issue_server(
             &["localhost".to_string(), "127.0.0.1".to_string()],
@@ -52,11 +52,11 @@ impl Pki {
     /// Central's configuration-signing key (private, for central's config) and its public half
     /// (for boxes).
     pub fn config_key(&self) -> PathBuf {
-        self.dir.join(checkpoint_central::signing::PRIVATE_FILE)
+        self.dir.join(checkpoint_pki::signing::PRIVATE_FILE)
     }
 
     pub fn config_pub(&self) -> PathBuf {
-        self.dir.join(checkpoint_central::signing::PUBLIC_FILE)
+        self.dir.join(checkpoint_pki::signing::PUBLIC_FILE)
     }
 
     /// A client certificate whose common name is `name`: one of central's clients

@@ -454,7 +454,7 @@ impl CentralProc {
         all.extend(["--api", &self.api, "--token-file", token]);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let out = crate::run("checkpoint-central", &all);
+            let out = crate::run("checkpoint-admin", &all);
             let err = String::from_utf8_lossy(&out.stderr).to_string();
             if out.status.success() {
                 return err;
@@ -486,7 +486,7 @@ impl CentralProc {
         let mut all: Vec<&str> = args.to_vec();
         let token = self.token_file.to_str().unwrap_or_default();
         all.extend(["--api", &self.api, "--token-file", token, "--json"]);
-        let out = crate::run("checkpoint-central", &all);
+        let out = crate::run("checkpoint-admin", &all);
         assert!(
             out.status.success(),
             "{all:?}: {}",

@@ -238,7 +238,7 @@ pub fn issue(keys: &Path, person: &str, status: &str, valid: &str, at: Option<&s
     if let Some(at) = at {
         args.extend(["--at", at]);
     }
-    let out = crate::run("checkpoint-central", &args);
+    let out = crate::run("checkpoint-admin", &args);
     assert!(
         out.status.success(),
         "issue failed: {}",
@@ -247,10 +247,10 @@ pub fn issue(keys: &Path, person: &str, status: &str, valid: &str, at: Option<&s
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A key directory made with the real `checkpoint-central passcode keygen`.
+/// A key directory made with the real `checkpoint-admin passcode keygen`.
 pub fn keygen(dir: &Path) -> PathBuf {
     let out = crate::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &["passcode", "keygen", "--out", dir.to_str().unwrap_or("")],
     );
     assert!(
@@ -265,7 +265,7 @@ pub fn keygen(dir: &Path) -> PathBuf {
 /// config-key` makes it, for tests without a PKI.
 pub fn config_keygen(dir: &Path) -> PathBuf {
     let out = crate::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &["pki", "config-key", "--dir", dir.to_str().unwrap_or("")],
     );
     assert!(

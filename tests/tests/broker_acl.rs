@@ -1,5 +1,5 @@
 //! The shipped Mosquitto configuration (`config/mosquitto/`), run for real: mutual TLS with
-//! certificates from `checkpoint-central pki`, and the ACL pinning each box to its own topics.
+//! certificates from `checkpoint-admin pki`, and the ACL pinning each box to its own topics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

@@ -72,7 +72,7 @@ fn run(central: &CentralProc, args: &[&str]) -> (String, String, bool) {
     let token = central.token_file.to_str().unwrap();
     let mut all = args.to_vec();
     all.extend(["--api", &central.api, "--token-file", token]);
-    let out = checkpoint_e2e::run("checkpoint-central", &all);
+    let out = checkpoint_e2e::run("checkpoint-admin", &all);
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -122,7 +122,7 @@ fn two_boxes_through_crash_and_restart() {
     )
     .unwrap();
     let bad = checkpoint_e2e::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &[
             "roster",
             "import",
@@ -196,7 +196,7 @@ zoe,Zoe,Art
     )
     .unwrap();
     let wiped = checkpoint_e2e::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &[
             "roster",
             "import",
@@ -307,7 +307,7 @@ zoe,Zoe,Art
     let outs = central.query(&["events", "--place", "library", "--direction", "out"]);
     assert_eq!(outs.as_array().unwrap().len(), 4);
     let csv = checkpoint_e2e::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &[
             "events",
             "--person",
@@ -338,7 +338,7 @@ zoe,Zoe,Art
         "{boxes}"
     );
     let denied = checkpoint_e2e::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &["boxes", "--api", &central.api, "--token-file", "/dev/null"],
     );
     assert!(!denied.status.success());

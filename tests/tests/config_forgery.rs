@@ -319,7 +319,7 @@ fn box_certificate_changes_nothing(
     std::fs::copy(&r.key, copy.join("gate-r.key")).unwrap();
     connect_with(pki, &copy, port).expect("gate-r before its revocation");
     let out = checkpoint_e2e::run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &[
             "pki",
             "revoke-box",

@@ -5,7 +5,7 @@
 //!
 //! - An enrolled person at 36.6 °C is admitted, another at 38.2 °C is denied for fever, a
 //!   stranger is an unknown face (no subject), a frame with no face is no event.
-//! - A gallery published with `checkpoint-central gallery publish` (retained, mutual TLS)
+//! - A gallery published with `checkpoint-admin gallery publish` (retained, mutual TLS)
 //!   replaces the box's without a restart; central refuses a file that is not a gallery, and
 //!   garbage that reaches the box on that topic is refused there, the gallery in force kept.
 //! - Missing models and a damaged gallery stop `run` with a clear error.
@@ -229,7 +229,7 @@ fn central_replaces_the_gallery_without_a_restart_and_garbage_changes_nothing() 
     std::fs::write(&junk, b"not a gallery").unwrap();
     let token = central.token_file.to_str().unwrap();
     let o = run(
-        "checkpoint-central",
+        "checkpoint-admin",
         &[
             "gallery",
             "publish",

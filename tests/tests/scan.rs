@@ -1,4 +1,4 @@
-//! `checkpoint-central passcode` issues codes as QR images and `checkpointd scan` reads them back:
+//! `checkpoint-admin passcode` issues codes as QR images and `checkpointd scan` reads them back:
 //! the real binaries, real PNG files, every verdict the door will see.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on broken fixtures.
@@ -50,12 +50,12 @@ struct Issued {
 fn issue() -> Issued {
     let dir = TempDir::new("scan");
     ok(
-        "checkpoint-central",
+        "checkpoint-admin",
         &["passcode", "keygen", "--out", &dir.arg("keys")],
     );
     let png = dir.arg("code.png");
     let token = ok(
-        "checkpoint-central",
+        "checkpoint-admin",
         &[
             "passcode",
             "issue",
@@ -109,9 +109,16 @@ fn issued_code_scans_as_valid_green() {
 fn every_failure_has_its_own_reason() {
     let i = issue();
     let trust = i.dir.arg("keys/passcode.pub");
-    ok(
+    // The command's old home still takes it and hands it on to checkpoint-admin, saying so.
+    let moved = run(
         "checkpoint-central",
         &["passcode", "keygen", "--out", &i.dir.arg("other")],
+    );
+    let said = String::from_utf8_lossy(&moved.stderr);
+    assert!(moved.status.success(), "{said}");
+    assert!(
+        said.contains("is now `checkpoint-admin passcode`") && said.contains("key id"),
+        "{said}"
     );
 
     let (lines, code) = scan(&["--trust", &i.dir.arg("other"), "--at", T0, &i.png]);
@@ -201,10 +208,7 @@ fn unreadable_files_are_error_lines_and_exit_1() {
 fn issuer_refuses_bad_requests() {
     let i = issue();
     let keys = i.dir.arg("keys");
-    let out = run(
-        "checkpoint-central",
-        &["passcode", "keygen", "--out", &keys],
-    );
+    let out = run("checkpoint-admin", &["passcode", "keygen", "--out", &keys]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
     for (flag, value, message) in [
@@ -218,7 +222,7 @@ fn issuer_refuses_bad_requests() {
         ];
         let pos = args.iter().position(|a| *a == flag).unwrap();
         args[pos + 1] = value;
-        let out = run("checkpoint-central", &args);
+        let out = run("checkpoint-admin", &args);
         assert!(!out.status.success(), "{flag} {value} accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{flag} {value}: {stderr}");

@@ -18,53 +18,8 @@ use checkpoint_protocol::ids::BoxId;
 use checkpoint_protocol::records::Event;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    Temperature,
-    Fever,
-    Crowding,
-    BoxOffline,
-    Backlog,
-    TrustStale,
-    SequenceGap,
-    /// Not raised by a rule: messages held back by a channel's rate limit, merged for one
-    /// member (in the notification log only).
-    Digest,
-}
-
-impl AlertKind {
-    pub const ALL: [AlertKind; 7] = [
-        AlertKind::Temperature,
-        AlertKind::Fever,
-        AlertKind::Crowding,
-        AlertKind::BoxOffline,
-        AlertKind::Backlog,
-        AlertKind::TrustStale,
-        AlertKind::SequenceGap,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Temperature => "temperature",
-            AlertKind::Fever => "fever",
-            AlertKind::Crowding => "crowding",
-            AlertKind::BoxOffline => "box_offline",
-            AlertKind::Backlog => "backlog",
-            AlertKind::TrustStale => "trust_stale",
-            AlertKind::SequenceGap => "sequence_gap",
-            AlertKind::Digest => "digest",
-        }
-    }
-
-    /// Raised once and never resolved: a notice or an incident, not a condition.
-    pub fn one_shot(self) -> bool {
-        matches!(
-            self,
-            AlertKind::Temperature | AlertKind::Fever | AlertKind::SequenceGap | AlertKind::Digest
-        )
-    }
-}
+// The notification log names alerts by kind, so the kinds are part of the API.
+pub use checkpoint_api::notifications::AlertKind;
 
 /// A change of an alert: raised or resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ pub fn read_secret(
                 Some(dir) if f.is_relative() => Path::new(&dir).join(f),
                 _ => f.to_path_buf(),
             };
-            let bytes = crate::secrets::read_private(&path)?;
+            let bytes = checkpoint_pki::secrets::read_private(&path)?;
             String::from_utf8(bytes)
                 .map_err(|_| format!("{}: not UTF-8 text", path.display()))?
                 .trim()

@@ -8,12 +8,6 @@ use checkpoint_protocol::ids::BoxId;
 use super::*;
 use crate::gallery::{self, GalleryPublish};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GalleryPublished {
-    pub box_id: String,
-    pub bytes: usize,
-}
-
 pub(super) async fn publish_gallery(
     State(st): State<ApiState>,
     Path(box_id): Path<String>,

@@ -49,8 +49,8 @@ pub struct EventsQuery {
     pub after: Option<String>,
 }
 
-/// Most rows one page of events holds.
-pub const EVENTS_LIMIT: usize = crate::store::page::PAGE_MAX;
+// The API never asks the store for more than a page holds.
+const _: () = assert!(EVENTS_LIMIT <= crate::store::page::PAGE_MAX);
 
 fn one_of<T: serde::de::DeserializeOwned>(
     name: &str,
@@ -119,17 +119,6 @@ pub(super) async fn events(
         total,
         next: page.next.map(|c| c.to_string()),
     }))
-}
-
-/// What an import did (or, in a dry run, would do).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Imported {
-    /// Rows in the file.
-    pub imported: usize,
-    pub mode: roster::Mode,
-    pub dry_run: bool,
-    #[serde(default)]
-    pub change: roster::Change,
 }
 
 #[derive(Debug, Deserialize)]

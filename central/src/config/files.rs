@@ -17,7 +17,7 @@ fn private(field: &str, path: &Path, out: &mut Vec<String>) {
     if path.is_relative() {
         return;
     }
-    if let Err(e) = crate::secrets::read_private(path) {
+    if let Err(e) = checkpoint_pki::secrets::read_private(path) {
         out.push(format!("{field}: {e}"));
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 pub struct EmbeddedBrokerConfig {
     /// Where boxes connect (mutual TLS only).
     pub listen: SocketAddr,
-    /// The site PKI (`checkpoint-central pki`): `ca.pem`, `server.pem`/`.key` (naming the
+    /// The site PKI (`checkpoint-admin pki`): `ca.pem`, `server.pem`/`.key` (naming the
     /// address central connects to, or localhost), `clients/central.pem`/`.key`, `crl.pem`.
     pub pki_dir: PathBuf,
     /// The Mosquitto binary; found in /usr/sbin, /usr/bin or /usr/local/sbin when not given.
@@ -37,7 +37,7 @@ impl EmbeddedBrokerConfig {
         if self.tls.is_some() {
             out.push(format!(
                 "{p}.tls: replaced by `listen = \"ADDR:PORT\"` and `pki_dir` (the directory of \
-                 `checkpoint-central pki`, which holds the files tls named)"
+                 `checkpoint-admin pki`, which holds the files tls named)"
             ));
         }
         if self.pki_dir.as_os_str().is_empty() {

@@ -49,9 +49,9 @@ fn central_connects_over_loopback_to_a_wildcard_listener() {
 #[test]
 fn the_broker_certificate_must_name_the_address_central_connects_to() {
     let dir = tempfile::tempdir().unwrap();
-    let v = crate::pki::Validity::days(2).unwrap();
-    crate::pki::init(dir.path(), "CA", v).unwrap();
-    let ca = crate::pki::Ca::load(dir.path()).unwrap();
+    let v = checkpoint_pki::Validity::days(2).unwrap();
+    checkpoint_pki::init(dir.path(), "CA", v).unwrap();
+    let ca = checkpoint_pki::Ca::load(dir.path()).unwrap();
     let cert = dir.path().join("server.pem");
     ca.issue_server(&["broker.example".into()], v).unwrap();
     let e = server_host(&cert, IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap_err();

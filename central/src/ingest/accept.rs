@@ -76,7 +76,7 @@ impl LogThrottle {
 }
 
 /// The boxes central accepts messages from: those with a current certificate in the PKI
-/// directory (`boxes/`, see [`crate::pki::crl::registered`]), read again every few seconds so a
+/// directory (`boxes/`, see [`checkpoint_pki::crl::registered`]), read again every few seconds so a
 /// new box is accepted and a revoked one refused without a restart. Without a directory, every
 /// box the broker lets in is accepted.
 #[derive(Debug)]
@@ -109,7 +109,7 @@ impl Admits for KnownBoxes {
         };
         let stale = self.scanned.is_none_or(|t| now.duration_since(t) >= RESCAN);
         if stale {
-            match crate::pki::crl::registered(dir) {
+            match checkpoint_pki::crl::registered(dir) {
                 Ok(b) => self.boxes = b,
                 // Keep the last good list: a passing I/O error must not drop every event.
                 Err(error) => {
@@ -213,9 +213,9 @@ mod tests {
     #[test]
     fn only_boxes_with_a_current_certificate_are_known() {
         let dir = tempfile::tempdir().unwrap();
-        let v = crate::pki::Validity::days(2).unwrap();
-        crate::pki::init(dir.path(), "CA", v).unwrap();
-        let ca = crate::pki::Ca::load(dir.path()).unwrap();
+        let v = checkpoint_pki::Validity::days(2).unwrap();
+        checkpoint_pki::init(dir.path(), "CA", v).unwrap();
+        let ca = checkpoint_pki::Ca::load(dir.path()).unwrap();
         let (a, b): (BoxId, BoxId) = ("gate-a".parse().unwrap(), "gate-b".parse().unwrap());
         ca.issue_box(&a, v, false).unwrap();
         let mut known = KnownBoxes::new(Some(dir.path().to_path_buf()));

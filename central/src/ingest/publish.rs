@@ -84,7 +84,7 @@ async fn trust_once(
 /// Signs and publishes each gallery the API hands over, answering whether the broker took it.
 pub(super) async fn galleries(
     mut requests: tokio::sync::mpsc::Receiver<GalleryPublish>,
-    signer: Option<Arc<crate::signing::ConfigSigner>>,
+    signer: Option<Arc<checkpoint_pki::signing::ConfigSigner>>,
     session: Session,
     clock: SharedClock,
     stop: CancellationToken,
@@ -120,7 +120,7 @@ pub(super) async fn galleries(
 
 /// Wraps a gallery for its box and signs it (off the runtime: the serial is saved).
 async fn sign_gallery(
-    signer: Option<Arc<crate::signing::ConfigSigner>>,
+    signer: Option<Arc<checkpoint_pki::signing::ConfigSigner>>,
     g: &GalleryPublish,
     now: time::OffsetDateTime,
 ) -> Result<Vec<u8>, String> {

@@ -1,7 +1,7 @@
 //! The portable backup: everything central keeps, in a form any backend restores.
 //!
 //! # Format (version 2)
-//! The line `checkpoint-central backup 2\n`, then items, each one tag byte, a u32 BE length and
+//! The line `checkpoint-admin backup 2\n`, then items, each one tag byte, a u32 BE length and
 //! that many bytes of JSON:
 //! - `E` an event with when it was received (`{"received_ms": …, "event": {…}}`), `C` a
 //!   conflicting event in the same shape;
@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use super::{Doc, Docs, SeqState, StoreError};
 use crate::roster::{Person, Place};
 
-const MAGIC: &[u8] = b"checkpoint-central backup 2\n";
-const OLD_MAGIC: &[u8] = b"checkpoint-central backup 1\n";
+const MAGIC: &[u8] = b"checkpoint-admin backup 2\n";
+const OLD_MAGIC: &[u8] = b"checkpoint-admin backup 1\n";
 /// Longest item a backup may hold (a sanity bound on a corrupt length).
 const MAX_ITEM: u32 = 64 << 20;
 
@@ -194,7 +194,7 @@ pub fn read(
         ));
     }
     if magic != MAGIC {
-        return Err(bad("not a checkpoint-central backup"));
+        return Err(bad("not a checkpoint-admin backup"));
     }
     let mut summary = BackupSummary::default();
     loop {

@@ -43,7 +43,7 @@ pub(super) fn identity(cfg: &DaemonConfig) -> Option<Check> {
             "identity",
             Verdict::Fail,
             format!("the certificate {} is box {cn}'s, but this box is {id}", cert.display()),
-            &format!("install this box's own certificate (`checkpoint-central pki issue-box {id}`) or correct identity.box_id"),
+            &format!("install this box's own certificate (`checkpoint-admin pki issue-box {id}`) or correct identity.box_id"),
         ),
         Err(e) => not_ok("identity", Verdict::Fail, e, "check uplink.transport.cert"),
     })

@@ -100,7 +100,7 @@ fn a_restore_goes_into_place_only_whole() {
     // A backup of the sled store (format 1) says what to do.
     let e = SqliteStore::restore(
         &dir.path().join("c.sqlite"),
-        &mut &b"checkpoint-central backup 1\nrest"[..],
+        &mut &b"checkpoint-admin backup 1\nrest"[..],
     )
     .unwrap_err();
     assert!(e.to_string().contains("sled store"), "{e}");

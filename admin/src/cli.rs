@@ -1,4 +1,4 @@
-//! The `checkpoint-central` command line: its arguments and their parsing.
+//! The `checkpoint-admin` command line: its arguments and their parsing.
 //!
 //! Long on purpose: every subcommand's arguments, which clap reads as one tree.
 
@@ -14,13 +14,13 @@ use checkpoint_protocol::ids::SubjectId;
 use checkpoint_protocol::passcode::PassStatus;
 
 use crate::client::{Client, Output};
-use crate::config;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "checkpoint-central",
+    name = "checkpoint-admin",
     version,
-    about = "Checkpoint aggregator and pass-code issuer"
+    about = "Checkpoint operators' tooling: the site's keys and certificates, pass codes, and \
+             the running central's API (queries, roster, galleries, backups)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,18 +29,6 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Ingest every box's events into the store and acknowledge them end to end.
-    Serve {
-        #[arg(long, default_value = config::DEFAULT_PATH, value_name = "FILE")]
-        config: PathBuf,
-    },
-    /// Validate a configuration file and exit.
-    CheckConfig {
-        #[arg(value_name = "FILE", default_value = config::DEFAULT_PATH)]
-        file: PathBuf,
-    },
-    /// Print the documented example configuration.
-    PrintConfig,
     /// A person's trajectory: their events in time order, with places.
     Trace {
         #[arg(long, value_name = "ID")]
@@ -138,30 +126,6 @@ pub enum Command {
         format: BackupFormat,
         #[command(flatten)]
         api: ApiArgs,
-    },
-    /// Restore a backup into an empty store: a new data directory (SQLite), or the store a
-    /// configuration names (SQLite or PostgreSQL: how a site moves from one to the other).
-    Restore {
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The data directory (`data_dir` in the configuration); its store must not exist.
-        #[arg(
-            long,
-            value_name = "DIR",
-            required_unless_present = "config",
-            conflicts_with = "config"
-        )]
-        data_dir: Option<PathBuf>,
-        /// Or central's configuration: restores into the store its `[store]` names, which must
-        /// be empty (central stopped).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// For an encrypted backup: the age identity file holding the secret key.
-        #[arg(long, value_name = "FILE")]
-        identity: Option<PathBuf>,
-        /// For a backup encrypted under a passphrase: the file holding it.
-        #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
     },
     /// The site CA and certificates for mutual TLS (boxes, broker, central).
     #[command(subcommand)]

@@ -1,7 +1,8 @@
 //! How the CLI shows the API's answers.
 
 use super::{print, Output};
-use crate::api::{BoxRow, ContactRow, TrajectoryRow};
+use checkpoint_api::notifications::NotificationRow;
+use checkpoint_api::{BoxRow, ContactRow, TrajectoryRow};
 
 /// The trajectory table (or CSV / JSON).
 pub fn trajectory(rows: &[TrajectoryRow], out: Output) -> String {
@@ -138,7 +139,7 @@ pub fn boxes(rows: &[BoxRow], out: Output) -> String {
 }
 
 /// The notification log table (or CSV / JSON).
-pub fn notifications(rows: &[crate::api::NotificationRow], out: Output) -> String {
+pub fn notifications(rows: &[NotificationRow], out: Output) -> String {
     print(
         rows,
         &[

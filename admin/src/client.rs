@@ -6,8 +6,10 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::{
-    BoxRow, ContactRow, EventsPage, Imported, OccupancyDto, RevocationDto, TrajectoryRow,
+use checkpoint_api::notifications::NotificationRow;
+use checkpoint_api::roster::Imported;
+use checkpoint_api::{
+    BoxRow, ContactRow, EventsPage, GalleryPublished, OccupancyDto, RevocationDto, TrajectoryRow,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +106,7 @@ impl Client {
     pub fn backup(
         &self,
         out: &Path,
-        seal: &crate::sealed::Seal,
+        seal: &checkpoint_pki::sealed::Seal,
         sqlite: bool,
     ) -> Result<(u64, u64), ClientError> {
         let format = if sqlite { "sqlite" } else { "portable" };
@@ -145,7 +147,7 @@ impl Client {
         &self,
         box_id: &str,
         bytes: &[u8],
-    ) -> Result<crate::api::GalleryPublished, ClientError> {
+    ) -> Result<GalleryPublished, ClientError> {
         let url = format!("{}/api/v1/boxes/{box_id}/gallery", self.base);
         let resp = Self::agent()
             .post(&url)
@@ -155,10 +157,7 @@ impl Client {
         Self::answer(&url, resp)
     }
 
-    pub fn notifications(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<crate::api::NotificationRow>, ClientError> {
+    pub fn notifications(&self, limit: usize) -> Result<Vec<NotificationRow>, ClientError> {
         self.get("/api/v1/notifications", &[("limit", &limit.to_string())])
     }
 

@@ -1,4 +1,14 @@
-//! The site's PKI for mutual TLS between boxes, the broker and central.
+//! `checkpoint-pki`: a site's keys, shared by the server (`checkpoint-central`) and the
+//! operators' tooling (`checkpoint-admin`), which makes them.
+//!
+//! - The crate root: the site CA and the certificates for mutual TLS (below), with [`crl`].
+//! - [`issuer`]: the pass-code issuer key pair and code/QR generation.
+//! - [`signing`]: the configuration-signing key and serials for trust material and galleries.
+//! - [`sealed`]: encrypted backups (age: X25519 recipients or a passphrase).
+//! - [`secrets`]: secret files, read only when private (mode 0600).
+//!
+//! # The PKI
+//! Mutual TLS between boxes, the broker and central.
 //!
 //! One directory (default `/etc/checkpoint/pki`) holds:
 //! - `ca.pem`, `ca.key` (mode 0600): the site CA, valid [`CA_DAYS`] days by default;
@@ -37,9 +47,7 @@ pub const DEFAULT_DIR: &str = "/etc/checkpoint/pki";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error(
-        "no CA in {0}: create one with `checkpoint-central pki init --dir {0}` (or pass --dir)"
-    )]
+    #[error("no CA in {0}: create one with `checkpoint-admin pki init --dir {0}` (or pass --dir)")]
     NoCa(String),
     #[error("{0} already holds a CA; refusing to replace it (boxes trust the old one)")]
     CaExists(String),
@@ -286,6 +294,10 @@ impl Ca {
 }
 
 pub mod crl;
+pub mod issuer;
+pub mod sealed;
+pub mod secrets;
+pub mod signing;
 
 #[cfg(test)]
 mod tests;

@@ -96,12 +96,23 @@ impl CentralConfig {
 }
 
 impl CentralConfig {
+    /// How galleries would reach the boxes ([`crate::gallery::tls_only`]).
+    pub fn broker_path(&self) -> crate::gallery::BrokerPath {
+        use crate::gallery::BrokerPath;
+        match self.source() {
+            Some(Source::External(b))
+                if matches!(b.transport, checkpoint_link::Transport::Plain) =>
+            {
+                BrokerPath::Plain
+            }
+            Some(_) => BrokerPath::Tls,
+            None => BrokerPath::None,
+        }
+    }
+
     /// Where the SQLite store lives.
     pub fn sqlite_path(&self) -> PathBuf {
-        self.store
-            .path
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join(crate::store::sqlite::FILE))
+        self.store.sqlite_path(&self.data_dir)
     }
 }
 

@@ -24,7 +24,7 @@ use checkpoint_link::Transport;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::BrokerConfig;
+use crate::ingest::BrokerConfig;
 use checkpoint_pki::crl::CRL_FILE;
 
 /// The shipped broker configuration and ACL, the one source of the broker's rules.

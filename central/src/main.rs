@@ -198,7 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let cfg = config::CentralConfig::load(&config)?;
                     std::fs::create_dir_all(&cfg.data_dir)
                         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-                    let opened = store::open(&cfg)?;
+                    let opened = store::open(&cfg.store, &cfg.data_dir)?;
                     let s = opened.restore_from(&mut input).with_context(|| {
                         format!(
                             "restoring {} into the store of {}",

@@ -59,7 +59,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
     // Opening may connect to PostgreSQL, whose client blocks: off the runtime.
     let store: Arc<dyn Store> = {
         let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || crate::store::open(&cfg))
+        tokio::task::spawn_blocking(move || crate::store::open(&cfg.store, &cfg.data_dir))
             .await
             .map_err(|e| ServeError::Task(format!("opening the store: {e}")))??
     };
@@ -171,7 +171,7 @@ pub async fn run(cfg: CentralConfig, shutdown: impl Future<Output = ()>) -> Resu
         silent_after_s: cfg.ingest.box_silent.as_secs(),
         backup_dir: cfg.data_dir.clone(),
         galleries: gallery_tx,
-        galleries_allowed: crate::gallery::tls_only(&cfg),
+        galleries_allowed: crate::gallery::tls_only(cfg.broker_path()),
         site,
         clock: clock.clone(),
     };

@@ -338,31 +338,34 @@ pub(crate) fn direction_bit(d: checkpoint_protocol::records::Direction) -> i64 {
     }
 }
 
-/// Opens the store the configuration names.
-pub fn open(cfg: &crate::config::CentralConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    match cfg.store.kind {
-        crate::config::StoreKind::Sqlite => {
-            let old = cfg.data_dir.join("store").join("conf");
+/// Opens the store `[store]` names; a SQLite store lives in `data_dir` unless `path` says where.
+pub fn open(
+    cfg: &StoreConfig,
+    data_dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match cfg.kind {
+        StoreKind::Sqlite => {
+            let old = data_dir.join("store").join("conf");
             if old.exists() {
                 return Err(StoreError::Refused(format!(
                     "{} holds the sled store of an earlier release, which this release does not \
                      read: move it away (central then starts with an empty store)",
-                    cfg.data_dir.join("store").display()
+                    data_dir.join("store").display()
                 )));
             }
             Ok(std::sync::Arc::new(SqliteStore::open(
-                &cfg.sqlite_path(),
-                cfg.store.cache_bytes,
+                &cfg.sqlite_path(data_dir),
+                cfg.cache_bytes,
             )?))
         }
-        crate::config::StoreKind::Postgres => Ok(std::sync::Arc::new(PostgresStore::open(
-            &postgres_options(&cfg.store)?,
+        StoreKind::Postgres => Ok(std::sync::Arc::new(PostgresStore::open(
+            &postgres_options(cfg)?,
         )?)),
     }
 }
 
 /// The PostgreSQL connection `[store]` describes, with its secrets read from their files.
-pub fn postgres_options(cfg: &crate::config::StoreConfig) -> Result<PostgresOptions, StoreError> {
+pub fn postgres_options(cfg: &StoreConfig) -> Result<PostgresOptions, StoreError> {
     let url = cfg
         .url
         .clone()

@@ -189,3 +189,27 @@ fn the_old_integer_duration_keys_still_load_with_a_warning_each() {
         "{short}"
     );
 }
+
+#[test]
+fn galleries_need_tls_on_every_path() {
+    let base = |broker: &str| {
+        format!(
+            "data_dir = \"/d\"\n{broker}\n[api]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"/t\"\n"
+        )
+    };
+    let parse = |text: &str| CentralConfig::parse(text).unwrap();
+    let plain = parse(&base(
+        "[broker]\nhost = \"h\"\nport = 1\ntransport = { kind = \"plain\" }",
+    ));
+    assert!(crate::gallery::tls_only(plain.broker_path())
+        .unwrap_err()
+        .contains("without TLS"));
+    let tls = parse(&base(
+        "[broker]\nhost = \"h\"\nport = 1\ntransport = { kind = \"tls\", ca = \"/c\", cert = \"/c\", key = \"/k\" }",
+    ));
+    assert_eq!(crate::gallery::tls_only(tls.broker_path()), Ok(()));
+    let embedded = parse(&base(
+        "[embedded_broker]\nlisten = \"127.0.0.1:8883\"\npki_dir = \"/p\"",
+    ));
+    assert_eq!(crate::gallery::tls_only(embedded.broker_path()), Ok(()));
+}

@@ -1,7 +1,7 @@
 //! The `[store]` and `[retention]` sections of central's configuration: which database, and how
 //! long events are kept. Parsed and checked with the rest of the file by [`crate::config`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -68,6 +68,15 @@ pub struct StoreConfig {
     /// PostgreSQL: connections kept open.
     #[serde(default = "default_pool")]
     pub pool_size: u32,
+}
+
+impl StoreConfig {
+    /// Where a SQLite store lives: `path`, else `data_dir/central.sqlite`.
+    pub fn sqlite_path(&self, data_dir: &Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| data_dir.join(super::sqlite::FILE))
+    }
 }
 
 fn default_pool() -> u32 {

@@ -2,7 +2,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::alerts::webhook::Delivered;
-use crate::config::Facility;
+use crate::alerts::Facility;
 use crate::store::SqliteStore;
 
 #[test]

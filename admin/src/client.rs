@@ -28,10 +28,19 @@ pub enum Output {
     Csv,
 }
 
-#[derive(Debug)]
 pub struct Client {
     base: String,
-    token: String,
+    /// `Bearer TOKEN`, sent with every request.
+    authorization: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token: it is the key to every person's records.
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -42,8 +51,22 @@ impl Client {
         })?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
-            token: token.trim().to_string(),
+            authorization: format!("Bearer {}", token.trim()),
         })
+    }
+
+    /// A GET of `url` with the bearer token.
+    fn get_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        Self::agent()
+            .get(url)
+            .header("Authorization", &self.authorization)
+    }
+
+    /// A POST to `url` with the bearer token.
+    fn post_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        Self::agent()
+            .post(url)
+            .header("Authorization", &self.authorization)
     }
 
     fn agent() -> ureq::Agent {
@@ -83,18 +106,14 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let resp = Self::agent()
-            .post(&url)
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .send_json(body);
+        let resp = self.post_request(&url).send_json(body);
         Self::answer(&url, resp)
     }
 
     fn post_text<T: DeserializeOwned>(&self, path: &str, body: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let resp = Self::agent()
-            .post(&url)
-            .header("Authorization", &format!("Bearer {}", self.token))
+        let resp = self
+            .post_request(&url)
             .header("Content-Type", "text/csv")
             .send(body);
         Self::answer(&url, resp)
@@ -115,9 +134,8 @@ impl Client {
             url: url.clone(),
             message,
         };
-        let resp = Self::agent()
-            .get(&url)
-            .header("Authorization", &format!("Bearer {}", self.token))
+        let resp = self
+            .get_request(&url)
             .call()
             .map_err(|e| err(e.to_string()))?;
         if !resp.status().is_success() {
@@ -149,9 +167,8 @@ impl Client {
         bytes: &[u8],
     ) -> Result<GalleryPublished, ClientError> {
         let url = format!("{}/api/v1/boxes/{box_id}/gallery", self.base);
-        let resp = Self::agent()
-            .post(&url)
-            .header("Authorization", &format!("Bearer {}", self.token))
+        let resp = self
+            .post_request(&url)
             .header("Content-Type", "application/octet-stream")
             .send(bytes);
         Self::answer(&url, resp)
@@ -202,9 +219,7 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = Self::agent()
-            .get(&url)
-            .header("Authorization", &format!("Bearer {}", self.token));
+        let mut req = self.get_request(&url);
         for (k, v) in query {
             req = req.query(*k, *v);
         }
